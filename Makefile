@@ -1,0 +1,31 @@
+# Hearth — `make run` starts everything, `make test` runs the whole suite. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install bench-event-path events-doc clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Hearth needs Python 3.11+")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m shared.devstack run
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench-event-path: $(STAMP)
+	$(PY) bench/event_path.py $(BENCH_ARGS)
+
+events-doc: $(STAMP)
+	$(PY) -m shared.events.catalog > docs/events.asyncapi.json
+
+clean:
+	rm -rf $(VENV) .hearth

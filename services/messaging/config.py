@@ -1,0 +1,7 @@
+from typing import ClassVar
+
+from shared.config import HearthSettings
+
+
+class Settings(HearthSettings):
+    service_name: ClassVar[str] = "messaging"

@@ -1,0 +1,23 @@
+"""The notifications service: the inbox, unread counts and (later) push, email and webhooks."""
+
+from fastapi import FastAPI
+
+from services.notifications.config import Settings
+from services.notifications.inbox.consumers import social_consumer
+from services.notifications.inbox.router import router as inbox_router
+from shared.app import create_service_app
+from shared.directory import people_consumer
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    return create_service_app(
+        settings=settings, title="Hearth notifications", description="Notification inbox and unread counts.",
+        routers=[inbox_router], consumers=[people_consumer(settings), social_consumer(settings)])
+
+
+def __getattr__(name: str):
+    # `uvicorn services.notifications.main:app` builds the app on first access, not at import.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

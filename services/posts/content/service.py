@@ -1,0 +1,70 @@
+import re
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.posts.content.models import Post
+from services.posts.content.schemas import PostCreate
+from services.posts.people import service as people
+from shared.auth import CurrentUser
+from shared.context import client_var
+from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.events import PostCreated
+from shared.outbox import add_event
+
+# A mention is @handle not preceded by a word character (so emails are not mentions).
+MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._-]{0,63})", re.IGNORECASE)
+HASHTAG = re.compile(r"(?<![\w#&])#(\w{1,100})", re.UNICODE)
+EXCERPT_CHARS = 280
+
+
+class PostNotFound(NotFound):
+    code, title = "post-not-found", "Post not found"
+
+
+def parse_mentions(body: str) -> set[str]:
+    return {m.rstrip("._-").lower() for m in MENTION.findall(body)}
+
+
+def parse_hashtags(body: str) -> list[str]:
+    return sorted({t.lower() for t in HASHTAG.findall(body)})
+
+
+def excerpt(body: str) -> str:
+    flat = " ".join(body.split())
+    return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
+
+
+def can_read(post: Post, user: CurrentUser) -> bool:
+    """Company posts are readable by everyone signed in; followers-only ones by their author for now.
+
+    Follows and groups widen this when the graph lands; until then the safe answer is "author only".
+    """
+    return post.audience == "company" or post.author_id == user.id
+
+
+async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser) -> Post:
+    """Publish a post; mentioned people who can read it will be notified (post.created on social.v1)."""
+    if data.group_id is not None:
+        raise InvalidInput("Group posts are not available yet.", field="group_id")
+    if data.kind == "announcement" and not author.has_role("communications"):
+        raise Forbidden("Only communications staff and admins publish announcements.")
+    mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
+    post = Post(author_id=author.id, kind=data.kind, body=data.body, audience=data.audience,
+                mentions=[p.id for p in mentioned], hashtags=parse_hashtags(data.body), client=client_var.get())
+    session.add(post)
+    await session.flush()
+    readers = [p.id for p in mentioned if p.id != author.id and (post.audience == "company")]
+    await add_event(session, PostCreated(post_id=post.id, author_id=author.id, kind=post.kind, audience=post.audience,
+                                         excerpt=excerpt(post.body), mentions=readers, hashtags=post.hashtags,
+                                         created_at=post.created_at), subject=post.id, actor=author.id)
+    await session.commit()
+    return post
+
+
+async def get_readable(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> Post:
+    """The post if `user` may read it; 404 otherwise, so existence does not leak."""
+    post = await session.get(Post, post_id)
+    if post is None or not can_read(post, user):
+        raise PostNotFound()
+    return post

@@ -1,0 +1,39 @@
+"""The posts service: people, sign-in, the social graph and content."""
+
+from fastapi import FastAPI
+
+from services.posts.auth.router import router as auth_router
+from services.posts.auth.service import TokenIssuer, load_signing_key
+from services.posts.config import Settings
+from services.posts.content.router import router as content_router
+from services.posts.people import service as people
+from services.posts.people.router import router as people_router
+from shared.app import create_service_app
+from shared.auth import TokenVerifier
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    issuer = TokenIssuer(key=load_signing_key(settings), settings=settings)
+    # posts verifies its own tokens from the key it holds; no HTTP round trip to itself.
+    verifier = TokenVerifier(issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    verifier.load_jwks(issuer.jwks())
+
+    async def bootstrap_admin(app: FastAPI) -> None:
+        async with app.state.sessionmaker() as session:
+            await people.ensure_admin(session, email=settings.admin_email, password=settings.admin_password,
+                                      display_name=settings.admin_name)
+
+    app = create_service_app(
+        settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin],
+        description="People, sign-in, follows, groups, posts, feeds and search.",
+        routers=[auth_router, people_router, content_router])
+    app.state.token_issuer = issuer
+    return app
+
+
+def __getattr__(name: str):
+    # `uvicorn services.posts.main:app` builds the app on first access, not at import.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,32 @@
+from datetime import date, datetime
+from uuid import UUID
+
+from sqlalchemy import Column, DateTime, String
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Field
+from uuid6 import uuid7
+
+from services.posts.db import Table
+from shared.db import utcnow
+
+
+class Person(Table, table=True):
+    __tablename__ = "people"
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    email: str = Field(max_length=320, unique=True)  # stored lower-cased
+    handle: str = Field(max_length=64, unique=True)  # what @mentions use
+    display_name: str = Field(max_length=200)
+    title: str | None = Field(default=None, max_length=200)
+    department: str | None = Field(default=None, max_length=200, index=True)
+    location: str | None = Field(default=None, max_length=200, index=True)
+    manager_id: UUID | None = Field(default=None, foreign_key="people.id", index=True)
+    hire_date: date | None = None
+    leader: bool = False
+    official: bool = False
+    protected: bool = False
+    active: bool = True
+    roles: list[str] = Field(default_factory=lambda: ["member"], sa_column=Column(ARRAY(String(32)), nullable=False))
+    password_hash: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

@@ -1,0 +1,154 @@
+"""The frame every service app is built in: middleware, errors, health, metrics and the lifespan."""
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.auth import TokenVerifier
+from shared.config import HearthSettings
+from shared.context import CLIENT_HEADER, client_var, parse_client, request_id_var
+from shared.db import make_engine, make_sessionmaker
+from shared.errors import install_error_handlers, problem
+from shared.kafka import EventConsumer, make_producer, topic_map
+from shared.logging import configure_logging
+from shared.outbox import OutboxRelay
+
+log = structlog.get_logger("hearth.app")
+StartupHook = Callable[[FastAPI], Awaitable[None]]
+
+
+class RequestContextMiddleware:
+    """Request id and client into context (logs, events); refuse bodies over the size limit."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int):
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        tokens = (request_id_var.set(request_id), client_var.set(parse_client(headers.get(CLIENT_HEADER.lower()))))
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            declared = headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+                response = problem(413, "payload-too-large", "Payload too large",
+                                   f"The body exceeds {self.max_body_bytes} bytes.")
+                return await response(scope, receive, send)
+
+            received = 0
+
+            async def limited_receive():
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:  # a chunked body that never declared its length
+                    raise StarletteHTTPException(413, f"The body exceeds {self.max_body_bytes} bytes.")
+                return message
+
+            async def send_with_id(message):
+                if message["type"] == "http.response.start":
+                    message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                await send(message)
+
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+            request_id_var.reset(tokens[0])
+            client_var.reset(tokens[1])
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness")
+    async def healthz():
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: database and broker reachable")
+    async def readyz(request: Request):
+        checks = {"database": await _database_ok(request.app), "broker": await _broker_ok(request.app.state.settings)}
+        ready = all(checks.values())
+        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    return router
+
+
+async def _database_ok(app: FastAPI) -> bool:
+    try:
+        async with app.state.engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+        return True
+    except Exception:
+        return False
+
+
+async def _broker_ok(settings: HearthSettings) -> bool:
+    first = settings.kafka_bootstrap.split(",")[0]
+    parts = urlsplit(f"//{first}")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 9092), timeout=2)
+        writer.close()
+        return True
+    except (OSError, TimeoutError):
+        return False
+
+
+def create_service_app(*, settings: HearthSettings, title: str, description: str, routers: list[APIRouter],
+                       consumers: list[EventConsumer] = (), on_startup: list[StartupHook] = (),
+                       verifier: TokenVerifier | None = None) -> FastAPI:
+    """Build a service: its routers plus everything every service has in common."""
+    configure_logging(level=settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.service_database_url, pool_size=settings.database_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine, service=settings.service_name)
+        stop = asyncio.Event()
+        tasks = []
+        for hook in on_startup:
+            await hook(app)
+        if settings.run_background:
+            tasks.append(asyncio.create_task(_relay(settings).run(stop), name="outbox-relay"))
+            tasks += [asyncio.create_task(c.run(settings=settings, sessionmaker=app.state.sessionmaker, stop=stop),
+                                          name=c.name) for c in consumers]
+        log.info("service started", service=settings.service_name)
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await engine.dispose()
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.verifier = verifier or TokenVerifier(issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                                                   jwks_json=settings.jwks_json, jwks_url=settings.jwks_url)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics", "/healthz", "/readyz"]) \
+        .instrument(app).expose(app, include_in_schema=False)
+    app.include_router(_health_router())
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _relay(settings: HearthSettings) -> OutboxRelay:
+    dsn = settings.service_database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    return OutboxRelay(dsn=dsn, service=settings.service_name, producer_factory=lambda: make_producer(settings),
+                       topic_map=topic_map(settings))

@@ -1,0 +1,67 @@
+"""Settings common to every service; each service subclasses `HearthSettings` with its own fields."""
+
+from typing import ClassVar, Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+# Values that are fine on a laptop and must never reach production.
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "admin", "password", "secret", "hearth"}
+
+
+class HearthSettings(BaseSettings):
+    """Environment-driven settings (`HEARTH_*`); one instance per app, never read at import."""
+
+    model_config = SettingsConfigDict(env_prefix="HEARTH_", extra="ignore")
+
+    service_name: ClassVar[str] = "hearth"
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    # A server URL; the service's own database name replaces its path (one database per service).
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    database_prefix: str = "hearth_"
+    database_pool_size: int = 10
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Tansu (the development broker) fails aiokafka's idempotent producer; Apache Kafka supports it.
+    kafka_idempotence: bool = False
+    topic_people: str = "people.v1"
+    topic_social: str = "social.v1"
+    topic_activity: str = "activity.v1"
+    topic_messaging: str = "messaging.v1"
+    topic_notifications: str = "notifications.v1"
+    consumer_max_attempts: int = 5
+    # Where services other than posts fetch the token signing keys; or the JWKS document itself.
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwks_json: str = ""
+    jwt_issuer: str = "hearth"
+    jwt_audience: str = "hearth"
+    max_body_bytes: int = 1_048_576
+    log_json: bool = True
+    log_level: str = "INFO"
+    run_background: bool = True  # relay and consumers; tests of a single app switch it off
+
+    @property
+    def database_name(self) -> str:
+        return f"{self.database_prefix}{self.service_name}"
+
+    @property
+    def service_database_url(self) -> str:
+        url = make_url(self.database_url).set(drivername="postgresql+asyncpg", database=self.database_name)
+        return url.render_as_string(hide_password=False)
+
+    def secret_fields(self) -> dict[str, str]:
+        """Secrets that must not keep a placeholder value in production; services extend it."""
+        return {}
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self):
+        if self.env == "prod":
+            weak = [name for name, value in self.secret_fields().items() if value.strip().lower() in PLACEHOLDER_SECRETS]
+            if weak:
+                raise ValueError(f"placeholder secrets are not allowed when HEARTH_ENV=prod: {', '.join(weak)}")
+        return self
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.topic_people, self.topic_social, self.topic_activity, self.topic_messaging, self.topic_notifications]

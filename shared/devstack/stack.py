@@ -1,0 +1,117 @@
+"""Start the whole stack on one machine: databases, migrations, broker, topics and the four services."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from shared.auth import SigningKey
+from shared.config import HearthSettings
+from shared.kafka import ensure_topics
+from shared.migrations import REPO_ROOT, upgrade
+
+SERVICES = ("posts", "messaging", "notifications", "analytics")
+DEFAULT_PORTS = {"posts": 8001, "messaging": 8002, "notifications": 8003, "analytics": 8004}
+
+
+async def create_databases(server_url: str, names: list[str]) -> None:
+    """Create each database that does not exist yet (one per service)."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        for name in names:
+            if name not in existing:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_databases(server_url: str, names: list[str]) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def database_url(server_url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+    return make_url(server_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+
+
+def prepare_databases(server_url: str, prefix: str) -> None:
+    """Create each service's database and migrate it to head."""
+    asyncio.run(create_databases(server_url, [prefix + s for s in SERVICES]))
+    for service in SERVICES:
+        upgrade(service, database_url(server_url, prefix + service))
+
+
+def prepare_topics(bootstrap: str) -> None:
+    asyncio.run(ensure_topics(bootstrap, HearthSettings().topics))
+
+
+def signing_key_file(data_dir: Path) -> Path:
+    """The dev token-signing key, kept with the data so tokens survive a restart."""
+    path = data_dir / "jwt-signing.pem"
+    if not path.exists():
+        path.write_bytes(SigningKey.generate_pem())
+        path.chmod(0o600)
+    return path
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_file: Path | None = None
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        out = open(self.log_file, "ab") if self.log_file else None
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", f"services.{self.name}.main:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
+            cwd=REPO_ROOT, env=os.environ | self.env, stdout=out, stderr=subprocess.STDOUT if out else None)
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_file or 'output'}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not become healthy on {self.url}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def service_processes(*, server_url: str, prefix: str, bootstrap: str, key_file: Path, ports: dict[str, int],
+                      extra_env: dict[str, str] | None = None, log_dir: Path | None = None) -> list[ServiceProcess]:
+    common = {"HEARTH_DATABASE_URL": server_url, "HEARTH_DATABASE_PREFIX": prefix, "HEARTH_KAFKA_BOOTSTRAP": bootstrap,
+              "HEARTH_JWT_PRIVATE_KEY_FILE": str(key_file),
+              "HEARTH_JWKS_URL": f"http://127.0.0.1:{ports['posts']}/.well-known/jwks.json"} | (extra_env or {})
+    return [ServiceProcess(name, ports[name], common, log_file=(log_dir / f"{name}.log") if log_dir else None)
+            for name in SERVICES]
