@@ -1,0 +1,66 @@
+"""Test helpers every service's tests share: tokens, a savepoint session per test, an HTTP client."""
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from uuid import UUID
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.auth import SigningKey
+from shared.db import get_session
+from shared.events import Envelope
+from shared.outbox import outbox_table
+
+
+class TestKeys:
+    """A signing key for the test session: mints tokens every service under test accepts."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self):
+        self.pem = SigningKey.generate_pem()
+        self.key = SigningKey(self.pem)
+        self.jwks_json = json.dumps({"keys": [self.key.public_jwk()]})
+
+    def token(self, user_id: UUID, *, roles: list[str] = ("member",), scopes: list[str] | None = None,
+              ttl: timedelta = timedelta(minutes=15), key: SigningKey | None = None) -> str:
+        return (key or self.key).sign(subject=user_id, roles=list(roles), scopes=scopes, ttl=ttl,
+                                      issuer="hearth", audience="hearth")
+
+    def headers(self, user_id: UUID, **kwargs) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id, **kwargs)}"}
+
+
+@asynccontextmanager
+async def savepoint_sessionmaker(engine: AsyncEngine, *, service: str) -> AsyncIterator[async_sessionmaker]:
+    """Sessions whose commits are savepoints inside one transaction that is rolled back afterwards."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield async_sessionmaker(bind=connection, expire_on_commit=False, info={"service": service},
+                                     join_transaction_mode="create_savepoint")
+        finally:
+            await transaction.rollback()
+
+
+def client_for(app: FastAPI, sessionmaker: async_sessionmaker, **kwargs) -> httpx.AsyncClient:
+    """An HTTP client over the app in-process, its requests using the test's sessions."""
+
+    async def session_override() -> AsyncIterator[AsyncSession]:
+        async with sessionmaker() as session:
+            yield session
+
+    app.dependency_overrides[get_session] = session_override
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", **kwargs)
+
+
+async def outbox_events(session: AsyncSession, *, type: str | None = None) -> list[Envelope]:
+    """Events the code under test queued, oldest first."""
+    rows = await session.execute(select(outbox_table.c.payload).order_by(outbox_table.c.id))
+    events = [Envelope.from_bytes(r[0]) for r in rows]
+    return [e for e in events if type is None or e.type == type]

@@ -1,0 +1,119 @@
+from sqlalchemy import func, select
+
+from services.posts.content.models import Post
+from shared.testing import outbox_events
+
+
+async def count_posts(session) -> int:
+    return await session.scalar(select(func.count()).select_from(Post))
+
+
+async def test_post_with_mention_emits_post_created_for_readers(client, session, make_person, auth):
+    author = await make_person()
+    maria = await make_person(email="maria@corp.local")
+    response = await client.post("/api/v1/posts", headers=auth(author) | {"X-Hearth-Client": "ios"},
+                                 json={"body": "Great demo @maria and @nobody-here #Launch #launch", "kind": "praise"})
+    assert response.status_code == 201, response.text
+    post = response.json()
+    assert post["mentions"] == [str(maria.id)] and post["hashtags"] == ["launch"] and post["audience"] == "company"
+    [event] = await outbox_events(session, type="hearth.post.created")
+    assert event.subject == post["id"] and event.actor == author.id and event.client == "ios"
+    assert event.dataschema == "hearth.post.created/1"
+    payload = event.payload()
+    assert payload.mentions == [maria.id] and payload.kind == "praise" and payload.excerpt.startswith("Great demo")
+
+
+async def test_self_mention_and_emails_do_not_notify(client, session, make_person, auth):
+    author = await make_person(email="self@corp.local")
+    await make_person(email="corp@corp.local")
+    response = await client.post("/api/v1/posts", headers=auth(author), json={"body": "me @self, mail me at x@corp.local"})
+    assert response.status_code == 201
+    [event] = await outbox_events(session, type="hearth.post.created")
+    assert event.payload().mentions == []
+
+
+async def test_followers_only_post_is_hidden_from_others_and_mentions_nobody_yet(client, session, make_person, auth):
+    author = await make_person()
+    other = await make_person(email="peeker@corp.local")
+    response = await client.post("/api/v1/posts", headers=auth(author),
+                                 json={"body": "for my followers @peeker", "audience": "followers"})
+    assert response.status_code == 201
+    post_id = response.json()["id"]
+    assert (await client.get(f"/api/v1/posts/{post_id}", headers=auth(author))).status_code == 200
+    hidden = await client.get(f"/api/v1/posts/{post_id}", headers=auth(other))
+    assert hidden.status_code == 404 and hidden.json()["code"] == "post-not-found"
+    [event] = await outbox_events(session, type="hearth.post.created")
+    assert event.payload().mentions == []  # a mention must not leak a post its target cannot read
+
+
+async def test_company_post_is_readable_by_colleagues(client, make_person, auth):
+    author, reader = await make_person(), await make_person()
+    post_id = (await client.post("/api/v1/posts", headers=auth(author), json={"body": "hi all"})).json()["id"]
+    response = await client.get(f"/api/v1/posts/{post_id}", headers=auth(reader))
+    assert response.status_code == 200 and response.json()["body"] == "hi all"
+
+
+async def test_announcements_need_communications_role(client, session, make_person, auth):
+    member = await make_person()
+    comms = await make_person(roles=["communications"])
+    denied = await client.post("/api/v1/posts", headers=auth(member), json={"kind": "announcement", "body": "x"})
+    assert denied.status_code == 403
+    allowed = await client.post("/api/v1/posts", headers=auth(comms), json={"kind": "announcement", "body": "x"})
+    assert allowed.status_code == 201
+    assert await count_posts(session) == 1
+
+
+async def test_api_token_scopes_are_enforced(client, session, keys, make_person):
+    person = await make_person()
+    read_only = keys.headers(person.id, scopes=["posts:read"])
+    response = await client.post("/api/v1/posts", headers=read_only, json={"body": "from a bot"})
+    assert response.status_code == 403 and response.json()["required_scope"] == "posts:write"
+    writer = keys.headers(person.id, scopes=["posts:write"])
+    assert (await client.post("/api/v1/posts", headers=writer, json={"body": "from a bot"})).status_code == 201
+    assert await count_posts(session) == 1
+
+
+async def test_bad_input_gets_problem_json_and_changes_nothing(client, session, make_person, auth):
+    person = await make_person()
+    headers = auth(person)
+    cases = [
+        (dict(content=b'{"body": "unterminated', headers=headers | {"content-type": "application/json"}), 400,
+         "malformed-json"),
+        (dict(json={"body": 42}, headers=headers), 422, "validation-failed"),
+        (dict(json={"body": "   "}, headers=headers), 422, "validation-failed"),
+        (dict(json={"body": "x", "audience": "everyone"}, headers=headers), 422, "validation-failed"),
+        (dict(json={"body": "x", "surprise": 1}, headers=headers), 422, "validation-failed"),
+        (dict(json={"body": "x" * 20_001}, headers=headers), 422, "validation-failed"),
+        (dict(content=b"x" * 1_100_000, headers=headers | {"content-type": "application/json"}), 413,
+         "payload-too-large"),
+        (dict(json={"body": "x"}), 401, "unauthorized"),
+    ]
+    for kwargs, status, code in cases:
+        response = await client.post("/api/v1/posts", **kwargs)
+        assert response.status_code == status, (code, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["code"] == code and body["status"] == status and body["title"] and body["detail"]
+    assert await count_posts(session) == 0
+    invalid = await client.post("/api/v1/posts", json={"body": 42}, headers=headers)
+    assert invalid.json()["errors"][0]["loc"] == ["body", "body"]
+
+
+async def test_chunked_oversize_body_is_413(client, session, make_person, auth):
+    person = await make_person()
+
+    async def chunks():
+        for _ in range(40):
+            yield b"x" * 65_536
+
+    response = await client.post("/api/v1/posts", content=chunks(),
+                                 headers=auth(person) | {"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["code"] == "payload-too-large"
+    assert await count_posts(session) == 0
+
+
+async def test_unknown_route_and_wrong_method_are_problems(client):
+    missing = await client.get("/api/v1/nothing-here")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    wrong = await client.delete("/auth/login")
+    assert wrong.status_code == 405 and wrong.json()["code"] == "method-not-allowed"
