@@ -1,0 +1,71 @@
+from uuid6 import uuid7
+
+from services.notifications.inbox.consumers import social_consumer
+from tests.events import post_created
+
+
+async def deliver(settings, sessionmaker, envelope) -> bool:
+    """Apply an event the way the consumer loop does (dedupe row + effect in one transaction)."""
+    consumer = social_consumer(settings)
+    return await consumer.apply(sessionmaker, envelope, envelope.payload(), consumer.handlers[envelope.type])
+
+
+async def test_mention_creates_one_notification_even_when_redelivered(settings, sessionmaker, client, keys):
+    author, maria = uuid7(), uuid7()
+    event = post_created(author, [maria, author])
+    assert await deliver(settings, sessionmaker, event) is True
+    assert await deliver(settings, sessionmaker, event) is False  # redelivery: dedupe, no second effect
+    response = await client.get("/api/v1/notifications", headers=keys.headers(maria))
+    [item] = response.json()["items"]
+    assert item["kind"] == "mention" and item["actor_id"] == str(author)
+    assert item["subject_id"] == event.subject and item["read_at"] is None
+    author_inbox = await client.get("/api/v1/notifications", headers=keys.headers(author))
+    assert author_inbox.json()["items"] == []  # no notification for mentioning yourself
+
+
+async def test_inbox_pages_newest_first_with_cursor(settings, sessionmaker, client, keys):
+    maria = uuid7()
+    for _ in range(5):
+        await deliver(settings, sessionmaker, post_created(uuid7(), [maria]))
+    headers = keys.headers(maria)
+    first = (await client.get("/api/v1/notifications?limit=3", headers=headers)).json()
+    second = (await client.get(f"/api/v1/notifications?limit=3&cursor={first['next_cursor']}", headers=headers)).json()
+    assert len(first["items"]) == 3 and len(second["items"]) == 2 and second["next_cursor"] is None
+    times = [i["created_at"] for i in first["items"] + second["items"]]
+    assert times == sorted(times, reverse=True)
+    assert len({i["id"] for i in first["items"] + second["items"]}) == 5
+
+
+async def test_mark_read_and_unread_count(settings, sessionmaker, client, keys):
+    maria = uuid7()
+    for _ in range(3):
+        await deliver(settings, sessionmaker, post_created(uuid7(), [maria]))
+    headers = keys.headers(maria)
+    assert (await client.get("/api/v1/notifications/unread-count", headers=headers)).json() == {"unread": 3}
+    first = (await client.get("/api/v1/notifications", headers=headers)).json()["items"][0]
+    read = await client.post(f"/api/v1/notifications/{first['id']}/read", headers=headers)
+    assert read.status_code == 200 and read.json()["read_at"] is not None
+    assert (await client.get("/api/v1/notifications/unread-count", headers=headers)).json() == {"unread": 2}
+    unread = (await client.get("/api/v1/notifications?unread=true", headers=headers)).json()["items"]
+    assert first["id"] not in {i["id"] for i in unread} and len(unread) == 2
+    assert (await client.post("/api/v1/notifications/read-all", headers=headers)).status_code == 204
+    assert (await client.get("/api/v1/notifications/unread-count", headers=headers)).json() == {"unread": 0}
+
+
+async def test_someone_elses_notification_is_404_and_stays_unread(settings, sessionmaker, client, keys):
+    maria, mallory = uuid7(), uuid7()
+    await deliver(settings, sessionmaker, post_created(uuid7(), [maria]))
+    [item] = (await client.get("/api/v1/notifications", headers=keys.headers(maria))).json()["items"]
+    stolen = await client.post(f"/api/v1/notifications/{item['id']}/read", headers=keys.headers(mallory))
+    assert stolen.status_code == 404 and stolen.json()["code"] == "notification-not-found"
+    assert (await client.get("/api/v1/notifications", headers=keys.headers(mallory))).json()["items"] == []
+    await client.post("/api/v1/notifications/read-all", headers=keys.headers(mallory))
+    assert (await client.get("/api/v1/notifications/unread-count", headers=keys.headers(maria))).json() == {"unread": 1}
+
+
+async def test_inbox_requires_a_token_and_a_valid_cursor(client, keys):
+    assert (await client.get("/api/v1/notifications")).status_code == 401
+    bad = await client.get("/api/v1/notifications?cursor=garbage", headers=keys.headers(uuid7()))
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid-input"
+    too_many = await client.get("/api/v1/notifications?limit=1000", headers=keys.headers(uuid7()))
+    assert too_many.status_code == 422

@@ -1,0 +1,67 @@
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy import Column, DateTime, MetaData, Table
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from uuid6 import uuid7
+
+from services.posts.config import Settings as PostsSettings
+from services.posts.content.service import excerpt, parse_hashtags, parse_mentions
+from shared.context import parse_client
+from shared.errors import InvalidInput, install_error_handlers
+from shared.pagination import decode_cursor, encode_cursor
+
+_t = Table("t", MetaData(), Column("created_at", DateTime(timezone=True)), Column("id", PG_UUID(as_uuid=True)))
+COLUMNS = [_t.c.created_at, _t.c.id]
+
+
+def test_cursor_round_trips_and_rejects_tampering():
+    values = [datetime(2026, 11, 23, 9, 0, tzinfo=UTC), uuid7()]
+    assert decode_cursor(encode_cursor(values), COLUMNS) == values
+    for bad in ("garbage", encode_cursor([1]), encode_cursor(["yesterday", "x"])):
+        with pytest.raises(InvalidInput):
+            decode_cursor(bad, COLUMNS)
+
+
+def test_client_header_is_normalised():
+    assert parse_client("iOS") == "ios"
+    assert parse_client("api/zapier-bridge") == "api/zapier-bridge"
+    assert parse_client("<script>") == "unknown"
+    assert parse_client(None) is None
+
+
+def test_mentions_hashtags_and_excerpt():
+    body = "Thanks @Maria.Lopez, @bob! mail a@b.com #Launch #launch #2026 &#39;"
+    assert parse_mentions(body) == {"maria.lopez", "bob"}
+    assert parse_hashtags(body) == ["2026", "launch"]
+    assert excerpt("a  b\n\nc") == "a b c"
+    assert len(excerpt("x" * 1000)) == 280
+
+
+def test_production_refuses_placeholder_secrets():
+    with pytest.raises(ValidationError, match="HEARTH_ADMIN_PASSWORD"):
+        PostsSettings(env="prod", jwt_private_key="pem", scim_token="s3cr3t-token-value")
+    with pytest.raises(ValidationError, match="JWT_PRIVATE_KEY"):
+        PostsSettings(env="prod", admin_password="a-real-password", scim_token="s3cr3t-token-value")
+    ok = PostsSettings(env="prod", admin_password="a-real-password", scim_token="s3cr3t-token-value",
+                       jwt_private_key="pem")
+    assert ok.env == "prod"
+    assert PostsSettings(env="dev").admin_password == "change-me"  # fine on a laptop
+
+
+async def test_unhandled_errors_are_500_problems_without_internals():
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("secret database password in this message")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500 and response.headers["content-type"] == "application/problem+json"
+    assert "secret" not in response.text and response.json()["code"] == "internal-error"
