@@ -78,6 +78,7 @@ class EventConsumer:
     handlers: dict[str, Handler]
     max_attempts: int = 5
     retry_base_seconds: float = 0.1
+    received: int = field(default=0, init=False)
     processed: int = field(default=0, init=False)
     dead_lettered: int = field(default=0, init=False)
 
@@ -105,6 +106,7 @@ class EventConsumer:
 
     async def handle_record(self, record, *, sessionmaker: async_sessionmaker, dlq: AIOKafkaProducer) -> None:
         """Apply one record: decode, dedupe, handle with retries, dead-letter when it keeps failing."""
+        self.received += 1
         try:
             envelope = Envelope.from_bytes(record.value)
             handler = self.handlers.get(envelope.type)

@@ -9,7 +9,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Nobody listens there. SO_REUSEADDR as servers set it, so closed connections in TIME_WAIT
+    (a broker restarted on its old port) do not count as taken."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
             return True
