@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import HearthSettings
 from shared.db import NAMING_CONVENTION
-from shared.events import Envelope, PersonCreated, PersonSnapshot, PersonUpdated
+from shared.events import Envelope, EventData, PersonSnapshot
 from shared.kafka import EventConsumer
 
 directory_metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -38,20 +38,24 @@ directory_people = Table(
 async def upsert_person(session: AsyncSession, person: PersonSnapshot) -> None:
     """Apply a snapshot unless a newer one is already stored (events of one person arrive in order,
     but a replayed old event must not roll the directory back)."""
-    values = person.model_dump()
+    values = person.model_dump(include=set(directory_people.c.keys()))
     stmt = insert(directory_people).values(**values)
     stmt = stmt.on_conflict_do_update(index_elements=[directory_people.c.id], set_=values,
                                       where=directory_people.c.updated_at <= stmt.excluded.updated_at)
     await session.execute(stmt)
 
 
-async def _on_person(session: AsyncSession, envelope: Envelope, payload: PersonCreated | PersonUpdated) -> None:
+async def _on_person(session: AsyncSession, envelope: Envelope, payload: EventData) -> None:
     await upsert_person(session, payload.person)
+
+
+PERSON_SNAPSHOT_EVENTS = ("hearth.person.created", "hearth.person.updated", "hearth.person.deactivated",
+                          "hearth.person.reactivated")
 
 
 def people_consumer(settings: HearthSettings) -> EventConsumer:
     return EventConsumer(name=f"{settings.service_name}.directory", topics=[settings.topic_people],
-                         handlers={"hearth.person.created": _on_person, "hearth.person.updated": _on_person},
+                         handlers={t: _on_person for t in PERSON_SNAPSHOT_EVENTS},
                          max_attempts=settings.consumer_max_attempts)
 
 

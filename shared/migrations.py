@@ -21,7 +21,7 @@ def alembic_config(service: str, database_url: str | None = None) -> Config:
     return config
 
 
-def upgrade(service: str, database_url: str, revision: str = "head") -> None:
+def upgrade(service: str, database_url: str, revision: str = "heads") -> None:
     """Migrate one service's database (blocking; run it in a thread from async code)."""
     command.upgrade(alembic_config(service, database_url), revision)
 

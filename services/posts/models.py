@@ -1,7 +1,9 @@
-"""Every table of the service, imported in one place for Alembic."""
+"""Every table of the service, imported in one place for Alembic: each domain's models module."""
 
-from services.posts.auth.models import RefreshToken
-from services.posts.content.models import Post
-from services.posts.people.models import Person
+import importlib
+import pkgutil
+from pathlib import Path
 
-__all__ = ["Person", "Post", "RefreshToken"]
+for _domain in pkgutil.iter_modules([str(Path(__file__).parent)]):
+    if _domain.ispkg and (Path(__file__).parent / _domain.name / "models.py").exists():
+        importlib.import_module(f"services.posts.{_domain.name}.models")

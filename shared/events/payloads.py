@@ -31,8 +31,11 @@ class PersonSnapshot(BaseModel):
     title: str | None = None
     department: str | None = None
     location: str | None = None
+    country: str | None = None
+    time_zone: str | None = None
     manager_id: UUID | None = None
     hire_date: date | None = None
+    skills: list[str] = []
     leader: bool = False
     official: bool = False
     protected: bool = False
@@ -70,6 +73,144 @@ class PostCreated(EventData):
     created_at: datetime
 
 
+class PersonDeactivated(EventData):
+    """Deactivated (SCIM `active: false` or delete): sign-in has stopped; other services hide the person."""
+
+    TOPIC = "people"
+    type: Literal["hearth.person.deactivated"] = "hearth.person.deactivated"
+    person: PersonSnapshot
+
+
+class PersonReactivated(EventData):
+    TOPIC = "people"
+    type: Literal["hearth.person.reactivated"] = "hearth.person.reactivated"
+    person: PersonSnapshot
+
+
+class ApiTokenRevoked(EventData):
+    """An integrator token was revoked; every service must refuse it from now on."""
+
+    TOPIC = "people"
+    type: Literal["hearth.api_token.revoked"] = "hearth.api_token.revoked"
+    token_id: UUID
+    person_id: UUID
+
+
+class FollowCreated(EventData):
+    """`follower_id` now follows `followee_id` (directly, or by an approved request)."""
+
+    TOPIC = "social"
+    type: Literal["hearth.follow.created"] = "hearth.follow.created"
+    follower_id: UUID
+    followee_id: UUID
+    via_request: bool = False
+
+
+class FollowRemoved(EventData):
+    TOPIC = "social"
+    type: Literal["hearth.follow.removed"] = "hearth.follow.removed"
+    follower_id: UUID
+    followee_id: UUID
+    reason: Literal["unfollowed", "removed_by_followee", "deactivated"] = "unfollowed"
+
+
+class FollowRequested(EventData):
+    """A follow request to a protected account, waiting for its owner."""
+
+    TOPIC = "social"
+    type: Literal["hearth.follow.requested"] = "hearth.follow.requested"
+    request_id: UUID
+    follower_id: UUID
+    followee_id: UUID
+
+
+class FollowRequestClosed(EventData):
+    """A pending request ended without a follow (denied, or cancelled by its sender)."""
+
+    TOPIC = "social"
+    type: Literal["hearth.follow_request.closed"] = "hearth.follow_request.closed"
+    request_id: UUID
+    follower_id: UUID
+    followee_id: UUID
+    outcome: Literal["denied", "cancelled"]
+
+
+class GroupSnapshot(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: UUID
+    name: str
+    description: str = ""
+    visibility: Literal["public", "private", "secret"]
+    official: bool = False
+    all_company: bool = False
+    admins_only_posting: bool = False
+    archived: bool = False
+    updated_at: datetime
+
+
+class GroupCreated(EventData):
+    TOPIC = "social"
+    type: Literal["hearth.group.created"] = "hearth.group.created"
+    group: GroupSnapshot
+
+
+class GroupUpdated(EventData):
+    """Settings changed (name, visibility, posting, archived): carries the whole snapshot."""
+
+    TOPIC = "social"
+    type: Literal["hearth.group.updated"] = "hearth.group.updated"
+    group: GroupSnapshot
+    changed: list[str] = []
+
+
+class GroupMemberAdded(EventData):
+    TOPIC = "social"
+    type: Literal["hearth.group.member_added"] = "hearth.group.member_added"
+    group_id: UUID
+    person_id: UUID
+    role: Literal["owner", "admin", "member"]
+    via: Literal["created", "joined", "invite", "request_approved", "added", "provisioned"]
+
+
+class GroupMemberRemoved(EventData):
+    TOPIC = "social"
+    type: Literal["hearth.group.member_removed"] = "hearth.group.member_removed"
+    group_id: UUID
+    person_id: UUID
+    reason: Literal["left", "removed", "deactivated", "deprovisioned"]
+
+
+class GroupMemberRoleChanged(EventData):
+    TOPIC = "social"
+    type: Literal["hearth.group.member_role_changed"] = "hearth.group.member_role_changed"
+    group_id: UUID
+    person_id: UUID
+    role: Literal["owner", "admin", "member"]
+
+
+class GroupJoinRequested(EventData):
+    """Someone asked to join a private group; its admins decide."""
+
+    TOPIC = "social"
+    type: Literal["hearth.group.join_requested"] = "hearth.group.join_requested"
+    request_id: UUID
+    group_id: UUID
+    person_id: UUID
+
+
+class GroupInvited(EventData):
+    TOPIC = "social"
+    type: Literal["hearth.group.invited"] = "hearth.group.invited"
+    invite_id: UUID
+    group_id: UUID
+    person_id: UUID
+    inviter_id: UUID
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
-    cls.model_fields["type"].default: cls for cls in (PersonCreated, PersonUpdated, PostCreated)
+    cls.model_fields["type"].default: cls for cls in (
+        PersonCreated, PersonUpdated, PersonDeactivated, PersonReactivated, ApiTokenRevoked, PostCreated,
+        FollowCreated, FollowRemoved, FollowRequested, FollowRequestClosed, GroupCreated, GroupUpdated,
+        GroupMemberAdded, GroupMemberRemoved, GroupMemberRoleChanged, GroupJoinRequested, GroupInvited)
 }

@@ -32,6 +32,8 @@ def test_committed_catalogue_matches_the_models():
 def test_catalogue_lists_every_type_on_its_topic():
     import json
     doc = json.loads(render())
-    assert set(doc["channels"]["social.v1"]["messages"]) == {"hearth.post.created"}
+    social = set(doc["channels"]["social.v1"]["messages"])
+    assert {"hearth.post.created", "hearth.follow.created", "hearth.group.member_added"} <= social
+    assert "hearth.person.created" not in social and "hearth.person.created" in doc["channels"]["people.v1"]["messages"]
     assert "PostCreated" in doc["components"]["schemas"]
     assert doc["components"]["schemas"]["PostCreated"]["properties"]["type"]["const"] == "hearth.post.created"

@@ -5,7 +5,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.posts.content.models import Post
 from services.posts.content.schemas import PostCreate
+from services.posts.graph import service as graph
 from services.posts.people import service as people
+from services.posts.people.models import Person
 from shared.auth import CurrentUser
 from shared.context import client_var
 from shared.errors import Forbidden, InvalidInput, NotFound
@@ -35,12 +37,26 @@ def excerpt(body: str) -> str:
     return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
 
 
-def can_read(post: Post, user: CurrentUser) -> bool:
-    """Company posts are readable by everyone signed in; followers-only ones by their author for now.
+async def _restricted_to_followers(session: AsyncSession, post: Post) -> bool:
+    """Followers-only posts, and every post of a protected account, are for approved followers."""
+    if post.audience == "followers":
+        return True
+    author = await session.get(Person, post.author_id)
+    return author is not None and author.protected
 
-    Follows and groups widen this when the graph lands; until then the safe answer is "author only".
-    """
-    return post.audience == "company" or post.author_id == user.id
+
+async def readers_among(session: AsyncSession, post: Post, people_ids: list[UUID]) -> list[UUID]:
+    """Which of `people_ids` may read `post` (used to keep mentions from leaking a post)."""
+    if not await _restricted_to_followers(session, post):
+        return list(people_ids)
+    followers = await graph.follower_ids(session, followee_id=post.author_id, among=people_ids)
+    return [p for p in people_ids if p in followers or p == post.author_id]
+
+
+async def can_read(session: AsyncSession, post: Post, user: CurrentUser) -> bool:
+    if post.author_id == user.id:
+        return True
+    return bool(await readers_among(session, post, [user.id]))
 
 
 async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser) -> Post:
@@ -54,7 +70,7 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
                 mentions=[p.id for p in mentioned], hashtags=parse_hashtags(data.body), client=client_var.get())
     session.add(post)
     await session.flush()
-    readers = [p.id for p in mentioned if p.id != author.id and (post.audience == "company")]
+    readers = [p for p in await readers_among(session, post, [p.id for p in mentioned]) if p != author.id]
     await add_event(session, PostCreated(post_id=post.id, author_id=author.id, kind=post.kind, audience=post.audience,
                                          excerpt=excerpt(post.body), mentions=readers, hashtags=post.hashtags,
                                          created_at=post.created_at), subject=post.id, actor=author.id)
@@ -65,6 +81,6 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
 async def get_readable(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> Post:
     """The post if `user` may read it; 404 otherwise, so existence does not leak."""
     post = await session.get(Post, post_id)
-    if post is None or not can_read(post, user):
+    if post is None or not await can_read(session, post, user):
         raise PostNotFound()
     return post

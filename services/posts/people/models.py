@@ -19,9 +19,19 @@ class Person(Table, table=True):
     display_name: str = Field(max_length=200)
     title: str | None = Field(default=None, max_length=200)
     department: str | None = Field(default=None, max_length=200, index=True)
-    location: str | None = Field(default=None, max_length=200, index=True)
+    location: str | None = Field(default=None, max_length=200, index=True)  # site / office
+    country: str | None = Field(default=None, max_length=2)  # ISO 3166-1 alpha-2
+    time_zone: str | None = Field(default=None, max_length=64)  # IANA name
     manager_id: UUID | None = Field(default=None, foreign_key="people.id", index=True)
     hire_date: date | None = None
+    skills: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(String(100)), nullable=False,
+                                                                      server_default="{}"))
+    bio: str | None = Field(default=None, max_length=2000)
+    avatar_url: str | None = Field(default=None, max_length=1000)
+    pronouns: str | None = Field(default=None, max_length=40)
+    employee_number: str | None = Field(default=None, max_length=64)
+    organization: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, max_length=200, unique=True)  # the identity provider's id (SCIM)
     leader: bool = False
     official: bool = False
     protected: bool = False

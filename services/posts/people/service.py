@@ -1,16 +1,23 @@
 import re
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, text
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.posts.auth.models import RefreshToken
 from services.posts.auth.passwords import hash_password
 from services.posts.people.models import Person
-from services.posts.people.schemas import PersonCreate
+from services.posts.people.schemas import AdminFields, PersonCreate
+from shared.db import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.events import PersonCreated, PersonSnapshot
+from shared.events import PersonCreated, PersonDeactivated, PersonReactivated, PersonSnapshot, PersonUpdated
 from shared.outbox import add_event
+from shared.pagination import PageParams, paginate
+
+MAX_CHAIN = 50  # deepest management chain we walk; deeper means bad data, not a real company
 
 
 class PersonNotFound(NotFound):
@@ -49,18 +56,29 @@ async def _free_handle(session: AsyncSession, email: str) -> str:
     return next(f"{base}{n}" for n in range(2, len(taken) + 3) if f"{base}{n}" not in taken)
 
 
-async def create(session: AsyncSession, *, data: PersonCreate, actor: UUID | None) -> Person:
+def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
+    values = dict(fields)
+    if values.get("avatar_url") is not None:
+        values["avatar_url"] = str(values["avatar_url"])
+    if "roles" in values and values["roles"] is not None:
+        values["roles"] = sorted(set(values["roles"]) | {"member"})
+    if "skills" in values and values["skills"] is not None:
+        values["skills"] = list(dict.fromkeys(s.strip() for s in values["skills"] if s.strip()))
+    return values
+
+
+async def create(session: AsyncSession, *, data: PersonCreate, actor: UUID | None, commit: bool = True) -> Person:
     """Create a person and announce them on people.v1."""
-    email = str(data.email).strip().lower()
+    email = data.email
     if await get_by_email(session, email=email) is not None:
         raise EmailTaken(f"{email} already belongs to someone.")
     if data.manager_id is not None:
         await get_or_raise(session, person_id=data.manager_id)
-    handle = data.handle or await _free_handle(session, email)
-    if data.handle and await session.scalar(select(func.count()).where(Person.handle == handle)):
-        raise Conflict(f"The handle {handle} is taken.", field="handle")
-    person = Person(**data.model_dump(exclude={"email", "handle", "password", "roles"}), email=email, handle=handle,
-                    roles=sorted(set(data.roles) | {"member"}),
+    if data.handle and await session.scalar(select(func.count()).where(Person.handle == data.handle)):
+        raise Conflict(f"The handle {data.handle} is taken.", field="handle")
+    fields = data.model_dump(exclude={"handle", "password", "protected"}, exclude_none=True)
+    person = Person(**_column_values(fields), handle=data.handle or await _free_handle(session, email),
+                    protected=bool(data.protected),
                     password_hash=hash_password(data.password) if data.password else None)
     session.add(person)
     try:
@@ -68,8 +86,123 @@ async def create(session: AsyncSession, *, data: PersonCreate, actor: UUID | Non
     except IntegrityError:
         raise EmailTaken(f"{email} already belongs to someone.")
     await add_event(session, PersonCreated(person=snapshot(person)), subject=person.id, actor=actor)
-    await session.commit()
+    if commit:
+        await session.commit()
     return person
+
+
+async def _check_manager(session: AsyncSession, person: Person, manager_id: UUID | None) -> None:
+    """The manager exists and is not the person or one of their reports (no cycles in the org chart)."""
+    if manager_id is None:
+        return
+    manager = await get_or_raise(session, person_id=manager_id)
+    chain = [manager] + await management_chain(session, person=manager)
+    if any(m.id == person.id for m in chain):
+        raise InvalidInput("A person cannot report to themselves or to one of their reports.", field="manager_id")
+
+
+async def update(session: AsyncSession, *, person: Person, changes: AdminFields | dict, actor: UUID | None,
+                 commit: bool = True) -> Person:
+    """Apply profile changes (already authorized) and publish the new snapshot with what changed."""
+    fields = changes.model_dump(exclude_unset=True) if isinstance(changes, AdminFields) else dict(changes)
+    values = _column_values(fields)
+    if "email" in values and values["email"] != person.email:
+        if values["email"] is None or await get_by_email(session, email=values["email"]) is not None:
+            raise EmailTaken(f"{values['email']} already belongs to someone.")
+    if "manager_id" in values and values["manager_id"] != person.manager_id:
+        await _check_manager(session, person, values["manager_id"])
+    for required in ("display_name", "email"):
+        if required in values and values[required] is None:
+            raise InvalidInput(f"{required} cannot be empty.", field=required)
+    changed = sorted(k for k, v in values.items() if getattr(person, k) != v)
+    if "protected" in changed and not values["protected"]:
+        from services.posts.graph import service as graph  # the graph builds on people, not the reverse
+        await graph.approve_all_requests(session, followee=person, actor=actor)
+    for key in changed:
+        setattr(person, key, values[key])
+    if changed:
+        person.updated_at = utcnow()
+        await session.flush()
+        await add_event(session, PersonUpdated(person=snapshot(person), changed=changed), subject=person.id,
+                        actor=actor)
+    if commit:
+        await session.commit()
+    return person
+
+
+async def set_password(session: AsyncSession, *, person: Person, password: str) -> None:
+    if len(password) < 8:
+        raise InvalidInput("A password needs at least 8 characters.", field="password")
+    person.password_hash = hash_password(password)
+    await _revoke_sessions(session, person.id)  # a new password ends every other sign-in
+
+
+async def deactivate(session: AsyncSession, *, person: Person, actor: UUID | None, commit: bool = True) -> Person:
+    """Stop sign-in and refresh at once and tell the other services to hide the person."""
+    if person.active:
+        person.active = False
+        person.updated_at = utcnow()
+        await _revoke_sessions(session, person.id)
+        await session.flush()
+        await add_event(session, PersonDeactivated(person=snapshot(person)), subject=person.id, actor=actor)
+    if commit:
+        await session.commit()
+    return person
+
+
+async def reactivate(session: AsyncSession, *, person: Person, actor: UUID | None, commit: bool = True) -> Person:
+    if not person.active:
+        person.active = True
+        person.updated_at = utcnow()
+        await session.flush()
+        await add_event(session, PersonReactivated(person=snapshot(person)), subject=person.id, actor=actor)
+    if commit:
+        await session.commit()
+    return person
+
+
+async def _revoke_sessions(session: AsyncSession, person_id: UUID) -> None:
+    await session.execute(sql_update(RefreshToken).where(RefreshToken.person_id == person_id,
+                                                         RefreshToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+
+
+async def get_all(session: AsyncSession, *, page: PageParams, department: str | None = None,
+                  location: str | None = None, skill: str | None = None, q: str | None = None,
+                  include_inactive: bool = False):
+    """The directory, by name; filters combine."""
+    stmt = select(Person)
+    if not include_inactive:
+        stmt = stmt.where(Person.active.is_(True))
+    if department:
+        stmt = stmt.where(func.lower(Person.department) == department.lower())
+    if location:
+        stmt = stmt.where(func.lower(Person.location) == location.lower())
+    if skill:
+        # Case-insensitive exact skill: "python" finds "Python", not "Pythonista".
+        stmt = stmt.where(text("EXISTS (SELECT 1 FROM unnest(people.skills) AS s WHERE lower(s) = :skill)")
+                          .bindparams(skill=skill.lower()))
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(or_(func.lower(Person.display_name).like(like), Person.handle.like(like),
+                              Person.email.like(like)))
+    return await paginate(session, stmt, columns=[Person.display_name, Person.id], page=page, descending=False)
+
+
+async def management_chain(session: AsyncSession, *, person: Person) -> list[Person]:
+    """Managers from the nearest up, stopping at the top or at a cycle in bad data."""
+    chain, seen, current = [], {person.id}, person
+    while current.manager_id and current.manager_id not in seen and len(chain) < MAX_CHAIN:
+        current = await session.get(Person, current.manager_id)
+        if current is None:
+            break
+        seen.add(current.id)
+        chain.append(current)
+    return chain
+
+
+async def direct_reports(session: AsyncSession, *, person: Person) -> list[Person]:
+    return list(await session.scalars(select(Person).where(Person.manager_id == person.id, Person.active.is_(True))
+                                      .order_by(Person.display_name)))
 
 
 async def resolve_handles(session: AsyncSession, *, handles: set[str]) -> list[Person]:

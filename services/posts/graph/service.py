@@ -1,0 +1,174 @@
+"""Follows, follow requests and protected accounts (Mastodon's model).
+
+A protected account's follows go through requests its owner approves. Turning protection on keeps
+existing followers (they were approved by being there); turning it off approves every pending request.
+"""
+
+from uuid import UUID
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.posts.graph.models import Follow, FollowRequest
+from services.posts.graph.schemas import FollowRequestPublic, FollowState
+from services.posts.people.models import Person
+from services.posts.people.service import PersonNotFound
+from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.events import FollowCreated, FollowRemoved, FollowRequestClosed, FollowRequested
+from shared.outbox import add_event
+from shared.pagination import PageParams, paginate
+
+
+class FollowRequestNotFound(NotFound):
+    code, title = "follow-request-not-found", "Follow request not found"
+
+
+class FollowersHidden(Forbidden):
+    code, title = "followers-hidden", "Hidden by a protected account"
+
+
+async def _active_person(session: AsyncSession, person_id: UUID) -> Person:
+    person = await session.get(Person, person_id)
+    if person is None or not person.active:
+        raise PersonNotFound()
+    return person
+
+
+async def is_following(session: AsyncSession, *, follower_id: UUID, followee_id: UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(Follow.follower_id == follower_id,
+                                                           Follow.followee_id == followee_id))))
+
+
+async def follower_ids(session: AsyncSession, *, followee_id: UUID, among: list[UUID]) -> set[UUID]:
+    if not among:
+        return set()
+    return set(await session.scalars(select(Follow.follower_id).where(Follow.followee_id == followee_id,
+                                                                      Follow.follower_id.in_(among))))
+
+
+async def _add_follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID, actor: UUID | None,
+                      via_request: bool) -> None:
+    created = await session.scalar(insert(Follow).values(follower_id=follower_id, followee_id=followee_id)
+                                   .on_conflict_do_nothing().returning(Follow.follower_id))
+    if created is not None:
+        await add_event(session, FollowCreated(follower_id=follower_id, followee_id=followee_id,
+                                               via_request=via_request), subject=followee_id, actor=actor)
+
+
+async def follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID) -> FollowState:
+    """Follow someone, or ask to when their account is protected. Repeating it changes nothing."""
+    if follower_id == followee_id:
+        raise InvalidInput("You cannot follow yourself.")
+    followee = await _active_person(session, followee_id)
+    if await is_following(session, follower_id=follower_id, followee_id=followee_id):
+        return FollowState(state="following")
+    if not followee.protected:
+        await _add_follow(session, follower_id=follower_id, followee_id=followee_id, actor=follower_id,
+                          via_request=False)
+        await session.commit()
+        return FollowState(state="following")
+    request_id = await session.scalar(
+        insert(FollowRequest).values(follower_id=follower_id, followee_id=followee_id)
+        .on_conflict_do_nothing().returning(FollowRequest.id))
+    if request_id is None:  # already pending
+        request_id = await session.scalar(select(FollowRequest.id).where(FollowRequest.follower_id == follower_id,
+                                                                        FollowRequest.followee_id == followee_id))
+    else:
+        await add_event(session, FollowRequested(request_id=request_id, follower_id=follower_id,
+                                                 followee_id=followee_id), subject=followee_id, actor=follower_id)
+    await session.commit()
+    return FollowState(state="requested", request_id=request_id)
+
+
+async def unfollow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID) -> None:
+    """Stop following, or cancel a pending request."""
+    removed = await session.scalar(delete(Follow).where(Follow.follower_id == follower_id,
+                                                        Follow.followee_id == followee_id)
+                                   .returning(Follow.follower_id))
+    if removed is not None:
+        await add_event(session, FollowRemoved(follower_id=follower_id, followee_id=followee_id, reason="unfollowed"),
+                        subject=followee_id, actor=follower_id)
+    cancelled = await session.scalar(delete(FollowRequest).where(FollowRequest.follower_id == follower_id,
+                                                                 FollowRequest.followee_id == followee_id)
+                                     .returning(FollowRequest.id))
+    if cancelled is not None:
+        await add_event(session, FollowRequestClosed(request_id=cancelled, follower_id=follower_id,
+                                                     followee_id=followee_id, outcome="cancelled"),
+                        subject=followee_id, actor=follower_id)
+    await session.commit()
+
+
+async def remove_follower(session: AsyncSession, *, owner_id: UUID, follower_id: UUID) -> None:
+    """The owner removes someone from their followers (they can ask again)."""
+    removed = await session.scalar(delete(Follow).where(Follow.follower_id == follower_id,
+                                                        Follow.followee_id == owner_id).returning(Follow.follower_id))
+    if removed is None:
+        raise NotFound("This person does not follow you.")
+    await add_event(session, FollowRemoved(follower_id=follower_id, followee_id=owner_id, reason="removed_by_followee"),
+                    subject=owner_id, actor=owner_id)
+    await session.commit()
+
+
+async def _own_request(session: AsyncSession, *, owner_id: UUID, request_id: UUID) -> FollowRequest:
+    request = await session.get(FollowRequest, request_id, with_for_update=True)
+    if request is None or request.followee_id != owner_id:  # someone else's request does not exist for you
+        raise FollowRequestNotFound()
+    return request
+
+
+async def approve_request(session: AsyncSession, *, owner_id: UUID, request_id: UUID) -> None:
+    request = await _own_request(session, owner_id=owner_id, request_id=request_id)
+    await session.delete(request)
+    await _add_follow(session, follower_id=request.follower_id, followee_id=owner_id, actor=owner_id, via_request=True)
+    await session.commit()
+
+
+async def deny_request(session: AsyncSession, *, owner_id: UUID, request_id: UUID) -> None:
+    request = await _own_request(session, owner_id=owner_id, request_id=request_id)
+    await session.delete(request)
+    await add_event(session, FollowRequestClosed(request_id=request.id, follower_id=request.follower_id,
+                                                 followee_id=owner_id, outcome="denied"),
+                    subject=owner_id, actor=owner_id)
+    await session.commit()
+
+
+async def approve_all_requests(session: AsyncSession, *, followee: Person, actor: UUID | None) -> None:
+    """Protection turned off: every pending request becomes a follow (in the caller's transaction)."""
+    requests = list(await session.scalars(select(FollowRequest).where(FollowRequest.followee_id == followee.id)))
+    for request in requests:
+        await session.delete(request)
+        await _add_follow(session, follower_id=request.follower_id, followee_id=followee.id, actor=actor,
+                          via_request=True)
+
+
+async def list_requests(session: AsyncSession, *, owner_id: UUID, page: PageParams):
+    stmt = select(FollowRequest).where(FollowRequest.followee_id == owner_id)
+    requests, next_cursor = await paginate(session, stmt, columns=[FollowRequest.created_at, FollowRequest.id],
+                                           page=page)
+    people = {p.id: p for p in await session.scalars(
+        select(Person).where(Person.id.in_([r.follower_id for r in requests])))}
+    return [FollowRequestPublic(id=r.id, follower=people[r.follower_id], created_at=r.created_at)
+            for r in requests], next_cursor
+
+
+async def _may_see_connections(session: AsyncSession, *, viewer_id: UUID, person: Person) -> None:
+    if person.protected and viewer_id != person.id and not await is_following(
+            session, follower_id=viewer_id, followee_id=person.id):
+        raise FollowersHidden("Only approved followers see who follows this protected account and whom it follows.")
+
+
+async def list_followers(session: AsyncSession, *, viewer_id: UUID, person_id: UUID, page: PageParams):
+    person = await _active_person(session, person_id)
+    await _may_see_connections(session, viewer_id=viewer_id, person=person)
+    stmt = select(Person).join(Follow, Follow.follower_id == Person.id).where(Follow.followee_id == person_id,
+                                                                              Person.active.is_(True))
+    return await paginate(session, stmt, columns=[Person.display_name, Person.id], page=page, descending=False)
+
+
+async def list_following(session: AsyncSession, *, viewer_id: UUID, person_id: UUID, page: PageParams):
+    person = await _active_person(session, person_id)
+    await _may_see_connections(session, viewer_id=viewer_id, person=person)
+    stmt = select(Person).join(Follow, Follow.followee_id == Person.id).where(Follow.follower_id == person_id,
+                                                                              Person.active.is_(True))
+    return await paginate(session, stmt, columns=[Person.display_name, Person.id], page=page, descending=False)
