@@ -7,8 +7,10 @@ from services.posts.auth.service import TokenIssuer, load_signing_key
 from services.posts.config import Settings
 from services.posts.content.router import router as content_router
 from services.posts.graph.router import router as graph_router
+from services.posts.groups.router import router as groups_router
 from services.posts.people import service as people
 from services.posts.people.router import router as people_router
+from services.posts.scim.router import router as scim_router
 from shared.app import create_service_app
 from shared.auth import TokenVerifier
 
@@ -28,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin],
         description="People, sign-in, follows, groups, posts, feeds and search.",
-        routers=[auth_router, people_router, graph_router, content_router])
+        routers=[auth_router, people_router, graph_router, groups_router, content_router, scim_router])
     app.state.token_issuer = issuer
     return app
 
