@@ -47,10 +47,20 @@ def decode_cursor(cursor: str, columns) -> list[Any]:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(columns):
             raise ValueError("shape")
-        return [col.type.python_type(v) if col.type.python_type is not datetime else datetime.fromisoformat(v)
-                for col, v in zip(columns, raw)]
+        return [_typed(col, v) for col, v in zip(columns, raw)]
     except (ValueError, TypeError, NotImplementedError):
         raise InvalidInput("The cursor is not valid.", field="cursor")
+
+
+def _typed(column, value: Any) -> Any:
+    python_type = column.type.python_type
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    if python_type in (UUID, int, float):
+        return python_type(value)
+    if not isinstance(value, str):  # text columns (SQLModel's AutoString reports `object`)
+        raise ValueError("cursor value type")
+    return value
 
 
 async def paginate(session: AsyncSession, stmt: Select, *, columns: list, page: PageParams,

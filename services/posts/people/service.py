@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.auth.models import RefreshToken
 from services.posts.auth.passwords import hash_password
 from services.posts.people.models import Person
-from services.posts.people.schemas import AdminFields, PersonCreate
+from services.posts.people.schemas import PersonCreate, ProfileFields
 from shared.db import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import PersonCreated, PersonDeactivated, PersonReactivated, PersonSnapshot, PersonUpdated
@@ -101,10 +101,10 @@ async def _check_manager(session: AsyncSession, person: Person, manager_id: UUID
         raise InvalidInput("A person cannot report to themselves or to one of their reports.", field="manager_id")
 
 
-async def update(session: AsyncSession, *, person: Person, changes: AdminFields | dict, actor: UUID | None,
+async def update(session: AsyncSession, *, person: Person, changes: ProfileFields | dict, actor: UUID | None,
                  commit: bool = True) -> Person:
     """Apply profile changes (already authorized) and publish the new snapshot with what changed."""
-    fields = changes.model_dump(exclude_unset=True) if isinstance(changes, AdminFields) else dict(changes)
+    fields = changes.model_dump(exclude_unset=True) if isinstance(changes, ProfileFields) else dict(changes)
     values = _column_values(fields)
     if "email" in values and values["email"] != person.email:
         if values["email"] is None or await get_by_email(session, email=values["email"]) is not None:
