@@ -69,7 +69,8 @@ def run() -> int:
         while not stopping:
             time.sleep(0.5)
             for p in processes:
-                if p.process.poll() is not None:
+                # Ctrl-C reaches the children too (same process group); their exit is then expected.
+                if p.process.poll() is not None and not stopping:
                     _say(f"{p.name} exited with {p.process.returncode}; stopping (see {p.log_file})")
                     return 1
             if broker and broker.process.poll() is not None:
