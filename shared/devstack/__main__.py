@@ -73,7 +73,7 @@ def run() -> int:
                 if p.process.poll() is not None and not stopping:
                     _say(f"{p.name} exited with {p.process.returncode}; stopping (see {p.log_file})")
                     return 1
-            if broker and broker.process.poll() is not None:
+            if broker and broker.process.poll() is not None and not stopping:
                 # A memory-only broker forgets topics when it restarts; the outboxes re-deliver.
                 _say("broker exited; starting a fresh one and re-creating topics")
                 broker.start()
