@@ -3,6 +3,7 @@
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -47,6 +48,7 @@ def run() -> int:
         prefix = os.environ.get("HEARTH_DATABASE_PREFIX", "hearth_")
         prepare_databases(server_url, prefix)
         _say("databases migrated")
+        seed_demo_company(server_url, prefix)
         bootstrap = os.environ.get("HEARTH_KAFKA_BOOTSTRAP")
         if not bootstrap:
             broker = TansuBroker(log_file=DATA_DIR / "logs" / "broker.log")
@@ -87,6 +89,19 @@ def run() -> int:
         if postgres:
             postgres.stop()
         _say("stopped")
+
+
+def seed_demo_company(server_url: str, prefix: str) -> None:
+    """On the first run, a small demo company (HEARTH_DEMO_PEOPLE, 0 for none) so there is something to see."""
+    size = int(os.environ.get("HEARTH_DEMO_PEOPLE", "50"))
+    marker = DATA_DIR / f"seeded-{prefix}"
+    if size <= 0 or marker.exists() or os.environ.get("HEARTH_DATABASE_URL"):
+        return
+    _say(f"seeding a demo company of {size} people (once; password for all: hearth-demo)")
+    env = os.environ | {"HEARTH_DATABASE_URL": server_url, "HEARTH_DATABASE_PREFIX": prefix}
+    subprocess.run([sys.executable, "-m", "services.posts.seed", "--people", str(size)], cwd=REPO_ROOT, env=env,
+                   check=True)
+    marker.touch()
 
 
 def createdb() -> int:

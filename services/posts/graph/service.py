@@ -47,7 +47,7 @@ async def follower_ids(session: AsyncSession, *, followee_id: UUID, among: list[
                                                                       Follow.follower_id.in_(among))))
 
 
-async def _add_follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID, actor: UUID | None,
+async def add_follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID, actor: UUID | None,
                       via_request: bool) -> None:
     created = await session.scalar(insert(Follow).values(follower_id=follower_id, followee_id=followee_id)
                                    .on_conflict_do_nothing().returning(Follow.follower_id))
@@ -64,7 +64,7 @@ async def follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID)
     if await is_following(session, follower_id=follower_id, followee_id=followee_id):
         return FollowState(state="following")
     if not followee.protected:
-        await _add_follow(session, follower_id=follower_id, followee_id=followee_id, actor=follower_id,
+        await add_follow(session, follower_id=follower_id, followee_id=followee_id, actor=follower_id,
                           via_request=False)
         await session.commit()
         return FollowState(state="following")
@@ -120,7 +120,7 @@ async def _own_request(session: AsyncSession, *, owner_id: UUID, request_id: UUI
 async def approve_request(session: AsyncSession, *, owner_id: UUID, request_id: UUID) -> None:
     request = await _own_request(session, owner_id=owner_id, request_id=request_id)
     await session.delete(request)
-    await _add_follow(session, follower_id=request.follower_id, followee_id=owner_id, actor=owner_id, via_request=True)
+    await add_follow(session, follower_id=request.follower_id, followee_id=owner_id, actor=owner_id, via_request=True)
     await session.commit()
 
 
@@ -138,7 +138,7 @@ async def approve_all_requests(session: AsyncSession, *, followee: Person, actor
     requests = list(await session.scalars(select(FollowRequest).where(FollowRequest.followee_id == followee.id)))
     for request in requests:
         await session.delete(request)
-        await _add_follow(session, follower_id=request.follower_id, followee_id=followee.id, actor=actor,
+        await add_follow(session, follower_id=request.follower_id, followee_id=followee.id, actor=actor,
                           via_request=True)
 
 
