@@ -69,3 +69,28 @@ async def test_inbox_requires_a_token_and_a_valid_cursor(client, keys):
     assert bad.status_code == 422 and bad.json()["code"] == "invalid-input"
     too_many = await client.get("/api/v1/notifications?limit=1000", headers=keys.headers(uuid7()))
     assert too_many.status_code == 422
+
+
+async def test_follow_request_and_invite_notify_their_targets(settings, sessionmaker, client, keys):
+    from shared.events import Envelope, FollowCreated, FollowRequested, GroupInvited
+    owner, fan, group = uuid7(), uuid7(), uuid7()
+    events = [FollowRequested(request_id=uuid7(), follower_id=fan, followee_id=owner),
+              FollowCreated(follower_id=fan, followee_id=owner, via_request=True),
+              GroupInvited(invite_id=uuid7(), group_id=group, person_id=fan, inviter_id=owner)]
+    for payload in events:
+        await deliver(settings, sessionmaker, Envelope.wrap(payload, source="posts", subject=owner))
+    owner_kinds = [n["kind"] for n in (await client.get("/api/v1/notifications", headers=keys.headers(owner))).json()["items"]]
+    assert sorted(owner_kinds) == ["follow", "follow_request"]
+    [invite] = (await client.get("/api/v1/notifications", headers=keys.headers(fan))).json()["items"]
+    assert invite["kind"] == "group_invite" and invite["subject_id"] == str(group)
+
+
+async def test_deactivated_people_are_not_notified(settings, sessionmaker, client, keys):
+    from shared.directory import people_consumer
+    from tests.events import person_created
+    gone = person_created(active=False)
+    people = people_consumer(settings)
+    await people.apply(sessionmaker, gone, gone.payload(), people.handlers[gone.type])
+    gone_id = gone.payload().person.id
+    await deliver(settings, sessionmaker, post_created(uuid7(), [gone_id]))
+    assert (await client.get("/api/v1/notifications", headers=keys.headers(gone_id))).json()["items"] == []
