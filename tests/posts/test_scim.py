@@ -1,0 +1,237 @@
+"""SCIM 2.0 provisioning: the request sequences Okta and Entra ID really send, filters, discovery, errors."""
+
+from itertools import count
+
+import pytest
+from sqlalchemy import func, select
+
+from services.posts.people.models import Person
+from shared.testing import outbox_events
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+SCIM_JSON = "application/scim+json"
+
+_seq = count(1)
+
+
+@pytest.fixture
+def scim(settings):
+    return {"Authorization": f"Bearer {settings.scim_token}", "Content-Type": SCIM_JSON}
+
+
+def okta_user(email: str, **extra) -> dict:
+    """The body Okta POSTs to /Users."""
+    return {"schemas": [USER], "userName": email, "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "emails": [{"primary": True, "value": email, "type": "work"}], "displayName": "Ada Lovelace",
+            "locale": "en-US", "externalId": f"00u{next(_seq)}okta", "groups": [], "password": "okta-initial-pw",
+            "active": True} | extra
+
+
+def entra_user(email: str, **extra) -> dict:
+    """The body Entra ID POSTs to /Users (enterprise extension included)."""
+    return {"schemas": [USER, ENTERPRISE], "externalId": f"entra-{next(_seq)}", "userName": email, "active": True,
+            "displayName": "Grace Hopper", "title": "Rear Admiral",
+            "emails": [{"primary": True, "type": "work", "value": email}],
+            "name": {"formatted": "Grace Hopper", "familyName": "Hopper", "givenName": "Grace"},
+            "addresses": [{"type": "work", "locality": "Arlington", "country": "us", "primary": False}],
+            "preferredLanguage": "en-US", ENTERPRISE: {"department": "Navy", "employeeNumber": "1906"}} | extra
+
+
+def patch(*operations) -> dict:
+    return {"schemas": [PATCH_OP], "Operations": list(operations)}
+
+
+async def count_people(session) -> int:
+    return await session.scalar(select(func.count()).select_from(Person))
+
+
+async def events_for(session, user_id: str, type: str | None = None):
+    return [e for e in await outbox_events(session, type=type) if e.subject == user_id]
+
+
+def assert_scim_error(response, status: int, scim_type: str | None = None):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(SCIM_JSON)
+    body = response.json()
+    assert body["schemas"] == [ERROR] and body["status"] == str(status)
+    assert body.get("scimType") == scim_type, body
+
+
+async def create(client, scim, body) -> dict:
+    response = await client.post("/scim/v2/Users", headers=scim, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+# --- Users: the provisioning sequences of the two big identity providers ---
+
+async def test_okta_provisioning_sequence(client, session, scim, make_person):
+    manager = await make_person(display_name="The Boss")
+    # Okta looks the user up first, then creates it.
+    lookup = await client.get("/scim/v2/Users", headers=scim,
+                              params={"filter": 'userName eq "ada@corp.local"', "startIndex": 1, "count": 100})
+    assert lookup.status_code == 200 and lookup.json()["totalResults"] == 0 and lookup.json()["Resources"] == []
+
+    response = await client.post("/scim/v2/Users", headers=scim, json=okta_user("Ada@Corp.local"))
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"].startswith(SCIM_JSON)
+    user = response.json()
+    assert user["userName"] == "ada@corp.local" and user["displayName"] == "Ada Lovelace" and user["active"] is True
+    assert "password" not in user
+    meta = user["meta"]
+    assert meta["resourceType"] == "User" and meta["created"] and meta["lastModified"]
+    assert meta["location"] == f"http://test/scim/v2/Users/{user['id']}" == response.headers["location"]
+    assert meta["version"].startswith('W/"') and response.headers["etag"] == meta["version"]
+    [created] = await events_for(session, user["id"], "hearth.person.created")
+    assert created.payload().person.email == "ada@corp.local" and "password" not in created.data["person"]
+
+    # The password Okta set is the one /auth/login accepts.
+    login = await client.post("/auth/login", json={"email": "ada@corp.local", "password": "okta-initial-pw"})
+    assert login.status_code == 200, login.text
+
+    # Profile push: department and manager through the enterprise extension paths.
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim, json=patch(
+        {"op": "replace", "path": f"{ENTERPRISE}:department", "value": "Engineering"},
+        {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": {"value": str(manager.id)}}))
+    assert response.status_code == 200, response.text
+    enterprise = response.json()[ENTERPRISE]
+    assert enterprise["department"] == "Engineering" and enterprise["manager"]["value"] == str(manager.id)
+    assert enterprise["manager"]["$ref"].endswith(f"/scim/v2/Users/{manager.id}")
+    [updated] = await events_for(session, user["id"], "hearth.person.updated")
+    assert updated.data["changed"] == ["department", "manager_id"]
+    assert updated.payload().person.department == "Engineering"
+
+    # Deactivation: Okta's PATCH with a value object and no path.
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim,
+                                  json=patch({"op": "replace", "value": {"active": False}}))
+    assert response.status_code == 200 and response.json()["active"] is False
+    [deactivated] = await events_for(session, user["id"], "hearth.person.deactivated")
+    assert deactivated.payload().person.active is False and deactivated.payload().person.department == "Engineering"
+    refused = await client.post("/auth/login", json={"email": "ada@corp.local", "password": "okta-initial-pw"})
+    assert refused.status_code == 401
+
+    # Reactivation.
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim,
+                                  json=patch({"op": "replace", "value": {"active": True}}))
+    assert response.status_code == 200 and response.json()["active"] is True
+    assert len(await events_for(session, user["id"], "hearth.person.reactivated")) == 1
+    assert (await client.post("/auth/login", json={"email": "ada@corp.local",
+                                                   "password": "okta-initial-pw"})).status_code == 200
+
+    # Delete deactivates; the user stays readable as inactive.
+    response = await client.delete(f"/scim/v2/Users/{user['id']}", headers=scim)
+    assert response.status_code == 204 and response.content == b""
+    assert len(await events_for(session, user["id"], "hearth.person.deactivated")) == 2
+    after = await client.get(f"/scim/v2/Users/{user['id']}", headers=scim)
+    assert after.status_code == 200 and after.json()["active"] is False
+    assert await session.get(Person, __import__("uuid").UUID(user["id"])) is not None
+
+
+async def test_entra_provisioning_sequence(client, session, scim, make_person):
+    manager = await make_person()
+    # Entra queries by userName, then by externalId... then creates.
+    for query in ('userName eq "grace@corp.local"', 'externalId eq "nobody"'):
+        found = await client.get("/scim/v2/Users", headers=scim, params={"filter": query})
+        assert found.json()["totalResults"] == 0
+    user = await create(client, scim, entra_user("grace@corp.local"))
+    assert user["title"] == "Rear Admiral" and user[ENTERPRISE]["department"] == "Navy"
+    assert user["addresses"] == [{"type": "work", "locality": "Arlington", "country": "US", "primary": True}]
+    person = await session.get(Person, __import__("uuid").UUID(user["id"]))
+    assert (person.location, person.country, person.employee_number, person.external_id) == (
+        "Arlington", "US", "1906", user["externalId"])
+
+    # Entra: capitalised ops, string booleans, manager as a bare id, several operations in one request.
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim, json=patch(
+        {"op": "Replace", "path": "title", "value": "Commodore"},
+        {"op": "Replace", "path": f"{ENTERPRISE}:department", "value": "Computing"},
+        {"op": "Add", "path": f"{ENTERPRISE}:manager", "value": str(manager.id)},
+        {"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Washington"}))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["title"] == "Commodore" and body[ENTERPRISE]["department"] == "Computing"
+    assert body[ENTERPRISE]["manager"]["value"] == str(manager.id) and body["addresses"][0]["locality"] == "Washington"
+    [updated] = await events_for(session, user["id"], "hearth.person.updated")
+    assert updated.data["changed"] == ["department", "location", "manager_id", "title"]
+
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim,
+                                  json=patch({"op": "Replace", "path": "active", "value": "False"}))
+    assert response.status_code == 200 and response.json()["active"] is False
+    assert len(await events_for(session, user["id"], "hearth.person.deactivated")) == 1
+
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim,
+                                  json=patch({"op": "Replace", "path": "active", "value": "True"}))
+    assert response.json()["active"] is True
+    assert len(await events_for(session, user["id"], "hearth.person.reactivated")) == 1
+
+    # Entra clears the manager with a remove.
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim,
+                                  json=patch({"op": "Remove", "path": f"{ENTERPRISE}:manager"}))
+    assert response.status_code == 200 and "manager" not in response.json()[ENTERPRISE]
+    assert (await session.get(Person, person.id)).manager_id is None
+
+    response = await client.delete(f"/scim/v2/Users/{user['id']}", headers=scim)
+    assert response.status_code == 204
+    assert (await client.get(f"/scim/v2/Users/{user['id']}", headers=scim)).json()["active"] is False
+
+
+async def test_deactivation_stops_login_and_refresh_at_once(client, scim):
+    user = await create(client, scim, okta_user("leaver@corp.local"))
+    tokens = (await client.post("/auth/login", json={"email": "leaver@corp.local",
+                                                    "password": "okta-initial-pw"})).json()
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim,
+                                  json=patch({"op": "replace", "path": "active", "value": False}))
+    assert response.status_code == 200
+    assert (await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).status_code == 401
+    assert (await client.post("/auth/login", json={"email": "leaver@corp.local",
+                                                   "password": "okta-initial-pw"})).status_code == 401
+
+
+async def test_password_patch_changes_the_login_password(client, scim):
+    user = await create(client, scim, okta_user("pw@corp.local"))
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim,
+                                  json=patch({"op": "replace", "path": "password", "value": "brand-new-secret"}))
+    assert response.status_code == 200 and "password" not in response.json()
+    assert (await client.post("/auth/login", json={"email": "pw@corp.local",
+                                                   "password": "brand-new-secret"})).status_code == 200
+    assert (await client.post("/auth/login", json={"email": "pw@corp.local",
+                                                   "password": "okta-initial-pw"})).status_code == 401
+
+
+async def test_created_inactive_user_cannot_sign_in(client, session, scim):
+    user = await create(client, scim, okta_user("dormant@corp.local", active=False))
+    assert user["active"] is False
+    assert [e.type for e in await events_for(session, user["id"])] == ["hearth.person.created",
+                                                                      "hearth.person.deactivated"]
+    assert (await client.post("/auth/login", json={"email": "dormant@corp.local",
+                                                   "password": "okta-initial-pw"})).status_code == 401
+
+
+async def test_put_replaces_the_provisioned_profile(client, session, scim):
+    user = await create(client, scim, entra_user("put@corp.local"))
+    replacement = {"schemas": [USER, ENTERPRISE], "userName": "Put.Renamed@corp.local", "displayName": "Renamed",
+                   "externalId": user["externalId"], "active": True, ENTERPRISE: {"department": "Ops"}}
+    response = await client.put(f"/scim/v2/Users/{user['id']}", headers=scim, json=replacement)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["userName"] == "put.renamed@corp.local" and body["displayName"] == "Renamed"
+    assert "title" not in body and "addresses" not in body  # replaced means: what is left out is cleared
+    assert body[ENTERPRISE] == {"department": "Ops"}
+    [updated] = await events_for(session, user["id"], "hearth.person.updated")
+    assert set(updated.data["changed"]) == {"email", "display_name", "title", "department", "employee_number",
+                                            "location", "country"}
+    # PUT with the same body again changes nothing and publishes nothing.
+    again = await client.put(f"/scim/v2/Users/{user['id']}", headers=scim, json=replacement)
+    assert again.status_code == 200 and len(await events_for(session, user["id"], "hearth.person.updated")) == 1
+
+
+async def test_if_match_with_a_stale_version_is_412_and_changes_nothing(client, session, scim):
+    user = await create(client, scim, okta_user("etag@corp.local"))
+    response = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim | {"If-Match": 'W/"1"'},
+                                  json=patch({"op": "replace", "path": "title", "value": "Nope"}))
+    assert_scim_error(response, 412)
+    current = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim | {"If-Match": user["meta"]["version"]},
+                                 json=patch({"op": "replace", "path": "title", "value": "Yes"}))
+    assert current.status_code == 200 and current.json()["title"] == "Yes"
