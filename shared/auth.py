@@ -1,11 +1,15 @@
 """Access tokens: signed by posts with an asymmetric key, verified locally by every service via JWKS."""
 
 import asyncio
+import base64
+import hashlib
 import json
+import re
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 from uuid import UUID
 
 import httpx
@@ -14,11 +18,49 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 from jwt.algorithms import ECAlgorithm
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import Forbidden, Unauthorized
+from shared.db import SessionDep
+from shared.errors import Forbidden, InvalidInput, Unauthorized
+from shared.outbox import revoked_tokens_table
 
 ALGORITHM = "ES256"
 ROLES = ("member", "moderator", "communications", "admin")
+
+# Every scope an integrator API token can carry; the one list the schemas and checks use.
+Scope = Literal["posts:read", "posts:write", "messages:read", "messages:write", "notifications:read",
+                "analytics:read", "people:read", "groups:read", "groups:write"]
+SCOPES: tuple[str, ...] = get_args(Scope)
+API_TOKEN_TYPE = "api"  # the `typ` claim that marks an integrator token (session tokens have none)
+API_TOKEN_MAX_DAYS = 365
+
+# The scope a scoped token needs per path prefix: `<resource>:read` for safe methods, `:write` otherwise.
+# Checked for every scoped token in every service, so a route that forgets `require_scope` is still
+# closed to a token that was not granted its resource. Paths not listed are for people only.
+SCOPE_RESOURCES: tuple[tuple[str, str], ...] = (
+    ("/api/v1/posts", "posts"), ("/api/v1/feeds", "posts"), ("/api/v1/search", "posts"),
+    ("/api/v1/people", "people"), ("/api/v1/groups", "groups"), ("/api/v1/conversations", "messages"),
+    ("/api/v1/messaging", "messages"), ("/api/v1/notifications", "notifications"),
+    ("/api/v1/analytics", "analytics"),
+)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class TokenRevoked(Unauthorized):
+    code, title = "token-revoked", "Token revoked"
+
+
+class MissingScope(Forbidden):
+    code, title = "missing-scope", "Missing scope"
+
+
+class ApiTokenNotAllowed(Forbidden):
+    code, title = "api-token-not-allowed", "Not available to API tokens"
+
+
+class InvalidKey(InvalidInput):
+    code, title = "invalid-key", "Invalid key"
 
 
 @dataclass(frozen=True)
@@ -26,6 +68,11 @@ class CurrentUser:
     id: UUID
     roles: frozenset[str]
     scopes: frozenset[str] | None  # None: a person's own session, not limited by scopes
+    token_id: UUID | None = None  # the `jti` of an integrator API token; None for a session token
+
+    @property
+    def is_api_token(self) -> bool:
+        return self.token_id is not None
 
     def has_role(self, *roles: str) -> bool:
         return "admin" in self.roles or bool(self.roles.intersection(roles))
@@ -51,7 +98,7 @@ class SigningKey:
         return self.public_jwk_unlabelled() | {"kid": self.kid, "use": "sig", "alg": ALGORITHM}
 
     def sign(self, *, subject: UUID, roles: list[str], scopes: list[str] | None, ttl: timedelta, issuer: str,
-             audience: str, token_id: str | None = None) -> str:
+             audience: str, token_id: str | None = None, token_type: str | None = None) -> str:
         now = int(time.time())
         claims = {"sub": str(subject), "roles": roles, "iat": now, "nbf": now, "exp": now + int(ttl.total_seconds()),
                   "iss": issuer, "aud": audience}
@@ -59,13 +106,36 @@ class SigningKey:
             claims["scope"] = " ".join(scopes)
         if token_id:
             claims["jti"] = token_id
+        if token_type:
+            claims["typ"] = token_type
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+def public_jwks_from_pem(pem: bytes) -> list[dict]:
+    """Public JWKs (with kid) of every P-256 key in a PEM bundle; private blocks give their public part.
+
+    Previous signing keys are configured this way during rotation, so old tokens keep verifying."""
+    keys = []
+    for block in _PEM_BLOCK.finditer(pem):
+        try:
+            if b"PRIVATE" in block.group(1):
+                key = serialization.load_pem_private_key(block.group(0), password=None).public_key()
+            else:
+                key = serialization.load_pem_public_key(block.group(0))
+        except ValueError as exc:
+            raise InvalidKey(f"A configured key is not a readable PEM key: {exc}")
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise InvalidKey(f"Tokens are signed with {ALGORITHM}; every key must be an EC P-256 key.")
+        jwk = json.loads(ECAlgorithm.to_jwk(key))
+        keys.append(jwk | {"kid": _thumbprint(jwk), "use": "sig", "alg": ALGORITHM})
+    return keys
 
 
 def _thumbprint(jwk: dict) -> str:
     # RFC 7638 thumbprint, so the kid is stable for a given key across restarts and replicas.
-    import base64
-    import hashlib
     canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
@@ -120,16 +190,70 @@ class TokenVerifier:
         except ValueError:
             raise Unauthorized("The access token is invalid.")
         scope = claims.get("scope")
+        token_id = None
+        if claims.get("typ") == API_TOKEN_TYPE:
+            # An API token is always scoped and always revocable: both need their claims.
+            try:
+                token_id = UUID(str(claims["jti"]))
+            except (KeyError, ValueError):
+                raise Unauthorized("The API token is invalid.")
+            scope = scope or ""
         return CurrentUser(id=subject, roles=frozenset(claims.get("roles", [])),
-                           scopes=frozenset(scope.split()) if scope is not None else None)
+                           scopes=frozenset(scope.split()) if scope is not None else None, token_id=token_id)
 
 
-async def current_user(request: Request) -> CurrentUser:
+ApiTokenGuard = Callable[[AsyncSession, CurrentUser], Awaitable[CurrentUser]]
+
+
+async def check_api_token(session: AsyncSession, user: CurrentUser) -> CurrentUser:
+    """Refuse a revoked API token or one of a deactivated person, from this service's own tables.
+
+    Roles shrink to those the person still holds in the directory (a demoted admin's token is no admin)."""
+    from shared.directory import directory_people  # shared.directory imports this module's token constants
+
+    if await session.scalar(select(revoked_tokens_table.c.jti).where(revoked_tokens_table.c.jti == user.token_id)):
+        raise TokenRevoked("This API token has been revoked.")
+    person = (await session.execute(select(directory_people.c.active, directory_people.c.roles)
+                                    .where(directory_people.c.id == user.id))).first()
+    if person is None:  # not in the read model yet (events lag a new person): the signature is the proof
+        return user
+    if not person.active:
+        raise TokenRevoked("The person this API token belongs to is deactivated.")
+    return replace(user, roles=user.roles & frozenset(person.roles))
+
+
+def required_scope(method: str, path: str) -> str | None:
+    """The scope a scoped token needs for a request; None when scoped tokens may not call it at all."""
+    for prefix, resource in SCOPE_RESOURCES:
+        if path == prefix or path.startswith(prefix + "/"):
+            scope = f"{resource}:{'read' if method.upper() in SAFE_METHODS else 'write'}"
+            return scope if scope in SCOPES else None
+    return None
+
+
+def _check_scope(request: Request, user: CurrentUser) -> None:
+    scope = required_scope(request.method, request.url.path)
+    if scope is None:
+        raise ApiTokenNotAllowed("API tokens cannot use this endpoint; sign in as a person.")
+    if scope not in user.scopes:
+        raise MissingScope(f"This API token lacks the scope {scope}.", required_scope=scope)
+
+
+async def current_user(request: Request, session: SessionDep) -> CurrentUser:
+    """The caller, verified locally; API tokens are also checked against revocations and scopes.
+
+    Only an API token costs a database read (on the request's own session); a session token is a pure
+    signature check, so the hot path stays free of I/O."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A bearer access token is required.", error="invalid_request")
     user = await request.app.state.verifier.verify(token.strip())
+    if user.is_api_token:
+        guard: ApiTokenGuard = getattr(request.app.state, "api_token_guard", check_api_token)
+        user = await guard(session, user)
+    if user.scopes is not None:
+        _check_scope(request, user)
     request.state.user = user
     return user
 
@@ -153,7 +277,7 @@ def require_scope(scope: str):
 
     async def dependency(user: CurrentUserDep) -> CurrentUser:
         if user.scopes is not None and scope not in user.scopes:
-            raise Forbidden(f"This API token lacks the scope {scope}.", required_scope=scope)
+            raise MissingScope(f"This API token lacks the scope {scope}.", required_scope=scope)
         return user
 
     return Depends(dependency)

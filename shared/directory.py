@@ -4,15 +4,19 @@ It is the same table in messaging, notifications and analytics, so it lives here
 adds `directory_metadata` to its migrations and `people_consumer(...)` to its consumers.
 """
 
+from datetime import timedelta
+
 from sqlalchemy import Boolean, Column, Date, DateTime, MetaData, String, Table, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.auth import API_TOKEN_MAX_DAYS
 from shared.config import HearthSettings
 from shared.db import NAMING_CONVENTION
 from shared.events import Envelope, EventData, PersonSnapshot
 from shared.kafka import EventConsumer
+from shared.outbox import revoked_tokens_table
 
 directory_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -49,14 +53,22 @@ async def _on_person(session: AsyncSession, envelope: Envelope, payload: EventDa
     await upsert_person(session, payload.person)
 
 
+async def _on_api_token_revoked(session: AsyncSession, envelope: Envelope, payload: EventData) -> None:
+    # The event does not carry the token's expiry; no API token outlives API_TOKEN_MAX_DAYS from its
+    # revocation, so that bound is a safe time to purge the row.
+    values = {"jti": payload.token_id, "revoked_at": envelope.time,
+              "expires_at": envelope.time + timedelta(days=API_TOKEN_MAX_DAYS)}
+    await session.execute(insert(revoked_tokens_table).values(**values).on_conflict_do_nothing())
+
+
 PERSON_SNAPSHOT_EVENTS = ("hearth.person.created", "hearth.person.updated", "hearth.person.deactivated",
                           "hearth.person.reactivated")
 
 
 def people_consumer(settings: HearthSettings) -> EventConsumer:
+    handlers = {t: _on_person for t in PERSON_SNAPSHOT_EVENTS} | {"hearth.api_token.revoked": _on_api_token_revoked}
     return EventConsumer(name=f"{settings.service_name}.directory", topics=[settings.topic_people],
-                         handlers={t: _on_person for t in PERSON_SNAPSHOT_EVENTS},
-                         max_attempts=settings.consumer_max_attempts)
+                         handlers=handlers, max_attempts=settings.consumer_max_attempts)
 
 
 async def get_person(session: AsyncSession, person_id) -> dict | None:

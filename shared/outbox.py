@@ -45,6 +45,15 @@ processed_events_table = Table(
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Revoked integrator API tokens (by `jti`), in every database so every service refuses them locally.
+# A row can be purged once `expires_at` has passed: the token's signature no longer verifies by then.
+revoked_tokens_table = Table(
+    "revoked_tokens", infra_metadata,
+    Column("jti", PG_UUID(as_uuid=True), primary_key=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
 
 async def add_event(session: AsyncSession, payload: EventData, *, subject: Any, actor: UUID | None = None,
                     client: str | None = None) -> Envelope:

@@ -1,6 +1,6 @@
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
@@ -9,13 +9,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
+from services.posts.auth import throttle
 from services.posts.auth.models import RefreshToken
 from services.posts.auth.passwords import verify_password
 from services.posts.auth.schemas import TokenPair
 from services.posts.config import Settings
 from services.posts.people import service as people
 from services.posts.people.models import Person
-from shared.auth import SigningKey
+from shared.auth import API_TOKEN_TYPE, SigningKey, public_jwks_from_pem
 from shared.db import utcnow
 from shared.errors import Unauthorized
 
@@ -30,16 +31,29 @@ class InvalidRefreshToken(Unauthorized):
 
 @dataclass
 class TokenIssuer:
+    """Signs with the current key; publishes it together with the previous (rotated-out) public keys."""
+
     key: SigningKey
     settings: Settings
+    previous_jwks: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.previous_jwks:
+            configured = public_jwks_from_pem(self.settings.previous_keys_pem)
+            self.previous_jwks = [k for k in configured if k["kid"] != self.key.kid]
 
     def access_token(self, person: Person) -> str:
         return self.key.sign(subject=person.id, roles=list(person.roles), scopes=None,
                              ttl=timedelta(minutes=self.settings.access_token_minutes),
                              issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience)
 
+    def api_token(self, *, person: Person, token_id: UUID, scopes: list[str], ttl: timedelta) -> str:
+        return self.key.sign(subject=person.id, roles=list(person.roles), scopes=scopes, ttl=ttl,
+                             issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience,
+                             token_id=str(token_id), token_type=API_TOKEN_TYPE)
+
     def jwks(self) -> dict:
-        return {"keys": [self.key.public_jwk()]}
+        return {"keys": [self.key.public_jwk(), *self.previous_jwks]}
 
 
 def load_signing_key(settings: Settings) -> SigningKey:
@@ -51,29 +65,36 @@ def load_signing_key(settings: Settings) -> SigningKey:
     return SigningKey(SigningKey.generate_pem())
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def _issue(session: AsyncSession, issuer: TokenIssuer, person: Person, family_id: UUID) -> TokenPair:
+async def issue_pair(session: AsyncSession, *, issuer: TokenIssuer, person: Person, family_id: UUID) -> TokenPair:
+    """A fresh access + refresh token for a person who just proved who they are; commits."""
     refresh = secrets.token_urlsafe(32)
-    session.add(RefreshToken(person_id=person.id, family_id=family_id, token_hash=_hash(refresh),
+    session.add(RefreshToken(person_id=person.id, family_id=family_id, token_hash=token_hash(refresh),
                              expires_at=utcnow() + timedelta(days=issuer.settings.refresh_token_days)))
     await session.commit()
     return TokenPair(access_token=issuer.access_token(person), refresh_token=refresh,
                      expires_in=issuer.settings.access_token_minutes * 60)
 
 
-async def login(session: AsyncSession, *, issuer: TokenIssuer, email: str, password: str) -> TokenPair:
+async def login(session: AsyncSession, *, issuer: TokenIssuer, email: str, password: str,
+                ip: str | None = None) -> TokenPair:
+    """Password sign-in, refused with 429 while the account (or address) has too many recent failures."""
+    email = email.strip().lower()
+    await throttle.check(session, settings=issuer.settings, email=email, ip=ip)
     person = await people.get_by_email(session, email=email)
     if not verify_password(person.password_hash if person else None, password) or not person.active:
+        await throttle.record_failure(session, settings=issuer.settings, email=email, ip=ip)
+        await session.commit()
         raise InvalidCredentials()
-    return await _issue(session, issuer, person, family_id=uuid7())
+    return await issue_pair(session, issuer=issuer, person=person, family_id=uuid7())
 
 
 async def refresh(session: AsyncSession, *, issuer: TokenIssuer, refresh_token: str) -> TokenPair:
     """Rotate a refresh token; presenting an already-rotated one revokes its whole family (theft)."""
-    token = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _hash(refresh_token))
+    token = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
                                  .with_for_update())
     if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
         raise InvalidRefreshToken()
@@ -85,11 +106,11 @@ async def refresh(session: AsyncSession, *, issuer: TokenIssuer, refresh_token: 
     if person is None or not person.active:
         raise InvalidRefreshToken()
     token.rotated_at = utcnow()
-    return await _issue(session, issuer, person, family_id=token.family_id)
+    return await issue_pair(session, issuer=issuer, person=person, family_id=token.family_id)
 
 
 async def logout(session: AsyncSession, *, refresh_token: str) -> None:
-    token = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _hash(refresh_token)))
+    token = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token)))
     if token is not None:
         await _revoke_family(session, token.family_id)
         await session.commit()
