@@ -235,3 +235,155 @@ async def test_if_match_with_a_stale_version_is_412_and_changes_nothing(client, 
     current = await client.patch(f"/scim/v2/Users/{user['id']}", headers=scim | {"If-Match": user["meta"]["version"]},
                                  json=patch({"op": "replace", "path": "title", "value": "Yes"}))
     assert current.status_code == 200 and current.json()["title"] == "Yes"
+
+
+# --- Filters and pagination ---
+
+async def search(client, scim, query: str, **params) -> dict:
+    response = await client.get("/scim/v2/Users", headers=scim, params={"filter": query} | params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_filters_okta_and_entra_use(client, scim, make_person):
+    a = await create(client, scim, entra_user("filter.alpha@corp.local", displayName="Filter Alpha",
+                                               externalId="ext-alpha"))
+    b = await create(client, scim, okta_user("filter.beta@corp.local", displayName="Filter Beta", title=None))
+    await client.patch(f"/scim/v2/Users/{b['id']}", headers=scim, json=patch({"op": "replace", "path": "active",
+                                                                              "value": False}))
+
+    def ids(body):
+        return {r["id"] for r in body["Resources"]}
+
+    assert ids(await search(client, scim, 'userName eq "FILTER.ALPHA@corp.local"')) == {a["id"]}
+    assert ids(await search(client, scim, 'externalId eq "ext-alpha"')) == {a["id"]}
+    assert ids(await search(client, scim, 'externalId eq "EXT-ALPHA"')) == set()  # externalId is caseExact
+    assert ids(await search(client, scim, 'emails.value eq "filter.beta@corp.local"')) == {b["id"]}
+    assert ids(await search(client, scim, 'emails[type eq "work" and value eq "filter.beta@corp.local"]')) == {b["id"]}
+    assert ids(await search(client, scim, 'displayName sw "filter" and active eq true')) == {a["id"]}
+    assert ids(await search(client, scim, 'displayName co "ter Be"')) == {b["id"]}
+    assert ids(await search(client, scim, 'displayName sw "Filter" and title pr')) == {a["id"]}
+    assert ids(await search(client, scim, 'userName eq "filter.alpha@corp.local" or externalId eq "nope" '
+                                          f'or id eq "{b["id"]}"')) == {a["id"], b["id"]}
+    assert ids(await search(client, scim, f'{ENTERPRISE}:department eq "navy" and displayName sw "Filter"')) == {a["id"]}
+    assert ids(await search(client, scim, 'displayName sw "Filter" and not (active eq true)')) == {b["id"]}
+    assert ids(await search(client, scim, 'id eq "not-a-uuid"')) == set()
+    assert ids(await search(client, scim, 'displayName co "100%"')) == set()  # LIKE wildcards are literal
+
+
+async def test_pagination_is_one_based_with_totals(client, scim):
+    created = [await create(client, scim, okta_user(f"page{n}@corp.local", displayName=f"Paged {n}"))
+               for n in range(5)]
+    query = 'displayName sw "Paged "'
+    first = await search(client, scim, query, startIndex=1, count=2)
+    assert (first["totalResults"], first["startIndex"], first["itemsPerPage"]) == (5, 1, 2)
+    last = await search(client, scim, query, startIndex=5, count=2)
+    assert (last["startIndex"], last["itemsPerPage"]) == (5, 1)
+    seen = [r["id"] for start in (1, 3, 5) for r in (await search(client, scim, query, startIndex=start,
+                                                                    count=2))["Resources"]]
+    assert seen == [u["id"] for u in created]  # creation order, nothing skipped or repeated
+    only_total = await search(client, scim, query, count=0)
+    assert only_total["totalResults"] == 5 and only_total.get("Resources", []) == []
+    clamped = await search(client, scim, query, startIndex=0, count=1)
+    assert clamped["startIndex"] == 1 and clamped["itemsPerPage"] == 1
+
+
+async def test_attributes_parameter_trims_the_response(client, scim):
+    user = await create(client, scim, okta_user("trim@corp.local"))
+    response = await client.get(f"/scim/v2/Users/{user['id']}", headers=scim, params={"attributes": "userName"})
+    assert set(response.json()) == {"schemas", "id", "userName"}
+
+
+# --- Discovery ---
+
+async def test_discovery_endpoints(client, scim):
+    config = (await client.get("/scim/v2/ServiceProviderConfig", headers=scim)).json()
+    assert config["patch"]["supported"] is True and config["filter"] == {"supported": True, "maxResults": 200}
+    assert config["bulk"]["supported"] is False and config["authenticationSchemes"][0]["type"] == "oauthbearertoken"
+
+    schemas = (await client.get("/scim/v2/Schemas", headers=scim)).json()
+    assert {s["id"] for s in schemas["Resources"]} == {USER, ENTERPRISE, "urn:ietf:params:scim:schemas:core:2.0:Group"}
+    assert schemas["totalResults"] == 3
+    user_schema = (await client.get(f"/scim/v2/Schemas/{USER}", headers=scim)).json()
+    assert "userName" in {a["name"] for a in user_schema["attributes"]}
+    assert user_schema["meta"]["location"].endswith(f"/scim/v2/Schemas/{USER}")
+
+    types = (await client.get("/scim/v2/ResourceTypes", headers=scim)).json()
+    assert {t["id"] for t in types["Resources"]} == {"User", "Group"}
+    user_type = (await client.get("/scim/v2/ResourceTypes/User", headers=scim)).json()
+    assert user_type["endpoint"] == "/Users" and user_type["schemaExtensions"] == [{"schema": ENTERPRISE,
+                                                                                     "required": False}]
+    assert_scim_error(await client.get("/scim/v2/Schemas/urn:nope", headers=scim), 404)
+    assert_scim_error(await client.get("/scim/v2/ResourceTypes/Pet", headers=scim), 404)
+
+
+# --- Errors: SCIM bodies, and nothing changed ---
+
+async def test_bad_or_missing_token_is_401(client, session, scim):
+    before = await count_people(session)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic Y2hhbmdlLW1l"}):
+        response = await client.post("/scim/v2/Users", headers=headers, json=okta_user("intruder@corp.local"))
+        assert_scim_error(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert_scim_error(await client.get("/scim/v2/ServiceProviderConfig"), 401)
+    assert await count_people(session) == before
+
+
+async def test_unknown_user_is_404(client, scim):
+    for user_id in ("0190a000-0000-7000-8000-000000000000", "not-a-uuid"):
+        assert_scim_error(await client.get(f"/scim/v2/Users/{user_id}", headers=scim), 404)
+        assert_scim_error(await client.patch(f"/scim/v2/Users/{user_id}", headers=scim,
+                                             json=patch({"op": "replace", "path": "active", "value": False})), 404)
+        assert_scim_error(await client.delete(f"/scim/v2/Users/{user_id}", headers=scim), 404)
+
+
+async def test_bad_filter_is_400_invalid_filter(client, scim):
+    for query in ('userName eq', 'userName xx "a"', 'bogus eq "a"', 'active gt true', 'password eq "x"',
+                  'userName eq "a" and (', 'phoneNumbers.value eq "1"'):
+        response = await client.get("/scim/v2/Users", headers=scim, params={"filter": query})
+        assert_scim_error(response, 400, "invalidFilter")
+
+
+async def test_duplicate_username_is_409_uniqueness_and_changes_nothing(client, session, scim):
+    first = await create(client, scim, okta_user("dup@corp.local"))
+    before, events = await count_people(session), len(await outbox_events(session))
+    assert_scim_error(await client.post("/scim/v2/Users", headers=scim, json=okta_user("DUP@corp.local")), 409,
+                      "uniqueness")
+    assert_scim_error(await client.post("/scim/v2/Users", headers=scim, json=okta_user(
+        "other@corp.local", externalId=first["externalId"])), 409, "uniqueness")
+    other = await create(client, scim, okta_user("other@corp.local"))
+    assert_scim_error(await client.patch(f"/scim/v2/Users/{other['id']}", headers=scim, json=patch(
+        {"op": "replace", "path": "title", "value": "Changed"},
+        {"op": "replace", "path": "userName", "value": "dup@corp.local"})), 409, "uniqueness")
+    assert await count_people(session) == before + 1
+    assert len(await outbox_events(session)) == events + 1  # only `other` was created
+    assert (await client.get(f"/scim/v2/Users/{other['id']}", headers=scim)).json().get("title") is None
+
+
+async def test_malformed_bodies_are_400_and_change_nothing(client, session, scim):
+    user = await create(client, scim, okta_user("solid@corp.local"))
+    before, events = await count_people(session), len(await outbox_events(session))
+    url = f"/scim/v2/Users/{user['id']}"
+    nobody = "0190a000-0000-7000-8000-000000000000"
+    cases = [
+        ("POST", "/scim/v2/Users", {"content": b"{not json"}, "invalidSyntax"),
+        ("POST", "/scim/v2/Users", {"json": [1, 2]}, "invalidSyntax"),
+        ("POST", "/scim/v2/Users", {"json": {"schemas": [USER], "displayName": "No userName"}}, "invalidValue"),
+        ("POST", "/scim/v2/Users", {"json": okta_user("not-an-email")}, "invalidValue"),
+        ("POST", "/scim/v2/Users", {"json": okta_user("short@corp.local", password="short")}, "invalidValue"),
+        ("POST", "/scim/v2/Users", {"json": entra_user("ghost.boss@corp.local",
+                                                      **{ENTERPRISE: {"manager": {"value": nobody}}})}, "invalidValue"),
+        ("PATCH", url, {"json": {"Operations": "nope"}}, "invalidValue"),
+        ("PATCH", url, {"json": patch({"op": "explode", "path": "title", "value": "x"})}, "invalidValue"),
+        ("PATCH", url, {"json": patch({"op": "replace", "path": "id", "value": "mine"})}, "mutability"),
+        ("PATCH", url, {"json": patch({"op": "replace", "path": "title[[", "value": "x"})}, "invalidPath"),
+        ("PATCH", url, {"json": patch({"op": "remove"})}, "noTarget"),
+        ("PATCH", url, {"json": patch(  # one request is atomic: the valid first operation is undone too
+            {"op": "replace", "path": "title", "value": "Half done"},
+            {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": user["id"]})}, "invalidValue"),
+        ("PUT", url, {"json": {"schemas": [USER], "displayName": "No userName"}}, "invalidValue"),
+    ]
+    for method, path, body, scim_type in cases:
+        assert_scim_error(await client.request(method, path, headers=scim, **body), 400, scim_type)
+    assert await count_people(session) == before and len(await outbox_events(session)) == events
+    assert "title" not in (await client.get(url, headers=scim)).json()

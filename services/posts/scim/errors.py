@@ -82,9 +82,11 @@ def as_scim_error(exc: Exception) -> ScimError | None:
         error = Error.from_validation_errors(exc)[0]
         return ScimError(error.detail, scim_type=error.scim_type, status=error.status)
     if isinstance(exc, RequestValidationError):
-        if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            return ScimInvalidSyntax("The request body is not valid JSON.")
         first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            return ScimInvalidSyntax("The request body is not valid JSON.")
+        if first.get("loc", ())[:1] == ("body",):
+            return ScimInvalidSyntax("The request body must be a JSON object.")
         where = ".".join(str(part) for part in first.get("loc", ())[1:])
         return ScimInvalidValue(f"{where}: {first.get('msg', 'invalid')}")
     if isinstance(exc, AppError):  # the people and groups services speak problem+json codes
