@@ -39,8 +39,9 @@ class TokenIssuer:
 
     def __post_init__(self):
         if not self.previous_jwks:
-            configured = public_jwks_from_pem(self.settings.previous_keys_pem)
-            self.previous_jwks = [k for k in configured if k["kid"] != self.key.kid]
+            # Deduplicated by kid: a key listed twice (or the current key left in the list) is published once.
+            configured = {k["kid"]: k for k in public_jwks_from_pem(self.settings.previous_keys_pem)}
+            self.previous_jwks = [k for kid, k in configured.items() if kid != self.key.kid]
 
     def access_token(self, person: Person) -> str:
         return self.key.sign(subject=person.id, roles=list(person.roles), scopes=None,
