@@ -1,0 +1,73 @@
+"""API tokens outside posts: revocations and deactivations arrive on people.v1 and are checked locally."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from uuid6 import uuid7
+
+from shared.auth import API_TOKEN_TYPE
+from shared.directory import people_consumer
+from shared.events import ApiTokenRevoked, Envelope, PersonDeactivated
+from shared.outbox import revoked_tokens_table
+from tests.events import person_created
+
+
+def api_token_headers(keys, person_id, *, scopes, token_id=None) -> dict[str, str]:
+    token = keys.key.sign(subject=person_id, roles=["member"], scopes=scopes, ttl=timedelta(days=30),
+                          issuer="hearth", audience="hearth", token_id=str(token_id or uuid7()),
+                          token_type=API_TOKEN_TYPE)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def apply(settings, sessionmaker, envelope: Envelope) -> None:
+    consumer = people_consumer(settings)
+    await consumer.apply(sessionmaker, envelope, envelope.payload(), consumer.handlers[envelope.type])
+
+
+async def test_revoked_api_token_is_refused_once_the_event_is_consumed(client, settings, sessionmaker, session, keys):
+    created = person_created()
+    person_id = created.payload().person.id
+    await apply(settings, sessionmaker, created)
+    token_id, other_id = uuid7(), uuid7()
+    headers = api_token_headers(keys, person_id, scopes=["notifications:read"], token_id=token_id)
+    other = api_token_headers(keys, person_id, scopes=["notifications:read"], token_id=other_id)
+    assert (await client.get("/api/v1/notifications", headers=headers)).status_code == 200
+    revoked = Envelope.wrap(ApiTokenRevoked(token_id=token_id, person_id=person_id), source="posts", subject=token_id)
+    await apply(settings, sessionmaker, revoked)
+    await apply(settings, sessionmaker, revoked)  # redelivery is a no-op
+    refused = await client.get("/api/v1/notifications", headers=headers)
+    assert refused.status_code == 401 and refused.json()["code"] == "token-revoked"
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/api/v1/notifications", headers=other)).status_code == 200
+    row = (await session.execute(select(revoked_tokens_table))).one()
+    assert row.jti == token_id and row.expires_at > row.revoked_at
+
+
+async def test_deactivated_persons_api_tokens_are_refused(client, settings, sessionmaker, keys):
+    created = person_created()
+    person = created.payload().person
+    await apply(settings, sessionmaker, created)
+    headers = api_token_headers(keys, person.id, scopes=["notifications:read"])
+    assert (await client.get("/api/v1/notifications/unread-count", headers=headers)).status_code == 200
+    gone = person.model_copy(update={"active": False, "updated_at": person.updated_at + timedelta(seconds=1)})
+    await apply(settings, sessionmaker, Envelope.wrap(PersonDeactivated(person=gone), source="posts", subject=gone.id))
+    refused = await client.get("/api/v1/notifications/unread-count", headers=headers)
+    assert refused.status_code == 401 and refused.json()["code"] == "token-revoked"
+
+
+async def test_scopes_are_enforced_on_routes_that_do_not_declare_one(client, keys):
+    person_id = uuid7()
+    wrong = api_token_headers(keys, person_id, scopes=["posts:read"])
+    response = await client.get("/api/v1/notifications", headers=wrong)
+    assert response.status_code == 403 and response.json()["required_scope"] == "notifications:read"
+    # notifications:read does not let a token change the inbox (there is no notifications:write scope).
+    reader = api_token_headers(keys, person_id, scopes=["notifications:read"])
+    write = await client.post("/api/v1/notifications/read-all", headers=reader)
+    assert write.status_code == 403 and write.json()["code"] == "api-token-not-allowed"
+
+
+async def test_session_tokens_are_not_affected_by_revocations(client, settings, sessionmaker, keys):
+    person_id = uuid7()
+    await apply(settings, sessionmaker, Envelope.wrap(ApiTokenRevoked(token_id=uuid7(), person_id=person_id),
+                                                      source="posts", subject=person_id))
+    assert (await client.get("/api/v1/notifications", headers=keys.headers(person_id))).status_code == 200
