@@ -13,6 +13,7 @@ lets an identity provider find and reactivate them with a filter on userName if 
 
 from uuid import UUID
 
+from scim2_models import Address, Email, Meta, Name, PatchOp
 from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +23,6 @@ from services.posts.people.schemas import AdminFields, PersonCreate
 from services.posts.scim.errors import ScimInvalidValue, ScimUniqueness
 from services.posts.scim.filters import ColumnMap, to_sql
 from services.posts.scim.schemas import POLICY, EnterpriseUser, Manager, ScimUser
-from scim2_models import Address, Email, Meta, Name, PatchOp
 
 # SCIM attribute (as scim2-models binds it) -> column, compared case-insensitively or not.
 USER_COLUMNS: ColumnMap = {
@@ -156,7 +156,8 @@ async def delete(session: AsyncSession, *, person: Person) -> None:
     await people.deactivate(session, person=person, actor=None)
 
 
-async def search(session: AsyncSession, *, filter: str | None, start_index: int, count: int) -> tuple[int, list[Person]]:
+async def search(session: AsyncSession, *, filter: str | None, start_index: int,
+                 count: int) -> tuple[int, list[Person]]:
     """One page of people matching a SCIM filter, in creation order, and how many match in all."""
     stmt = select(Person)
     if filter:
