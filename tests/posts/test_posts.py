@@ -117,3 +117,54 @@ async def test_unknown_route_and_wrong_method_are_problems(client):
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     wrong = await client.delete("/auth/login")
     assert wrong.status_code == 405 and wrong.json()["code"] == "method-not-allowed"
+
+
+async def _group(client, auth, owner, visibility: str) -> str:
+    response = await client.post("/api/v1/groups", headers=auth(owner), json={"name": "Team", "visibility": visibility})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def test_group_post_is_for_the_groups_readers_and_mentions_only_them(client, session, make_person, auth):
+    author, member = await make_person(), await make_person(email="insider@corp.local")
+    outsider = await make_person(email="outsider@corp.local")
+    group_id = await _group(client, auth, author, "private")
+    sent = await client.post(f"/api/v1/groups/{group_id}/invites", headers=auth(author), json={"person_id": str(member.id)})
+    await client.post(f"/api/v1/groups/invites/{sent.json()['id']}/accept", headers=auth(member))
+    response = await client.post("/api/v1/posts", headers=auth(author),
+                                 json={"group_id": group_id, "body": "hi @insider and @outsider"})
+    assert response.status_code == 201, response.text
+    post = response.json()
+    assert post["audience"] == "group" and post["group_id"] == group_id
+    assert (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(member))).status_code == 200
+    hidden = await client.get(f"/api/v1/posts/{post['id']}", headers=auth(outsider))
+    assert hidden.status_code == 404 and hidden.json()["code"] == "post-not-found"
+    [event] = await outbox_events(session, type="hearth.post.created")
+    payload = event.payload()
+    assert payload.audience == "group" and payload.group_id is not None and payload.mentions == [member.id]
+
+
+async def test_public_group_post_is_readable_by_anyone(client, make_person, auth):
+    author, reader = await make_person(), await make_person()
+    group_id = await _group(client, auth, author, "public")
+    post_id = (await client.post("/api/v1/posts", headers=auth(author),
+                                 json={"group_id": group_id, "body": "open to all"})).json()["id"]
+    assert (await client.get(f"/api/v1/posts/{post_id}", headers=auth(reader))).status_code == 200
+
+
+async def test_only_members_post_in_a_group_and_secret_groups_stay_hidden(client, session, make_person, auth):
+    owner, outsider = await make_person(), await make_person()
+    public_id, secret_id = await _group(client, auth, owner, "public"), await _group(client, auth, owner, "secret")
+    not_member = await client.post("/api/v1/posts", headers=auth(outsider), json={"group_id": public_id, "body": "x"})
+    assert not_member.status_code == 403 and not_member.json()["code"] == "not-a-group-member"
+    secret = await client.post("/api/v1/posts", headers=auth(outsider), json={"group_id": secret_id, "body": "x"})
+    assert secret.status_code == 404 and secret.json()["code"] == "group-not-found"
+    unknown = await client.post("/api/v1/posts", headers=auth(outsider),
+                                json={"group_id": "0190a000-0000-7000-8000-000000000000", "body": "x"})
+    assert unknown.status_code == 404 and unknown.json()["code"] == "group-not-found"
+    mismatched = await client.post("/api/v1/posts", headers=auth(owner),
+                                   json={"group_id": public_id, "body": "x", "audience": "followers"})
+    assert mismatched.status_code == 422
+    no_group = await client.post("/api/v1/posts", headers=auth(owner), json={"body": "x", "audience": "group"})
+    assert no_group.status_code == 422
+    assert await count_posts(session) == 0

@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PostKind = Literal["update", "question", "praise", "announcement", "poll", "article"]
 
@@ -14,7 +14,8 @@ class PostCreate(BaseModel):
 
     kind: PostKind = "update"
     body: str = Field(min_length=1, max_length=20_000)
-    audience: Literal["company", "followers"] = "company"
+    # Omitted: "company", or "group" when `group_id` is given (a group post is for the group's readers).
+    audience: Literal["company", "followers", "group"] | None = None
     group_id: UUID | None = None
 
     @field_validator("body")
@@ -23,6 +24,15 @@ class PostCreate(BaseModel):
         if not body.strip():
             raise ValueError("must not be blank")
         return body
+
+    @model_validator(mode="after")
+    def _audience_matches_group(self):
+        if self.group_id is not None and self.audience not in (None, "group"):
+            raise ValueError("a group post's audience is the group")
+        if self.group_id is None and self.audience == "group":
+            raise ValueError("audience group needs a group_id")
+        self.audience = self.audience or ("group" if self.group_id else "company")
+        return self
 
 
 class PostPublic(BaseModel):

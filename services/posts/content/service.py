@@ -6,11 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.content.models import Post
 from services.posts.content.schemas import PostCreate
 from services.posts.graph import service as graph
+from services.posts.groups import service as groups
 from services.posts.people import service as people
 from services.posts.people.models import Person
 from shared.auth import CurrentUser
 from shared.context import client_var
-from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.errors import Forbidden, NotFound
 from shared.events import PostCreated
 from shared.outbox import add_event
 
@@ -47,6 +48,9 @@ async def _restricted_to_followers(session: AsyncSession, post: Post) -> bool:
 
 async def readers_among(session: AsyncSession, post: Post, people_ids: list[UUID]) -> list[UUID]:
     """Which of `people_ids` may read `post` (used to keep mentions from leaking a post)."""
+    if post.group_id is not None:  # the group decides, whoever the author is
+        group = await groups.get_or_raise(session, group_id=post.group_id)
+        return await groups.content_readers(session, group=group, person_ids=list(people_ids))
     if not await _restricted_to_followers(session, post):
         return list(people_ids)
     followers = await graph.follower_ids(session, followee_id=post.author_id, among=people_ids)
@@ -62,18 +66,20 @@ async def can_read(session: AsyncSession, post: Post, user: CurrentUser) -> bool
 async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser) -> Post:
     """Publish a post; mentioned people who can read it will be notified (post.created on social.v1)."""
     if data.group_id is not None:
-        raise InvalidInput("Group posts are not available yet.", field="group_id")
+        await groups.ensure_can_post(session, group=await groups.get_or_raise(session, group_id=data.group_id),
+                                     user=author)
     if data.kind == "announcement" and not author.has_role("communications"):
         raise Forbidden("Only communications staff and admins publish announcements.")
     mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
-    post = Post(author_id=author.id, kind=data.kind, body=data.body, audience=data.audience,
+    post = Post(author_id=author.id, kind=data.kind, body=data.body, audience=data.audience, group_id=data.group_id,
                 mentions=[p.id for p in mentioned], hashtags=parse_hashtags(data.body), client=client_var.get())
     session.add(post)
     await session.flush()
     readers = [p for p in await readers_among(session, post, [p.id for p in mentioned]) if p != author.id]
     await add_event(session, PostCreated(post_id=post.id, author_id=author.id, kind=post.kind, audience=post.audience,
-                                         excerpt=excerpt(post.body), mentions=readers, hashtags=post.hashtags,
-                                         created_at=post.created_at), subject=post.id, actor=author.id)
+                                         group_id=post.group_id, excerpt=excerpt(post.body), mentions=readers,
+                                         hashtags=post.hashtags, created_at=post.created_at),
+                    subject=post.id, actor=author.id)
     await session.commit()
     return post
 
