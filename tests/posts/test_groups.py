@@ -15,7 +15,8 @@ async def count(session, model, *where) -> int:
 
 
 async def roles(session, group_id) -> dict:
-    rows = await session.execute(select(GroupMember.person_id, GroupMember.role).where(GroupMember.group_id == group_id))
+    rows = await session.execute(select(GroupMember.person_id, GroupMember.role)
+                                 .where(GroupMember.group_id == group_id))
     return dict(rows.all())
 
 
@@ -32,7 +33,8 @@ async def join(client, auth, person, group) -> dict:
 
 
 async def invite(client, auth, admin, group, person) -> dict:
-    response = await client.post(f"{API}/{group['id']}/invites", headers=auth(admin), json={"person_id": str(person.id)})
+    response = await client.post(f"{API}/{group['id']}/invites", headers=auth(admin),
+                                 json={"person_id": str(person.id)})
     assert response.status_code == 201, response.text
     return response.json()
 

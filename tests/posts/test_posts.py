@@ -129,7 +129,8 @@ async def test_group_post_is_for_the_groups_readers_and_mentions_only_them(clien
     author, member = await make_person(), await make_person(email="insider@corp.local")
     outsider = await make_person(email="outsider@corp.local")
     group_id = await _group(client, auth, author, "private")
-    sent = await client.post(f"/api/v1/groups/{group_id}/invites", headers=auth(author), json={"person_id": str(member.id)})
+    sent = await client.post(f"/api/v1/groups/{group_id}/invites", headers=auth(author),
+                             json={"person_id": str(member.id)})
     await client.post(f"/api/v1/groups/invites/{sent.json()['id']}/accept", headers=auth(member))
     response = await client.post("/api/v1/posts", headers=auth(author),
                                  json={"group_id": group_id, "body": "hi @insider and @outsider"})

@@ -585,7 +585,8 @@ async def invite(session: AsyncSession, *, standing: GroupAccess, person_id: UUI
                                      .on_conflict_do_nothing().returning(GroupInvite.id))
     if invite_id is not None:
         await add_event(session, GroupInvited(invite_id=invite_id, group_id=group.id, person_id=person_id,
-                                              inviter_id=standing.person_id), subject=group.id, actor=standing.person_id)
+                                              inviter_id=standing.person_id),
+                        subject=group.id, actor=standing.person_id)
         await session.commit()
     return _invite_view(await _pending_invite(session, group_id=group.id, person_id=person_id), group)
 
