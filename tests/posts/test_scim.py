@@ -1,10 +1,14 @@
 """SCIM 2.0 provisioning: the request sequences Okta and Entra ID really send, filters, discovery, errors."""
 
 from itertools import count
+from uuid import UUID
 
 import pytest
 from sqlalchemy import func, select
 
+from services.posts.groups import service as groups_service
+from services.posts.groups.models import Group
+from services.posts.groups.schemas import GroupCreate
 from services.posts.people.models import Person
 from shared.testing import outbox_events
 
@@ -127,7 +131,7 @@ async def test_okta_provisioning_sequence(client, session, scim, make_person):
     assert len(await events_for(session, user["id"], "hearth.person.deactivated")) == 2
     after = await client.get(f"/scim/v2/Users/{user['id']}", headers=scim)
     assert after.status_code == 200 and after.json()["active"] is False
-    assert await session.get(Person, __import__("uuid").UUID(user["id"])) is not None
+    assert await session.get(Person, UUID(user["id"])) is not None
 
 
 async def test_entra_provisioning_sequence(client, session, scim, make_person):
@@ -139,7 +143,7 @@ async def test_entra_provisioning_sequence(client, session, scim, make_person):
     user = await create(client, scim, entra_user("grace@corp.local"))
     assert user["title"] == "Rear Admiral" and user[ENTERPRISE]["department"] == "Navy"
     assert user["addresses"] == [{"type": "work", "locality": "Arlington", "country": "US", "primary": True}]
-    person = await session.get(Person, __import__("uuid").UUID(user["id"]))
+    person = await session.get(Person, UUID(user["id"]))
     assert (person.location, person.country, person.employee_number, person.external_id) == (
         "Arlington", "US", "1906", user["externalId"])
 
@@ -265,7 +269,8 @@ async def test_filters_okta_and_entra_use(client, scim, make_person):
     assert ids(await search(client, scim, 'displayName sw "Filter" and title pr')) == {a["id"]}
     assert ids(await search(client, scim, 'userName eq "filter.alpha@corp.local" or externalId eq "nope" '
                                           f'or id eq "{b["id"]}"')) == {a["id"], b["id"]}
-    assert ids(await search(client, scim, f'{ENTERPRISE}:department eq "navy" and displayName sw "Filter"')) == {a["id"]}
+    department = f'{ENTERPRISE}:department eq "navy" and displayName sw "Filter"'
+    assert ids(await search(client, scim, department)) == {a["id"]}
     assert ids(await search(client, scim, 'displayName sw "Filter" and not (active eq true)')) == {b["id"]}
     assert ids(await search(client, scim, 'id eq "not-a-uuid"')) == set()
     assert ids(await search(client, scim, 'displayName co "100%"')) == set()  # LIKE wildcards are literal
@@ -387,3 +392,95 @@ async def test_malformed_bodies_are_400_and_change_nothing(client, session, scim
         assert_scim_error(await client.request(method, path, headers=scim, **body), 400, scim_type)
     assert await count_people(session) == before and len(await outbox_events(session)) == events
     assert "title" not in (await client.get(url, headers=scim)).json()
+
+
+# --- Groups ---
+
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+async def test_group_provisioning_okta_and_entra_shapes(client, session, scim, make_person):
+    ada, bob, cy = await make_person(), await make_person(), await make_person()
+    response = await client.post("/scim/v2/Groups", headers=scim, json={
+        "schemas": [GROUP], "displayName": "SCIM Engineering", "externalId": "okta-g1",
+        "members": [{"value": str(ada.id)}, {"value": str(bob.id)}]})
+    assert response.status_code == 201, response.text
+    group = response.json()
+    assert group["displayName"] == "SCIM Engineering" and group["externalId"] == "okta-g1"
+    assert {m["value"] for m in group["members"]} == {str(ada.id), str(bob.id)}
+    assert response.headers["location"] == group["meta"]["location"] == f"http://test/scim/v2/Groups/{group['id']}"
+    stored = await session.get(Group, UUID(group["id"]))
+    assert (stored.visibility, stored.official, stored.provisioned) == ("private", False, True)
+    [created] = [e for e in await outbox_events(session, type="hearth.group.created") if e.subject == group["id"]]
+    added = [e for e in await outbox_events(session, type="hearth.group.member_added") if e.subject == group["id"]]
+    assert {e.data["via"] for e in added} == {"provisioned"} and len(added) == 2
+
+    url = f"/scim/v2/Groups/{group['id']}"
+    # Okta: rename with a value object (carrying the id), remove a member by a filtered path.
+    response = await client.patch(url, headers=scim, json=patch(
+        {"op": "replace", "value": {"id": group["id"], "displayName": "SCIM Eng"}},
+        {"op": "remove", "path": f'members[value eq "{bob.id}"]'}))
+    assert response.status_code == 200, response.text
+    assert response.json()["displayName"] == "SCIM Eng"
+    assert [m["value"] for m in response.json()["members"]] == [str(ada.id)]
+    # Entra: add and remove with a members path and value lists.
+    response = await client.patch(url, headers=scim, json=patch(
+        {"op": "Add", "path": "members", "value": [{"value": str(cy.id)}]},
+        {"op": "Remove", "path": "members", "value": [{"value": str(ada.id)}]}))
+    assert [m["value"] for m in response.json()["members"]] == [str(cy.id)]
+    removed = [e for e in await outbox_events(session, type="hearth.group.member_removed") if e.subject == group["id"]]
+    assert {e.data["reason"] for e in removed} == {"deprovisioned"} and len(removed) == 2
+
+    # Entra checks membership with a filter, without the member list.
+    found = await client.get("/scim/v2/Groups", headers=scim, params={
+        "filter": f'id eq "{group["id"]}" and members[value eq "{cy.id}"]', "excludedAttributes": "members"})
+    assert found.json()["totalResults"] == 1 and "members" not in found.json()["Resources"][0]
+    by_name = await client.get("/scim/v2/Groups", headers=scim, params={"filter": 'displayName eq "scim eng"'})
+    assert [g["id"] for g in by_name.json()["Resources"]] == [group["id"]]
+
+    # PUT replaces the member list.
+    response = await client.put(url, headers=scim, json={"schemas": [GROUP], "displayName": "SCIM Eng",
+                                                        "externalId": "okta-g1",
+                                                        "members": [{"value": str(ada.id)}, {"value": str(bob.id)}]})
+    assert {m["value"] for m in response.json()["members"]} == {str(ada.id), str(bob.id)}
+
+    # DELETE archives: gone for SCIM, kept in Hearth, externalId free again.
+    assert (await client.delete(url, headers=scim)).status_code == 204
+    assert_scim_error(await client.get(url, headers=scim), 404)
+    await session.refresh(stored)
+    assert stored.archived is True and stored.external_id is None
+    again = await client.post("/scim/v2/Groups", headers=scim, json={"schemas": [GROUP], "displayName": "SCIM Eng",
+                                                                     "externalId": "okta-g1"})
+    assert again.status_code == 201
+
+
+async def test_groups_people_made_are_invisible_to_scim(client, session, scim, make_person):
+    owner = await make_person()
+    mine = await groups_service.create(session, data=GroupCreate(name="Hand made"), actor_id=owner.id)
+    assert_scim_error(await client.get(f"/scim/v2/Groups/{mine.id}", headers=scim), 404)
+    listing = await client.get("/scim/v2/Groups", headers=scim, params={"filter": 'displayName eq "Hand made"'})
+    assert listing.json()["totalResults"] == 0
+
+
+async def test_group_errors_change_nothing(client, session, scim, make_person):
+    ada = await make_person()
+    response = await client.post("/scim/v2/Groups", headers=scim, json={
+        "schemas": [GROUP], "displayName": "Errors", "externalId": "err-1", "members": [{"value": str(ada.id)}]})
+    group = response.json()
+    events = len(await outbox_events(session))
+    url = f"/scim/v2/Groups/{group['id']}"
+    assert_scim_error(await client.post("/scim/v2/Groups", headers=scim, json={
+        "schemas": [GROUP], "displayName": "Again", "externalId": "err-1"}), 409, "uniqueness")
+    assert_scim_error(await client.post("/scim/v2/Groups", headers=scim, json={
+        "schemas": [GROUP], "displayName": "Ghosts", "members": [{"value": "0190a000-0000-7000-8000-000000000000"}]}),
+        400, "invalidValue")
+    assert_scim_error(await client.post("/scim/v2/Groups", headers=scim, json={"schemas": [GROUP]}), 400,
+                      "invalidValue")
+    assert_scim_error(await client.patch(url, headers=scim, json=patch(
+        {"op": "remove", "path": f'members[value eq "{ada.id}"]'},
+        {"op": "add", "path": "members", "value": [{"value": "not-a-user"}]})), 400, "invalidValue")
+    assert_scim_error(await client.get("/scim/v2/Groups", headers=scim, params={"filter": "members co \"x\""}), 400,
+                      "invalidFilter")
+    assert_scim_error(await client.get("/scim/v2/Groups/0190a000-0000-7000-8000-000000000000", headers=scim), 404)
+    assert len(await outbox_events(session)) == events
+    assert [m["value"] for m in (await client.get(url, headers=scim)).json()["members"]] == [str(ada.id)]

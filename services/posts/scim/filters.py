@@ -1,13 +1,23 @@
 """SCIM filters (RFC 7644 §3.4.2.2) to SQLAlchemy: scim2-models parses and type-checks, we only map columns."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, func, not_, or_
 from scim2_models import ScimFilter
 from scim2_models.path import (AttrPath, AttributeBinding, CompareOperator, Comparison, FilterVisitor, LogicalExpr,
                                LogicalOperator, Not, Present, ValuePath, coerce_value)
+from sqlalchemy import ColumnElement, String, and_, cast, func, not_, or_
 
 from services.posts.scim.errors import ScimInvalidFilter
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """An attribute no single column holds (a group's members): builds the condition for `eq`."""
+
+    equals: Callable[[Any], ColumnElement[bool]]
+
 
 # (attribute, sub-attribute) as scim2-models binds them -> (SQL expression, compared case-insensitively)
 ColumnMap = dict[tuple[str, str | None], tuple[Any, bool]]
@@ -43,6 +53,8 @@ class _SqlFilter(FilterVisitor[ColumnElement[bool]]):
 
     def visit_present(self, node: Present) -> ColumnElement[bool]:
         column, _, _ = self._column(node.attr_path)
+        if isinstance(column, Predicate):
+            raise ScimInvalidFilter(f"pr is not supported on {node.attr_path}.")
         if column.type.python_type is str:
             return and_(column.is_not(None), column != "")
         return column.is_not(None)
@@ -50,6 +62,10 @@ class _SqlFilter(FilterVisitor[ColumnElement[bool]]):
     def visit_comparison(self, node: Comparison) -> ColumnElement[bool]:
         column, folded, binding = self._column(node.attr_path)
         value = coerce_value(binding, node.value, node.op)
+        if isinstance(column, Predicate):
+            if node.op != CompareOperator.eq:
+                raise ScimInvalidFilter(f"Only eq is supported on {node.attr_path}.")
+            return column.equals(value)
         if isinstance(value, str) and column.type.python_type is not str:
             column = cast(column, String)  # ids: a malformed one simply matches nothing
         if isinstance(value, str) and folded:
