@@ -87,7 +87,7 @@ class EventConsumer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=self.name, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=500,
-            max_poll_records=500, **(consumer_options or {}))
+            max_poll_records=500, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, **(consumer_options or {}))
         dlq = make_producer(settings)
         await _start_with_retry(consumer, dlq, stop=stop, name=self.name)
         if stop.is_set():

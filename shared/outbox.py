@@ -111,6 +111,8 @@ class OutboxRelay:
                 try:
                     if producer is None:
                         producer = await self._start_producer()
+                    # Clear before reading: a NOTIFY for a row committed after the SELECT must wake us again.
+                    self._wake.clear()
                     sent = await self._publish_batch(conn, producer)
                     backoff = 0.2
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
@@ -128,7 +130,6 @@ class OutboxRelay:
                     if now - last_purge > 3600:
                         await conn.execute("DELETE FROM outbox WHERE published_at < now() - $1::interval", self.retention)
                         last_purge = now
-                    self._wake.clear()
                     await _wait_any(stop, self._wake, self.poll_seconds)
         finally:
             if producer is not None:

@@ -8,6 +8,7 @@ from services.posts.auth.service import TokenIssuer, load_signing_key
 from services.posts.config import Settings
 from services.posts.content.router import router as content_router
 from services.posts.graph.router import router as graph_router
+from services.posts.groups import service as groups
 from services.posts.groups.router import router as groups_router
 from services.posts.people import service as people
 from services.posts.people.router import router as people_router
@@ -27,6 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with app.state.sessionmaker() as session:
             await people.ensure_admin(session, email=settings.admin_email, password=settings.admin_password,
                                       display_name=settings.admin_name)
+        async with app.state.sessionmaker() as session:
+            await groups.ensure_all_company_group(session)
 
     app = create_service_app(
         settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin],

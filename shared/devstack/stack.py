@@ -111,7 +111,7 @@ class ServiceProcess:
 def service_processes(*, server_url: str, prefix: str, bootstrap: str, key_file: Path, ports: dict[str, int],
                       extra_env: dict[str, str] | None = None, log_dir: Path | None = None) -> list[ServiceProcess]:
     common = {"HEARTH_DATABASE_URL": server_url, "HEARTH_DATABASE_PREFIX": prefix, "HEARTH_KAFKA_BOOTSTRAP": bootstrap,
-              "HEARTH_JWT_PRIVATE_KEY_FILE": str(key_file),
+              "HEARTH_JWT_PRIVATE_KEY_FILE": str(key_file), "HEARTH_KAFKA_FETCH_MAX_WAIT_MS": "20",
               "HEARTH_JWKS_URL": f"http://127.0.0.1:{ports['posts']}/.well-known/jwks.json"} | (extra_env or {})
     return [ServiceProcess(name, ports[name], common, log_file=(log_dir / f"{name}.log") if log_dir else None)
             for name in SERVICES]

@@ -83,6 +83,13 @@ async def test_people_read_models_follow_the_directory(http, stack):
                      message="people.v1 to reach every read model")
 
 
+async def test_posts_start_up_creates_the_all_company_group(http, stack):
+    admin = await login(http, stack, ADMIN["email"], ADMIN["password"])
+    response = await http.get(f"{stack.urls['posts']}/api/v1/groups?limit=100", headers=admin)
+    assert response.status_code == 200, response.text
+    assert [g for g in response.json()["items"] if g.get("all_company")], response.json()
+
+
 async def test_broker_down_writes_succeed_and_are_delivered_exactly_once_later(http, stack):
     admin = await login(http, stack, ADMIN["email"], ADMIN["password"])
     maria, maria_headers = await new_person(http, stack, admin)
@@ -102,3 +109,4 @@ async def test_broker_down_writes_succeed_and_are_delivered_exactly_once_later(h
     await asyncio.sleep(2)
     assert len(await mention_notifications(http, stack, maria_headers, created["id"])) == 1
     assert await posts_today(http, stack, admin) == before + 1
+
