@@ -347,7 +347,7 @@ async def run_raw_kafka(target: Target, args, *, fetch_max_wait_ms: int | None =
 
     settings = HearthSettings(kafka_bootstrap=target.bootstrap)
     producer = make_producer(settings)  # the relay's producer settings: acks=all, linger_ms=1
-    # The services' consumer fetch settings (aiokafka defaults, e.g. fetch_max_wait_ms=500), but assigned, no group.
+    # The services' consumer fetch settings (fetch_max_wait_ms as given), but assigned, no group.
     extra = {} if fetch_max_wait_ms is None else {"fetch_max_wait_ms": fetch_max_wait_ms}
     consumer = AIOKafkaConsumer(bootstrap_servers=target.bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **extra)
@@ -480,7 +480,7 @@ def report(target: Target, args, ev: EventPathResult, raw: RawResult, low: RawRe
     if p50_raw == p50_raw and p50_raw > 50:
         print("  note: raw produce->consume is far above a loopback round trip: the broker does not answer a waiting")
         print("  Fetch when a record arrives, so records are seen at the consumer's fetch-wait boundary (aiokafka")
-        print("  fetch_max_wait_ms=500 by default, which the services also use). Both figures include that wait,")
+        print("  fetch_max_wait_ms as configured). Both figures include that wait,")
         print("  which can hide the event path's own work inside it: when the extra work ends before the next")
         print("  fetch boundary it costs nothing, so compare the means and the stage split, not only the p50s.")
     slow = sum(1 for v in ev.latencies_ms if v >= 900)
@@ -511,6 +511,9 @@ def parse_args(argv=None):
                    help="random pause, uniform in [0, JITTER] s, before each iteration of both measurements, so they "
                         "sample every phase of the consumers' fetch cycle instead of locking onto it (default 0.25; "
                         "0 = back to back)")
+    p.add_argument("--raw-fetch-wait-ms", type=int, default=20,
+                   help="consumer fetch_max_wait_ms for the raw baseline; 20 is what the dev stack gives the "
+                        "services (HEARTH_KAFKA_FETCH_MAX_WAIT_MS), so both sides wait alike")
     p.add_argument("--raw-low-wait-ms", type=int, default=10,
                    help="also measure raw kafka with this consumer fetch_max_wait_ms, as a reference for the "
                         "broker's own hand-over time (default 10; 0 skips it)")
@@ -561,7 +564,7 @@ def main(argv=None) -> int:
                 except Exception as exc:
                     say(f"stage breakdown unavailable: {exc!r}")
                     stages = None
-                raw = await run_raw_kafka(target, args)
+                raw = await run_raw_kafka(target, args, fetch_max_wait_ms=args.raw_fetch_wait_ms)
                 low = None
                 if args.raw_low_wait_ms:
                     low = await run_raw_kafka(target, args, fetch_max_wait_ms=args.raw_low_wait_ms, jitter=0.0)
