@@ -116,14 +116,19 @@ class EventConsumer:
         except (ValidationError, UnknownEventType, ValueError) as exc:
             await self._dead_letter(dlq, record, f"undecodable: {exc}", attempts=0)
             return
-        bound = log.bind(consumer=self.name, event_id=str(envelope.id), event_type=envelope.type)
+        # Everything logged while applying the event (handlers included) carries its id.
+        with structlog.contextvars.bound_contextvars(event_id=str(envelope.id), event_type=envelope.type,
+                                                     consumer=self.name):
+            await self._apply_with_retries(record, envelope, payload, handler, sessionmaker, dlq)
+
+    async def _apply_with_retries(self, record, envelope, payload, handler, sessionmaker, dlq) -> None:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 if await self.apply(sessionmaker, envelope, payload, handler):
                     self.processed += 1
                 return
             except Exception as exc:
-                bound.warning("event handler failed", attempt=attempt, error=repr(exc))
+                log.warning("event handler failed", attempt=attempt, error=repr(exc))
                 if attempt == self.max_attempts:
                     await self._dead_letter(dlq, record, repr(exc), attempts=attempt)
                     return
