@@ -17,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -239,7 +240,14 @@ def _check_scope(request: Request, user: CurrentUser) -> None:
         raise MissingScope(f"This API token lacks the scope {scope}.", required_scope=scope)
 
 
-async def current_user(request: Request, session: SessionDep) -> CurrentUser:
+# Declares the bearer scheme in every service's OpenAPI; errors stay ours (problem+json, RFC 6750 header).
+_bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="JWT",
+                            description="An access token from POST /auth/login, or an API token from /auth/tokens.")
+
+
+async def current_user(request: Request, session: SessionDep,
+                       _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
+                       ) -> CurrentUser:
     """The caller, verified locally; API tokens are also checked against revocations and scopes.
 
     Only an API token costs a database read (on the request's own session); a session token is a pure

@@ -65,3 +65,12 @@ async def test_unhandled_errors_are_500_problems_without_internals():
         response = await client.get("/boom")
     assert response.status_code == 500 and response.headers["content-type"] == "application/problem+json"
     assert "secret" not in response.text and response.json()["code"] == "internal-error"
+
+
+def test_every_service_declares_bearer_auth_in_openapi():
+    import importlib
+    for service in ("posts", "notifications", "analytics"):  # messaging has no API routes yet
+        document = importlib.import_module(f"services.{service}.main").create_app().openapi()
+        assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer", service
+    notifications = importlib.import_module("services.notifications.main").create_app().openapi()
+    assert notifications["paths"]["/api/v1/notifications"]["get"]["security"] == [{"HTTPBearer": []}]
