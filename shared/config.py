@@ -4,7 +4,8 @@ from typing import ClassVar, Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
+
+from shared.db import database_url
 
 # Values that are fine on a laptop and must never reach production.
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "admin", "password", "secret", "hearth"}
@@ -50,8 +51,7 @@ class HearthSettings(BaseSettings):
 
     @property
     def service_database_url(self) -> str:
-        url = make_url(self.database_url).set(drivername="postgresql+asyncpg", database=self.database_name)
-        return url.render_as_string(hide_password=False)
+        return database_url(self.database_url, self.database_name)
 
     def secret_fields(self) -> dict[str, str]:
         """Secrets that must not keep a placeholder value in production; services extend it."""

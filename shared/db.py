@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 
@@ -22,6 +23,11 @@ NAMING_CONVENTION = {
 def new_registry() -> registry:
     """A registry of its own per service, so one process (tests) can load every service's models."""
     return registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def database_url(server_url: str, name: str) -> str:
+    """The asyncpg URL of database `name` on the server `server_url` points at."""
+    return make_url(server_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
 
 
 def utcnow() -> datetime:

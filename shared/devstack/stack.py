@@ -13,6 +13,7 @@ import httpx
 
 from shared.auth import SigningKey
 from shared.config import HearthSettings
+from shared.db import database_url
 from shared.kafka import ensure_topics
 from shared.migrations import REPO_ROOT, upgrade
 
@@ -39,11 +40,6 @@ async def drop_databases(server_url: str, names: list[str]) -> None:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-
-
-def database_url(server_url: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-    return make_url(server_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
 
 
 def prepare_databases(server_url: str, prefix: str) -> None:

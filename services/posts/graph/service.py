@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.graph.models import Follow, FollowRequest
 from services.posts.graph.schemas import FollowRequestPublic, FollowState
 from services.posts.people.models import Person
-from services.posts.people.service import PersonNotFound
+from services.posts.people import service as people
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import FollowCreated, FollowRemoved, FollowRequestClosed, FollowRequested
 from shared.outbox import add_event
@@ -27,12 +27,6 @@ class FollowRequestNotFound(NotFound):
 class FollowersHidden(Forbidden):
     code, title = "followers-hidden", "Hidden by a protected account"
 
-
-async def _active_person(session: AsyncSession, person_id: UUID) -> Person:
-    person = await session.get(Person, person_id)
-    if person is None or not person.active:
-        raise PersonNotFound()
-    return person
 
 
 async def is_following(session: AsyncSession, *, follower_id: UUID, followee_id: UUID) -> bool:
@@ -60,7 +54,7 @@ async def follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID)
     """Follow someone, or ask to when their account is protected. Repeating it changes nothing."""
     if follower_id == followee_id:
         raise InvalidInput("You cannot follow yourself.")
-    followee = await _active_person(session, followee_id)
+    followee = await people.get_active_or_raise(session, person_id=followee_id)
     if await is_following(session, follower_id=follower_id, followee_id=followee_id):
         return FollowState(state="following")
     if not followee.protected:
@@ -146,9 +140,8 @@ async def list_requests(session: AsyncSession, *, owner_id: UUID, page: PagePara
     stmt = select(FollowRequest).where(FollowRequest.followee_id == owner_id)
     requests, next_cursor = await paginate(session, stmt, columns=[FollowRequest.created_at, FollowRequest.id],
                                            page=page)
-    people = {p.id: p for p in await session.scalars(
-        select(Person).where(Person.id.in_([r.follower_id for r in requests])))}
-    return [FollowRequestPublic(id=r.id, follower=people[r.follower_id], created_at=r.created_at)
+    followers = await people.by_ids(session, person_ids=[r.follower_id for r in requests])
+    return [FollowRequestPublic(id=r.id, follower=followers[r.follower_id], created_at=r.created_at)
             for r in requests], next_cursor
 
 
@@ -159,7 +152,7 @@ async def _may_see_connections(session: AsyncSession, *, viewer_id: UUID, person
 
 
 async def list_followers(session: AsyncSession, *, viewer_id: UUID, person_id: UUID, page: PageParams):
-    person = await _active_person(session, person_id)
+    person = await people.get_active_or_raise(session, person_id=person_id)
     await _may_see_connections(session, viewer_id=viewer_id, person=person)
     stmt = select(Person).join(Follow, Follow.follower_id == Person.id).where(Follow.followee_id == person_id,
                                                                               Person.active.is_(True))
@@ -167,7 +160,7 @@ async def list_followers(session: AsyncSession, *, viewer_id: UUID, person_id: U
 
 
 async def list_following(session: AsyncSession, *, viewer_id: UUID, person_id: UUID, page: PageParams):
-    person = await _active_person(session, person_id)
+    person = await people.get_active_or_raise(session, person_id=person_id)
     await _may_see_connections(session, viewer_id=viewer_id, person=person)
     stmt = select(Person).join(Follow, Follow.followee_id == Person.id).where(Follow.follower_id == person_id,
                                                                               Person.active.is_(True))

@@ -24,7 +24,7 @@ from services.posts.groups.schemas import (GroupCreate, GroupCreateRequest, Grou
                                            InvitePublic, JoinRequestPublic, JoinState, MemberPublic)
 from services.posts.people.models import Person
 from services.posts.people.schemas import PersonSummary
-from services.posts.people.service import PersonNotFound
+from services.posts.people import service as people
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -304,12 +304,6 @@ async def _settle_join_requests(session: AsyncSession, *, group: Group, visibili
             await session.delete(request)
 
 
-async def _active_person(session: AsyncSession, person_id: UUID) -> Person:
-    person = await session.get(Person, person_id)
-    if person is None or not person.active:
-        raise PersonNotFound()
-    return person
-
 
 async def _close_pending(session: AsyncSession, *, group_id: UUID, person_id: UUID) -> None:
     """Once someone is in, their invite and join request have nothing left to decide."""
@@ -324,7 +318,7 @@ async def add_member(session: AsyncSession, *, group: Group, person_id: UUID, ro
     """Make someone a member (already authorized); True if they were not one. Repeating it changes nothing."""
     added = False
     if not group.all_company:  # every active person already belongs there
-        await _active_person(session, person_id)
+        await people.get_active_or_raise(session, person_id=person_id)
         added = await session.scalar(insert(GroupMember).values(group_id=group.id, person_id=person_id, role=role)
                                      .on_conflict_do_nothing().returning(GroupMember.person_id)) is not None
         await _close_pending(session, group_id=group.id, person_id=person_id)
@@ -577,7 +571,7 @@ async def invite(session: AsyncSession, *, standing: GroupAccess, person_id: UUI
     _require_manager(standing)
     _ensure_open(group)
     _refuse_all_company(group)
-    await _active_person(session, person_id)
+    await people.get_active_or_raise(session, person_id=person_id)
     if await role_of(session, group=group, person_id=person_id) is not None:
         raise AlreadyAMember("This person is already a member.", person_id=str(person_id))
     invite_id = await session.scalar(insert(GroupInvite).values(group_id=group.id, person_id=person_id,
@@ -625,9 +619,8 @@ async def join_requests(session: AsyncSession, *, standing: GroupAccess, page: P
     stmt = select(GroupJoinRequest).where(GroupJoinRequest.group_id == standing.group.id)
     requests, next_cursor = await paginate(session, stmt, columns=[GroupJoinRequest.created_at, GroupJoinRequest.id],
                                            page=page, descending=False)
-    people = {p.id: p for p in await session.scalars(select(Person).where(
-        Person.id.in_([r.person_id for r in requests])))}
-    return [JoinRequestPublic(id=r.id, person=PersonSummary.model_validate(people[r.person_id], from_attributes=True),
+    askers = await people.by_ids(session, person_ids=[r.person_id for r in requests])
+    return [JoinRequestPublic(id=r.id, person=PersonSummary.model_validate(askers[r.person_id], from_attributes=True),
                               created_at=r.created_at) for r in requests], next_cursor
 
 

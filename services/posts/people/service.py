@@ -43,6 +43,21 @@ async def get_or_raise(session: AsyncSession, *, person_id: UUID) -> Person:
     return person
 
 
+async def get_active_or_raise(session: AsyncSession, *, person_id: UUID) -> Person:
+    """A person who can be followed, invited or added; a deactivated one is as good as unknown."""
+    person = await session.get(Person, person_id)
+    if person is None or not person.active:
+        raise PersonNotFound()
+    return person
+
+
+async def by_ids(session: AsyncSession, *, person_ids: list[UUID]) -> dict[UUID, Person]:
+    """People by id in one query (for lists that show who is behind each row)."""
+    if not person_ids:
+        return {}
+    return {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_(person_ids)))}
+
+
 async def get_by_email(session: AsyncSession, *, email: str) -> Person | None:
     return await session.scalar(select(Person).where(Person.email == email.strip().lower()))
 
