@@ -22,6 +22,7 @@ from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers, problem
 from shared.kafka import EventConsumer, make_producer, topic_map
 from shared.logging import configure_logging
+from shared.openapi import install_openapi
 from shared.outbox import OutboxRelay
 
 log = structlog.get_logger("hearth.app")
@@ -145,6 +146,7 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
     app.include_router(_health_router())
     for router in routers:
         app.include_router(router)
+    install_openapi(app)
     return app
 
 

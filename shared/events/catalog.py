@@ -6,7 +6,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared.config import HearthSettings
 from shared.events.envelope import Envelope
-from shared.events.payloads import EVENT_TYPES
+from shared.events import EVENT_TYPES
 
 TOPIC_SETTING = {"people": "topic_people", "social": "topic_social", "activity": "topic_activity",
                  "messaging": "topic_messaging", "notifications": "topic_notifications"}

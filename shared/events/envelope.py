@@ -9,7 +9,7 @@ from uuid6 import uuid7
 
 from shared.context import client_var
 from shared.db import utcnow
-from shared.events.payloads import EVENT_TYPES, EventData
+from shared.events.base import EVENT_TYPES, EventData
 
 
 class UnknownEventType(ValueError):

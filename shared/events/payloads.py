@@ -1,7 +1,9 @@
 """Typed event payloads: the contract between services and with integrators.
 
-Each payload names its `type` as a Literal and the logical topic it travels on; `EVENT_TYPES` is
-built from them and drives decoding and the generated catalogue (docs/events.asyncapi.json).
+Each payload names its `type` as a Literal and the logical topic it travels on; defining the class
+registers it in `EVENT_TYPES` (shared/events/base.py), which drives decoding and the generated
+catalogue (docs/events.asyncapi.json). People, graph and groups live here; other domains have a
+module of their own in this package (content, activity, messaging, notifications).
 Changing a field incompatibly means a new version (`VERSION`) or a new type.
 """
 
@@ -11,13 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-
-class EventData(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    TOPIC: ClassVar[str]  # logical topic: people | social | activity | messaging | notifications
-    VERSION: ClassVar[int] = 1
-    type: str
+from shared.events.base import EVENT_TYPES, EventData  # noqa: F401  (re-exported)
 
 
 class PersonSnapshot(BaseModel):
@@ -206,11 +202,3 @@ class GroupInvited(EventData):
     group_id: UUID
     person_id: UUID
     inviter_id: UUID
-
-
-EVENT_TYPES: dict[str, type[EventData]] = {
-    cls.model_fields["type"].default: cls for cls in (
-        PersonCreated, PersonUpdated, PersonDeactivated, PersonReactivated, ApiTokenRevoked, PostCreated,
-        FollowCreated, FollowRemoved, FollowRequested, FollowRequestClosed, GroupCreated, GroupUpdated,
-        GroupMemberAdded, GroupMemberRemoved, GroupMemberRoleChanged, GroupJoinRequested, GroupInvited)
-}
