@@ -1,0 +1,35 @@
+"""A Markdown subset rendered to sanitized HTML: what posts, comments and messages show.
+
+markdown-it-py parses CommonMark with raw HTML and images switched off (images are attachments);
+nh3 (ammonia) then keeps only the tags below, so whatever the parser lets through, the HTML that
+reaches a client cannot run script or load anything. Callers store the raw text as written and this
+HTML next to it.
+"""
+
+from functools import lru_cache
+
+import nh3
+from markdown_it import MarkdownIt
+
+TAGS = frozenset({"p", "br", "strong", "em", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li", "a",
+                  "h1", "h2", "h3", "h4", "h5", "h6", "hr"})
+ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "code": {"class"}}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+LINK_REL = "noopener noreferrer nofollow"
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+        "strikethrough").disable("image")
+
+
+def sanitize(html: str) -> str:
+    """HTML reduced to the allowed tags, attributes and link schemes (links get rel=noopener…)."""
+    return nh3.clean(html, tags=set(TAGS), attributes={k: set(v) for k, v in ATTRIBUTES.items()},
+                     url_schemes=set(URL_SCHEMES), link_rel=LINK_REL)
+
+
+def render(text: str) -> str:
+    """Markdown (the subset) to sanitized HTML."""
+    return sanitize(_parser().render(text))
