@@ -1,0 +1,496 @@
+"""Real-time frames over a WebSocket, with per-person sequence numbers and resume from the database.
+
+Used by messaging (`/api/v1/messaging/ws`) and notifications (`/api/v1/notifications/ws`); a service
+keeps its frames in its own database and wires three things:
+
+1. Tables, in the service's metadata (one Alembic revision creates them)::
+
+       from shared.realtime import FrameTables
+       frames = FrameTables(metadata)          # realtime_frames + realtime_cursors
+
+2. Writes, in the SAME transaction as the state change (so a frame exists exactly when the change does)::
+
+       seqs = await frames.append(session, recipients=[alice, bob], kind="message.created", data={...})
+       await add_event(session, MessageCreated(..., recipients=[alice, bob]), subject=...)
+       await session.commit()
+
+   Each person has one counter (`realtime_cursors.last_seq`); `append` bumps it for every recipient
+   (rows locked in id order, so concurrent writers never deadlock) and stores one frame per recipient.
+
+3. Delivery: every replica runs a `shared.fanout.FanoutReader` on the service's topic and calls
+   `hub.wake(person_ids)` for the recipients of each event. A woken connection reads its person's frames
+   with `seq > last sent` from the database and sends them in order, so live delivery and resume are the
+   same code path: a frame is never lost (it is in the database before the event exists), never sent
+   twice on one connection and always in sequence order. Ephemeral frames (typing, presence) have no
+   `seq`, are never stored and go through `hub.send_ephemeral`.
+
+   The socket route is one line::
+
+       @router.websocket("/api/v1/messaging/ws")
+       async def socket(websocket: WebSocket):
+           await serve(websocket, hub=websocket.app.state.hub, handler=handle_client_frame)
+
+The protocol (JSON text frames)
+-------------------------------
+Authentication: the access token, never in the URL (servers log URLs). Either the
+``Authorization: Bearer <token>`` header of the upgrade request (non-browser clients), or - browsers
+cannot set that header - the first frame ``{"type": "hello", "token": "<token>"}``. The token is never
+logged nor echoed. Within ``auth_timeout`` seconds the client sends::
+
+    {"type": "hello", "token": "...optional if the header carried it...", "last_seq": 41}
+
+and the server answers ``{"type": "welcome", "person_id": ..., "seq": <current last seq>,
+"heartbeat_seconds": 25}``, then replays every stored frame after ``last_seq`` once, in order. If
+``last_seq`` is older than what is kept (at least ``window`` and the newest ``keep_frames`` frames per
+person) the server sends ``{"type": "refetch", "seq": N}`` instead: reload state over REST, continue from N.
+Without ``last_seq`` the socket starts at the current sequence (no replay).
+
+Server frames: stored ``{"type": kind, "seq": n, "data": {...}}``; ephemeral ``{"type": kind, "data": {...}}``;
+``{"type": "pong"}``; ``{"type": "error", "code": ..., "detail": ..., "ref": <client frame id>}``.
+
+Client frames: ``{"type": "ping"}`` (answered by ``pong``) and the service's own types, handed to its
+handler; an ``"id"`` field is echoed as ``ref`` in the answer or error. An invalid frame (not JSON, not an
+object, unknown type, refused by the handler) gets an error frame and the connection stays usable.
+
+Heartbeats: the server pings at the protocol level (uvicorn ``--ws-ping-interval 20 --ws-ping-timeout
+20``: a dead peer is closed within 40 s) and answers protocol pings; clients that cannot send protocol
+pings (browsers) send ``{"type": "ping"}`` every ``heartbeat_seconds``. A connection that sends nothing at
+all for ``idle_timeout`` (60 s) is closed (4408), so a dead one never lingers past 60 s even where the
+server's keepalive is off.
+
+Close codes: 1009 a frame over ``max_frame_bytes`` (also set uvicorn ``--ws-max-size``); 1013 the client is
+too slow (its bounded send queue filled up); 4401 authentication failed or expired; 4403 the person
+lost access (deactivated); 4408 no hello in time / idle; 1001 the server is shutting down.
+"""
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from shared.auth import CurrentUser, MissingScope, check_api_token, required_scope
+from shared.errors import AppError, Unauthorized
+
+log = structlog.get_logger("hearth.realtime")
+
+CLOSE_TOO_BIG = 1009
+CLOSE_SLOW = 1013
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TIMEOUT = 4408
+
+
+class FrameTables:
+    """The two tables a service keeps its frames in; create them in the service's own metadata."""
+
+    def __init__(self, metadata: MetaData, *, prefix: str = "realtime"):
+        self.cursors = Table(
+            f"{prefix}_cursors", metadata,
+            Column("person_id", PG_UUID(as_uuid=True), primary_key=True),
+            Column("last_seq", BigInteger, nullable=False),
+        )
+        self.frames = Table(
+            f"{prefix}_frames", metadata,
+            Column("person_id", PG_UUID(as_uuid=True), primary_key=True),
+            Column("seq", BigInteger, primary_key=True),
+            Column("kind", String(64), nullable=False),
+            Column("data", JSONB, nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+            Index(f"ix_{prefix}_frames_created_at", "created_at"),
+        )
+
+    async def append(self, session: AsyncSession, *, recipients: Iterable[UUID], kind: str,
+                     data: dict[str, Any]) -> dict[UUID, int]:
+        """Store one frame per recipient in the caller's transaction; returns each recipient's seq."""
+        people = sorted(set(recipients))  # a fixed lock order: concurrent appends cannot deadlock
+        if not people:
+            return {}
+        stmt = insert(self.cursors).values([{"person_id": p, "last_seq": 1} for p in people])
+        stmt = stmt.on_conflict_do_update(index_elements=[self.cursors.c.person_id],
+                                          set_={"last_seq": self.cursors.c.last_seq + 1})
+        rows = await session.execute(stmt.returning(self.cursors.c.person_id, self.cursors.c.last_seq))
+        seqs = {r.person_id: r.last_seq for r in rows}
+        await session.execute(insert(self.frames).values(
+            [{"person_id": p, "seq": s, "kind": kind, "data": data} for p, s in seqs.items()]))
+        return seqs
+
+    async def last_seq(self, session: AsyncSession, person_id: UUID) -> int:
+        return await session.scalar(select(self.cursors.c.last_seq).where(self.cursors.c.person_id == person_id)) or 0
+
+    async def read(self, session: AsyncSession, *, person_id: UUID, after: int, limit: int = 200) -> list[dict]:
+        """Stored frames of a person after `after`, oldest first, as they go on the wire."""
+        rows = await session.execute(
+            select(self.frames.c.seq, self.frames.c.kind, self.frames.c.data)
+            .where(self.frames.c.person_id == person_id, self.frames.c.seq > after)
+            .order_by(self.frames.c.seq).limit(limit))
+        return [{"type": r.kind, "seq": r.seq, "data": r.data} for r in rows]
+
+    async def can_resume(self, session: AsyncSession, *, person_id: UUID, after: int, current: int) -> bool:
+        """True when every frame after `after` is still stored (the client can replay instead of refetching)."""
+        if after > current or after < 0:
+            return False
+        if after == current:
+            return True
+        return await session.scalar(select(self.frames.c.seq).where(
+            self.frames.c.person_id == person_id, self.frames.c.seq == after + 1)) is not None
+
+    async def purge(self, session: AsyncSession, *, window: timedelta, keep_frames: int) -> int:
+        """Delete frames both older than `window` and not among a person's newest `keep_frames`."""
+        stmt = delete(self.frames).where(
+            self.frames.c.created_at < func.now() - window,
+            self.frames.c.seq <= select(self.cursors.c.last_seq - keep_frames)
+            .where(self.cursors.c.person_id == self.frames.c.person_id).scalar_subquery())
+        result = await session.execute(stmt)
+        return result.rowcount or 0
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    max_frame_bytes: int = 65_536
+    send_queue: int = 256  # frames waiting for a slow client before it is disconnected
+    send_timeout: float = 10.0  # one frame that cannot be written for this long: the client is too slow
+    auth_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    heartbeat_seconds: int = 25
+    window: timedelta = timedelta(minutes=15)
+    keep_frames: int = 1000
+    batch: int = 200
+
+
+class FrameError(AppError):
+    """A client frame the server refuses; answered with an error frame, the connection stays open."""
+
+    code, title = "invalid-frame", "Invalid frame"
+
+
+class Connection:
+    """One open socket of one person: a bounded send queue drained by one writer task."""
+
+    def __init__(self, websocket: WebSocket, user: CurrentUser, *, settings: RealtimeSettings, sent_seq: int):
+        self.websocket, self.user, self.settings = websocket, user, settings
+        self.sent_seq = sent_seq  # highest stored seq queued on this connection
+        self.queue: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=settings.send_queue)
+        self.woken = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.state: dict[str, Any] = {}  # service-specific (presence status, subscriptions)
+
+    @property
+    def person_id(self) -> UUID:
+        return self.user.id
+
+    def push(self, frame: dict) -> bool:
+        """Queue a frame; a full queue means the client cannot keep up, so it is disconnected."""
+        if self.closed.is_set():
+            return False
+        try:
+            self.queue.put_nowait(frame)
+            return True
+        except asyncio.QueueFull:
+            log.info("slow socket disconnected", person_id=str(self.person_id))
+            self.close(CLOSE_SLOW, "send queue full")
+            return False
+
+    def close(self, code: int, reason: str = "") -> None:
+        if not self.closed.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closed.set()
+
+
+class Hub:
+    """The sockets this replica holds, by person; what the fan-out reader delivers to."""
+
+    def __init__(self, *, tables: FrameTables, sessionmaker: async_sessionmaker | None = None,
+                 settings: RealtimeSettings = RealtimeSettings(), authenticate=None):
+        # `authenticate`: async (websocket, token, session) -> CurrentUser; defaults to `authenticate` below.
+        self.tables, self.sessionmaker, self.settings = tables, sessionmaker, settings
+        self.authenticate = authenticate or globals()["authenticate"]
+        self.connections: dict[UUID, set[Connection]] = {}
+        self.on_connect: list[Callable[[Connection], Awaitable[None]]] = []
+        self.on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
+
+    def local(self, person_id: UUID) -> set[Connection]:
+        return self.connections.get(person_id, set())
+
+    def wake(self, person_ids: Iterable[UUID]) -> None:
+        """New stored frames exist for these people: their connections here read them from the database."""
+        for person_id in person_ids:
+            for conn in self.connections.get(person_id, ()):
+                conn.woken.set()
+
+    def send_ephemeral(self, person_ids: Iterable[UUID], kind: str, data: dict) -> None:
+        """A frame that is never stored (typing, presence): sent to whoever is connected here now."""
+        frame = {"type": kind, "data": data}
+        for person_id in person_ids:
+            for conn in list(self.connections.get(person_id, ())):
+                conn.push(frame)
+
+    def close_person(self, person_id: UUID, code: int, reason: str = "") -> None:
+        for conn in list(self.connections.get(person_id, ())):
+            conn.close(code, reason)
+
+    def count(self) -> int:
+        return sum(len(c) for c in self.connections.values())
+
+    def _add(self, conn: Connection) -> None:
+        self.connections.setdefault(conn.person_id, set()).add(conn)
+
+    def _remove(self, conn: Connection) -> None:
+        conns = self.connections.get(conn.person_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.connections[conn.person_id]
+
+
+ClientHandler = Callable[[Connection, dict], Awaitable[dict | None]]
+
+
+async def authenticate(websocket: WebSocket, token: str, session: AsyncSession) -> CurrentUser:
+    """The default check: the app's verifier, API-token revocation and scope, an active person."""
+    from shared.directory import directory_people  # shared.directory imports shared.auth like we do
+
+    user = await websocket.app.state.verifier.verify(token)
+    if user.is_api_token:
+        user = await check_api_token(session, user)
+    if user.scopes is not None:
+        scope = required_scope("GET", websocket.url.path)
+        if scope is None or scope not in user.scopes:
+            raise MissingScope(f"This API token lacks the scope {scope}.", required_scope=scope)
+    active = await session.scalar(select(directory_people.c.active).where(directory_people.c.id == user.id))
+    if active is False:
+        raise Unauthorized("This person is deactivated.")
+    return user
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _receive_text(websocket: WebSocket, conn_settings: RealtimeSettings, timeout: float) -> str | None:
+    """The next text frame; None on disconnect. Bigger than the limit -> close 1009 (raises)."""
+    message = await asyncio.wait_for(websocket.receive(), timeout=timeout)
+    if message["type"] == "websocket.disconnect":
+        return None
+    raw = message.get("text")
+    if raw is None:
+        raw_bytes = message.get("bytes") or b""
+        if len(raw_bytes) > conn_settings.max_frame_bytes:
+            raise _TooBig()
+        try:
+            return raw_bytes.decode()
+        except UnicodeDecodeError:
+            return "\x00"  # not JSON: answered with an error frame
+    if len(raw) > conn_settings.max_frame_bytes or len(raw.encode()) > conn_settings.max_frame_bytes:
+        raise _TooBig()
+    return raw
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _parse(raw: str) -> dict:
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        raise FrameError("The frame is not valid JSON.")
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise FrameError("A frame is a JSON object with a string `type`.")
+    return frame
+
+
+def _error(exc: AppError, ref: Any = None) -> dict:
+    frame = {"type": "error", "code": exc.code, "status": exc.status, "detail": exc.detail}
+    if ref is not None:
+        frame["ref"] = ref
+    return frame
+
+
+async def serve(websocket: WebSocket, *, hub: Hub, handler: ClientHandler) -> None:
+    """Run one socket: hello/auth, replay, then live frames until either side closes."""
+    settings = hub.settings
+    await websocket.accept()
+    try:
+        conn = await _hello(websocket, hub)
+    except _TooBig:
+        await _close(websocket, CLOSE_TOO_BIG, "frame too large")
+        return
+    except (TimeoutError, WebSocketDisconnect):
+        await _close(websocket, CLOSE_TIMEOUT, "no hello in time")
+        return
+    if conn is None:
+        return
+    hub._add(conn)
+    tasks = [asyncio.create_task(_writer(conn)), asyncio.create_task(_catch_up(conn, hub)),
+             asyncio.create_task(_reader(conn, handler))]
+    try:
+        for callback in hub.on_connect:
+            await callback(conn)
+        conn.woken.set()  # replay what was missed (and anything stored since the welcome)
+        await conn.closed.wait()
+    finally:
+        hub._remove(conn)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for callback in hub.on_disconnect:
+            try:
+                await callback(conn)
+            except Exception as exc:
+                log.warning("disconnect callback failed", error=repr(exc))
+        await _close(websocket, conn.close_code or 1000, getattr(conn, "close_reason", ""))
+
+
+async def _hello(websocket: WebSocket, hub: Hub) -> Connection | None:
+    settings = hub.settings
+    while True:
+        raw = await _receive_text(websocket, settings, settings.auth_timeout)
+        if raw is None:
+            return None
+        try:
+            frame = _parse(raw)
+            if frame["type"] != "hello":
+                raise FrameError("The first frame must be a hello.")
+            last_seq = frame.get("last_seq")
+            if last_seq is not None and (not isinstance(last_seq, int) or isinstance(last_seq, bool)):
+                raise FrameError("`last_seq` must be an integer.")
+            break
+        except FrameError as exc:
+            await websocket.send_text(json.dumps(_error(exc)))
+    token = frame.get("token") if isinstance(frame.get("token"), str) else _bearer(websocket)
+    async with hub.sessionmaker() as session:
+        try:
+            if not token:
+                raise FrameError("An access token is required (Authorization header or hello.token).")
+            user = await hub.authenticate(websocket, token, session)
+        except AppError as exc:
+            await websocket.send_text(json.dumps(_error(exc)))
+            await _close(websocket, CLOSE_UNAUTHORIZED, "unauthorized")
+            return None
+        current = await hub.tables.last_seq(session, user.id)
+        resumable = last_seq is None or await hub.tables.can_resume(session, person_id=user.id, after=last_seq,
+                                                                      current=current)
+    start = current if last_seq is None or not resumable else last_seq
+    conn = Connection(websocket, user, settings=settings, sent_seq=start)
+    await websocket.send_text(json.dumps({"type": "welcome", "person_id": str(user.id), "seq": current,
+                                          "heartbeat_seconds": settings.heartbeat_seconds}))
+    if not resumable:
+        await websocket.send_text(json.dumps({"type": "refetch", "seq": current}))
+    return conn
+
+
+async def _writer(conn: Connection) -> None:
+    try:
+        while True:
+            frame = await conn.queue.get()
+            try:
+                await asyncio.wait_for(conn.websocket.send_text(json.dumps(frame, default=str)),
+                                       timeout=conn.settings.send_timeout)
+            except TimeoutError:
+                conn.close(CLOSE_SLOW, "send timeout")
+                return
+    except Exception as exc:  # the peer went away mid-send
+        if not isinstance(exc, asyncio.CancelledError):
+            conn.close(1006)
+        raise
+
+
+async def _catch_up(conn: Connection, hub: Hub) -> None:
+    """Queue stored frames after the last one sent, whenever woken (live delivery and replay alike)."""
+    backoff = 0.2
+    while not conn.closed.is_set():
+        await conn.woken.wait()
+        conn.woken.clear()
+        try:
+            while True:
+                async with hub.sessionmaker() as session:
+                    frames = await hub.tables.read(session, person_id=conn.person_id, after=conn.sent_seq,
+                                                   limit=hub.settings.batch)
+                for frame in frames:
+                    if not conn.push(frame):
+                        return
+                    conn.sent_seq = frame["seq"]
+                if len(frames) < hub.settings.batch:
+                    break
+            backoff = 0.2
+        except Exception as exc:  # database trouble: keep the connection, retry the read
+            log.warning("frame read failed; retrying", error=repr(exc))
+            conn.woken.set()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+
+async def _reader(conn: Connection, handler: ClientHandler) -> None:
+    settings = conn.settings
+    try:
+        while True:
+            try:
+                raw = await _receive_text(conn.websocket, settings, settings.idle_timeout)
+            except TimeoutError:
+                conn.close(CLOSE_TIMEOUT, "idle")
+                return
+            except _TooBig:
+                conn.close(CLOSE_TOO_BIG, "frame too large")
+                return
+            if raw is None:
+                conn.close(1000)
+                return
+            frame: dict = {}
+            try:
+                frame = _parse(raw)
+                if frame["type"] == "ping":
+                    reply = {"type": "pong"}
+                else:
+                    reply = await handler(conn, frame)
+            except AppError as exc:
+                reply = _error(exc)
+            except Exception as exc:
+                log.exception("socket frame handler failed", error=repr(exc))
+                reply = {"type": "error", "code": "internal-error", "status": 500, "detail": "Something went wrong."}
+            if reply is not None:
+                if "id" in frame and reply.get("type") != "pong":
+                    reply = reply | {"ref": frame["id"]}
+                conn.push(reply)
+    except (WebSocketDisconnect, RuntimeError):
+        conn.close(1000)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
+    if websocket.application_state != WebSocketState.DISCONNECTED and \
+            websocket.client_state != WebSocketState.DISCONNECTED:
+        try:
+            await websocket.close(code=code, reason=reason)
+        except Exception:
+            pass
+
+
+async def purge_loop(tables: FrameTables, sessionmaker: async_sessionmaker, settings: RealtimeSettings,
+                     stop: asyncio.Event, every: float = 60.0) -> None:
+    """Delete frames beyond the resume window now and then (every replica may run it; it is idempotent)."""
+    while not stop.is_set():
+        try:
+            async with sessionmaker() as session, session.begin():
+                await tables.purge(session, window=settings.window, keep_frames=settings.keep_frames)
+        except Exception as exc:
+            log.warning("frame purge failed", error=repr(exc))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except TimeoutError:
+            pass
+
+
+__all__ = ["CLOSE_FORBIDDEN", "CLOSE_SLOW", "CLOSE_TOO_BIG", "CLOSE_UNAUTHORIZED", "Connection", "FrameError",
+           "FrameTables", "Hub", "RealtimeSettings", "purge_loop", "serve"]
