@@ -1,0 +1,38 @@
+"""Search columns and indexes on the content, people and groups tables (built by migration 0006_search).
+
+The generated columns are added to the tables here, not mapped on the Post and Person classes: Alembic
+sees them, while loading a post or a person never reads a document that only search queries need.
+"""
+
+from sqlalchemy import Column, Computed, Index, Text, func, literal_column
+from sqlalchemy.dialects.postgresql import TSVECTOR
+
+from services.posts.content.models import Post
+from services.posts.groups.models import Group
+from services.posts.people.models import Person
+
+TS_CONFIG = "public.hearth"  # english stemming after unaccent (see the migration)
+
+posts = Post.__table__
+people = Person.__table__
+groups = Group.__table__
+
+posts.append_column(Column("search_vector", TSVECTOR, Computed(
+    "setweight(to_tsvector('public.hearth'::regconfig, body), 'B')", persisted=True)))
+people.append_column(Column("search_text", Text, Computed(
+    "public.hearth_person_document(display_name, handle, title, department, location, skills::text[])",
+    persisted=True)))
+
+Index("ix_posts_search_vector", posts.c.search_vector, postgresql_using="gin")
+Index("ix_people_search_text_trgm", people.c.search_text, postgresql_using="gin",
+      postgresql_ops={"search_text": "gin_trgm_ops"})
+Index("ix_groups_name_trgm", func.hearth_unaccent(func.lower(groups.c.name)).label("name_trgm"),
+      postgresql_using="gin", postgresql_ops={"name_trgm": "gin_trgm_ops"})
+
+
+def unaccented(expr):
+    """The same folding the indexes use: lower-cased, accents removed."""
+    return func.hearth_unaccent(func.lower(expr))
+
+
+__all__ = ["TS_CONFIG", "literal_column", "posts", "people", "groups", "unaccented"]
