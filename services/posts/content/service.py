@@ -1,12 +1,15 @@
 import re
 from uuid import UUID
 
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.posts.content.models import Post
 from services.posts.content.schemas import PostCreate
 from services.posts.graph import service as graph
+from services.posts.graph.models import Follow
 from services.posts.groups import service as groups
+from services.posts.groups.models import Group, GroupMember
 from services.posts.people import service as people
 from services.posts.people.models import Person
 from shared.auth import CurrentUser
@@ -61,6 +64,18 @@ async def can_read(session: AsyncSession, post: Post, user: CurrentUser) -> bool
     if post.author_id == user.id:
         return True
     return bool(await readers_among(session, post, [user.id]))
+
+
+def readable_by(user_id: UUID):
+    """`can_read` as a SQL condition on posts, for queries over many posts (search): keep the two in step."""
+    in_group = Post.group_id.in_(select(Group.id).where(Group.visibility == "public")
+                                 .union_all(select(GroupMember.group_id).where(GroupMember.person_id == user_id)))
+    protected = select(Person.id).where(Person.protected.is_(True))
+    followed = select(Follow.followee_id).where(Follow.follower_id == user_id)
+    return or_(Post.author_id == user_id,
+               and_(Post.group_id.is_not(None), in_group),
+               and_(Post.group_id.is_(None), Post.audience != "followers", Post.author_id.not_in(protected)),
+               and_(Post.group_id.is_(None), Post.author_id.in_(followed)))
 
 
 async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser) -> Post:
