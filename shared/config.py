@@ -2,9 +2,10 @@
 
 from typing import ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.context import parse_networks
 from shared.db import database_url
 
 # Values that are fine on a laptop and must never reach production.
@@ -41,9 +42,24 @@ class HearthSettings(BaseSettings):
     jwt_issuer: str = "hearth"
     jwt_audience: str = "hearth"
     max_body_bytes: int = 1_048_576
+    # Proxies (the gateway) whose X-Forwarded-For is believed: comma-separated addresses or CIDRs.
+    # Empty: the direct peer is the client, whatever headers it sends.
+    trusted_proxies: str = ""
     log_json: bool = True
     log_level: str = "INFO"
     run_background: bool = True  # relay and consumers; tests of a single app switch it off
+    # A frozen relay loses its lease (and a standby takes over) after this long.
+    relay_lease_seconds: float = 5.0
+    # Dedupe rows older than this are purged: a replay older than the horizon would apply twice.
+    processed_events_retention_days: int = 14
+    # What a client is told to wait when the database is unreachable (503 Retry-After).
+    outage_retry_after_seconds: int = 5
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        parse_networks(value)  # a typo must stop the service, not silently trust nobody (or everybody)
+        return value
 
     @property
     def database_name(self) -> str:

@@ -7,6 +7,7 @@ from sqlmodel import Field
 from uuid6 import uuid7
 
 from services.posts.db import Table
+from shared.context import ADDRESS_MAX_LENGTH
 from shared.db import utcnow
 
 
@@ -52,7 +53,7 @@ class LoginFailure(Table, table=True):
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
     email: str = Field(max_length=320)  # as typed, lower-cased: unknown accounts are throttled alike
-    ip: str | None = Field(default=None, max_length=64)
+    ip: str | None = Field(default=None, max_length=ADDRESS_MAX_LENGTH)  # shared.context.client_address
     failed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 

@@ -9,6 +9,7 @@ from services.posts.auth.schemas import (ApiTokenCreate, ApiTokenCreated, ApiTok
                                          RefreshRequest, TokenPair)
 from services.posts.db import SessionDep
 from shared.auth import CurrentUserDep
+from shared.context import request_client_address
 from shared.pagination import Page, PageDep
 
 router = APIRouter(tags=["auth"])
@@ -32,16 +33,11 @@ IssuerDep = Annotated[service.TokenIssuer, Depends(token_issuer)]
 OidcDep = Annotated[sso.OidcClient, Depends(oidc_client)]
 
 
-def _client_ip(request: Request) -> str | None:
-    # Behind the gateway, uvicorn's --proxy-headers (trusted hosts) turns X-Forwarded-For into client.host.
-    return request.client.host if request.client else None
-
-
 @router.post("/auth/login", response_model=TokenPair)
 async def login(data: LoginRequest, request: Request, session: SessionDep, issuer: IssuerDep):
     """Exchange email and password for an access token and a refresh token."""
     return await service.login(session, issuer=issuer, email=data.email, password=data.password,
-                               ip=_client_ip(request))
+                               ip=request_client_address(request))
 
 
 @router.post("/auth/refresh", response_model=TokenPair)

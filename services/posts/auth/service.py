@@ -11,7 +11,7 @@ from uuid6 import uuid7
 
 from services.posts.auth import throttle
 from services.posts.auth.models import RefreshToken
-from services.posts.auth.passwords import verify_password
+from services.posts.auth.passwords import verify_password_off_loop
 from services.posts.auth.schemas import TokenPair
 from services.posts.config import Settings
 from services.posts.people import service as people
@@ -84,12 +84,12 @@ async def login(session: AsyncSession, *, issuer: TokenIssuer, email: str, passw
                 ip: str | None = None) -> TokenPair:
     """Password sign-in, refused with 429 while the account (or address) has too many recent failures."""
     email = email.strip().lower()
-    await throttle.check(session, settings=issuer.settings, email=email, ip=ip)
+    failure_id = await throttle.begin_attempt(session, settings=issuer.settings, email=email, ip=ip)
     person = await people.get_by_email(session, email=email)
-    if not verify_password(person.password_hash if person else None, password) or not person.active:
-        await throttle.record_failure(session, settings=issuer.settings, email=email, ip=ip)
-        await session.commit()
+    await session.commit()  # no transaction stays open while the password is hashed
+    if not await verify_password_off_loop(person.password_hash if person else None, password) or not person.active:
         raise InvalidCredentials()
+    await throttle.forgive(session, failure_id=failure_id)
     return await issue_pair(session, issuer=issuer, person=person, family_id=uuid7())
 
 

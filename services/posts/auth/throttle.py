@@ -5,6 +5,9 @@ window of `login_failure_window_minutes`; after that every attempt, even with th
 429 until the oldest counted failure leaves the window. A success does not erase counted failures:
 otherwise an attacker who also knows one valid password could reset another account's counter.
 Refused (429) attempts are not counted, so the lock-out never outlasts the window.
+
+Each attempt is counted before its password is verified (see begin_attempt), so a failure to record
+it refuses the attempt instead of letting an uncounted guess through.
 """
 
 import math
@@ -46,10 +49,23 @@ async def check(session: AsyncSession, *, settings: Settings, email: str, ip: st
         raise LoginThrottled("Too many failed sign-ins; try again later.", retry_after=retry_after)
 
 
-async def record_failure(session: AsyncSession, *, settings: Settings, email: str, ip: str | None) -> None:
-    """Count a failure; the account's failures that left the window go at the same time (no purge job)."""
+async def begin_attempt(session: AsyncSession, *, settings: Settings, email: str, ip: str | None) -> int:
+    """Check the limits and count this attempt as a failure before the password is looked at; commits.
+
+    Counting first means an attempt that cannot be recorded is never verified (it fails closed), and
+    attempts still hashing are already counted by parallel ones. A success forgives its own row only."""
+    await check(session, settings=settings, email=email, ip=ip)
     window = timedelta(minutes=settings.login_failure_window_minutes)
+    # The account's failures that left the window go at the same time (no purge job).
     await session.execute(delete(LoginFailure).where(LoginFailure.email == email,
                                                      LoginFailure.failed_at <= utcnow() - window))
-    session.add(LoginFailure(email=email, ip=ip))
+    failure = LoginFailure(email=email, ip=ip)
+    session.add(failure)
     await session.flush()
+    await session.commit()
+    return failure.id
+
+
+async def forgive(session: AsyncSession, *, failure_id: int) -> None:
+    """The attempt succeeded: it was not a failure after all (other counted failures stay)."""
+    await session.execute(delete(LoginFailure).where(LoginFailure.id == failure_id))

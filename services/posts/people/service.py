@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.posts.auth.models import RefreshToken
-from services.posts.auth.passwords import hash_password
+from services.posts.auth.passwords import hash_password_off_loop
 from services.posts.people.models import Person
 from services.posts.people.schemas import PersonCreate, ProfileFields
 from shared.db import utcnow
@@ -85,6 +85,7 @@ def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
 async def create(session: AsyncSession, *, data: PersonCreate, actor: UUID | None, commit: bool = True) -> Person:
     """Create a person and announce them on people.v1."""
     email = data.email
+    password_hash = await hash_password_off_loop(data.password) if data.password else None
     if await get_by_email(session, email=email) is not None:
         raise EmailTaken(f"{email} already belongs to someone.")
     if data.manager_id is not None:
@@ -94,7 +95,7 @@ async def create(session: AsyncSession, *, data: PersonCreate, actor: UUID | Non
     fields = data.model_dump(exclude={"handle", "password", "protected"}, exclude_none=True)
     person = Person(**_column_values(fields), handle=data.handle or await _free_handle(session, email),
                     protected=bool(data.protected),
-                    password_hash=hash_password(data.password) if data.password else None)
+                    password_hash=password_hash)
     session.add(person)
     try:
         await session.flush()
@@ -148,7 +149,7 @@ async def update(session: AsyncSession, *, person: Person, changes: ProfileField
 async def set_password(session: AsyncSession, *, person: Person, password: str) -> None:
     if len(password) < 8:
         raise InvalidInput("A password needs at least 8 characters.", field="password")
-    person.password_hash = hash_password(password)
+    person.password_hash = await hash_password_off_loop(password)
     await _revoke_sessions(session, person.id)  # a new password ends every other sign-in
 
 
