@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -20,10 +21,12 @@ from shared.config import HearthSettings
 from shared.context import CLIENT_HEADER, client_var, parse_client, request_id_var
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers, problem
+from shared.faults import is_transient
 from shared.kafka import EventConsumer, make_producer, topic_map
 from shared.logging import configure_logging
 from shared.openapi import install_openapi
 from shared.outbox import OutboxRelay
+from shared.supervisor import Supervisor, SupervisorCollector
 
 log = structlog.get_logger("hearth.app")
 StartupHook = Callable[[FastAPI], Awaitable[None]]
@@ -32,8 +35,8 @@ StartupHook = Callable[[FastAPI], Awaitable[None]]
 class RequestContextMiddleware:
     """Request id and client into context (logs, events); refuse bodies over the size limit."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int):
-        self.app, self.max_body_bytes = app, max_body_bytes
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, retry_after: int = 5):
+        self.app, self.max_body_bytes, self.retry_after = app, max_body_bytes, retry_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,11 +67,35 @@ class RequestContextMiddleware:
                     message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
                 await send(message)
 
-            await self.app(scope, limited_receive, send_with_id)
+            started = False
+
+            async def send_tracking(message):
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send_with_id(message)
+
+            try:
+                await self.app(scope, limited_receive, send_tracking)
+            except Exception as exc:
+                # Answered here rather than by Starlette's last-resort handler, which re-raises and so
+                # drops the keep-alive connection a client would reuse.
+                if started:
+                    raise
+                await self._failure(exc)(scope, receive, send_with_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(tokens[0])
             client_var.reset(tokens[1])
+
+
+    def _failure(self, exc: Exception):
+        if is_transient(exc):
+            log.warning("infrastructure unavailable", error=repr(exc))
+            return problem(503, "service-unavailable", "Service unavailable",
+                           "A backing service is unreachable; retry shortly.",
+                           headers={"Retry-After": str(self.retry_after)})
+        log.error("unhandled error", exc_info=exc)
+        return problem(500, "internal-error", "Internal server error", "Something went wrong on our side.")
 
 
 def _health_router() -> APIRouter:
@@ -78,12 +105,14 @@ def _health_router() -> APIRouter:
     async def healthz():
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: database and broker reachable")
+    @router.get("/readyz", summary="Readiness: database, broker and every background job running")
     async def readyz(request: Request):
-        checks = {"database": await _database_ok(request.app), "broker": await _broker_ok(request.app.state.settings)}
+        supervisor: Supervisor = request.app.state.supervisor
+        checks = {"database": await _database_ok(request.app), "broker": await _broker_ok(request.app.state.settings),
+                  "background": supervisor.healthy}
         ready = all(checks.values())
-        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks,
+                             "background": supervisor.states()}, status_code=200 if ready else 503)
 
     return router
 
@@ -119,29 +148,36 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
         engine = make_engine(settings.service_database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine, service=settings.service_name)
-        stop = asyncio.Event()
-        tasks = []
         for hook in on_startup:
             await hook(app)
+        supervisor: Supervisor = app.state.supervisor
         if settings.run_background:
-            tasks.append(asyncio.create_task(_relay(settings).run(stop), name="outbox-relay"))
-            tasks += [asyncio.create_task(c.run(settings=settings, sessionmaker=app.state.sessionmaker, stop=stop),
-                                          name=c.name) for c in consumers]
+            relay = _relay(settings)
+            supervisor.add("outbox-relay", relay.run, kind="relay", source=relay)
+            for c in consumers:
+                supervisor.add(c.name, _consumer_runner(c, settings, app.state.sessionmaker), kind="consumer",
+                               source=c)
+            supervisor.start()
         log.info("service started", service=settings.service_name)
         try:
             yield
         finally:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # uvicorn has drained in-flight requests by now; the relay flushes and consumers commit.
+            await supervisor.shutdown()
+            supervisor.jobs.clear()
             await engine.dispose()
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.supervisor = Supervisor()
     app.state.verifier = verifier or TokenVerifier(issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                                                    jwks_json=settings.jwks_json, jwks_url=settings.jwks_url)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics", "/healthz", "/readyz"]) \
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
+                       retry_after=settings.outage_retry_after_seconds)
+    registry = CollectorRegistry()
+    registry.register(SupervisorCollector(app.state.supervisor, settings.service_name))
+    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"]) \
         .instrument(app).expose(app, include_in_schema=False)
     app.include_router(_health_router())
     for router in routers:
@@ -153,4 +189,11 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
 def _relay(settings: HearthSettings) -> OutboxRelay:
     dsn = settings.service_database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     return OutboxRelay(dsn=dsn, service=settings.service_name, producer_factory=lambda: make_producer(settings),
-                       topic_map=topic_map(settings))
+                       topic_map=topic_map(settings), lease_seconds=settings.relay_lease_seconds,
+                       processed_retention=timedelta(days=settings.processed_events_retention_days))
+
+
+def _consumer_runner(consumer: EventConsumer, settings: HearthSettings, sessionmaker):
+    async def run(stop: asyncio.Event) -> None:
+        await consumer.run(settings=settings, sessionmaker=sessionmaker, stop=stop)
+    return run

@@ -89,14 +89,9 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return problem(exc.status_code, code, title, detail, request, getattr(exc, "headers", None))
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    # Never leak a stack trace to a client; the log keeps it with the request id.
-    log.exception("unhandled error", path=request.url.path)
-    return problem(500, "internal-error", "Internal server error", "Something went wrong on our side.", request)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unhandled)
+    # Anything else is answered by RequestContextMiddleware (shared/app.py): 503 for an
+    # infrastructure outage, 500 otherwise, never a stack trace, never a dropped connection.

@@ -6,6 +6,7 @@ event exists exactly when the state change does. `OutboxRelay` publishes pending
 """
 
 import asyncio
+import os
 import zlib
 from datetime import timedelta
 from typing import Any
@@ -71,69 +72,141 @@ def relay_lock_key(service: str) -> int:
     return zlib.crc32(f"hearth-outbox-relay:{service}".encode())
 
 
+class LeaseLost(Exception):
+    """The relay's lock session is gone (frozen or cut off long enough): stop publishing at once."""
+
+
 class OutboxRelay:
-    """Publishes pending outbox rows; every replica runs one, the advisory lock lets one work."""
+    """Publishes pending outbox rows; every replica runs one, and the one holding the lease works.
+
+    The lease is a session advisory lock held on a connection of its own with `idle_session_timeout`:
+    the holder pings it every second, so a holder that freezes (SIGSTOP, a stuck host) loses its
+    session - and the lock - within `lease_seconds`, and a standby takes over. A resumed old holder
+    checks the lease before each batch, so at most the batch it was holding goes out twice (consumers
+    dedupe), never a batch after the new holder's.
+    """
 
     def __init__(self, *, dsn: str, service: str, producer_factory, topic_map: dict[str, str],
-                 batch_size: int = 500, poll_seconds: float = 1.0, retention: timedelta = timedelta(days=7)):
+                 batch_size: int = 500, poll_seconds: float = 1.0, retention: timedelta = timedelta(days=7),
+                 processed_retention: timedelta = timedelta(days=14), lease_seconds: float = 5.0,
+                 flush_seconds: float = 5.0):
         self.dsn, self.service, self.producer_factory = dsn, service, producer_factory
         self.topic_map, self.batch_size, self.poll_seconds, self.retention = topic_map, batch_size, poll_seconds, retention
+        self.processed_retention, self.lease_seconds, self.flush_seconds = processed_retention, lease_seconds, flush_seconds
         self._wake = asyncio.Event()
         self.published = 0
+        self.pending = 0
+        self.oldest_pending_seconds = 0.0
+        self.holding_lease = False
+
+    def metrics(self) -> dict[str, float]:
+        return {"published": self.published, "pending": self.pending,
+                "oldest_pending_seconds": self.oldest_pending_seconds, "holding_lease": int(self.holding_lease)}
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
         while not stop.is_set():
             try:
-                await self._run_locked(stop)
+                await self._run_with_lease(stop)
                 backoff = 0.2
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox relay lost its database connection", error=str(exc))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, LeaseLost, TimeoutError) as exc:
+                log.warning("outbox relay lost its database connection or lease", error=repr(exc))
+            finally:
+                self.holding_lease = False
             if not stop.is_set():
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _run_locked(self, stop: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", relay_lock_key(self.service)):
-                if await _sleep_or_stop(stop, 2.0):  # another replica relays; stand by
-                    return
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            await self._publish_loop(conn, stop)
-        finally:
-            await conn.close()
+    async def _connect(self, role: str) -> asyncpg.Connection:
+        settings = {"application_name": f"hearth-relay:{self.service}:{role}:{os.getpid()}"}
+        if role == "lease":
+            settings["idle_session_timeout"] = str(int(self.lease_seconds * 1000))
+        return await asyncio.wait_for(asyncpg.connect(self.dsn, server_settings=settings), timeout=10)
 
-    async def _publish_loop(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
-        producer, backoff, last_purge = None, 0.2, 0.0
+    async def _run_with_lease(self, stop: asyncio.Event) -> None:
+        lease = await self._connect("lease")
+        conn = None
+        try:
+            while not await self._try_lock(lease):
+                await self._measure(lease)  # standbys report the backlog too
+                if await _sleep_or_stop(stop, 1.0):  # another replica relays; stand by
+                    return
+            self.holding_lease = True
+            log.info("outbox relay holds the lease", service=self.service)
+            conn = await self._connect("work")
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            guard = _LeaseGuard(lease)
+            heartbeat = asyncio.create_task(guard.keep_alive(stop))
+            try:
+                await self._publish_loop(conn, guard, stop)
+            finally:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+        finally:
+            for c in (conn, lease):
+                if c is not None:
+                    await _close_quietly(c)
+
+    async def _try_lock(self, lease: asyncpg.Connection) -> bool:
+        return await lease.fetchval("SELECT pg_try_advisory_lock($1)", relay_lock_key(self.service))
+
+    async def _measure(self, conn: asyncpg.Connection) -> None:
+        row = await conn.fetchrow("SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age "
+                                  "FROM outbox WHERE published_at IS NULL")
+        self.pending, self.oldest_pending_seconds = row["n"], float(row["age"] or 0.0)
+
+    async def _publish_loop(self, conn: asyncpg.Connection, guard: "_LeaseGuard", stop: asyncio.Event) -> None:
+        producer, backoff, last_purge, last_measure = None, 0.2, 0.0, 0.0
+        loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
+                if guard.lost is not None:
+                    raise LeaseLost(repr(guard.lost))
                 try:
                     if producer is None:
                         producer = await self._start_producer()
                     # Clear before reading: a NOTIFY for a row committed after the SELECT must wake us again.
                     self._wake.clear()
-                    sent = await self._publish_batch(conn, producer)
+                    sent = await self._publish_batch(conn, producer, guard)
                     backoff = 0.2
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, LeaseLost):
                     raise
                 except Exception as exc:  # broker down or refusing: keep the rows, retry later
                     log.warning("outbox relay cannot publish; will retry", error=repr(exc), backoff=backoff)
-                    if producer is not None:
-                        await _stop_quietly(producer)
-                        producer = None
+                    producer = await self._drop_producer(producer)
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                now = loop.time()
+                if now - last_measure > 1.0:
+                    await self._measure(conn)
+                    last_measure = now
                 if sent < self.batch_size:
-                    now = asyncio.get_running_loop().time()
                     if now - last_purge > 3600:
-                        await conn.execute("DELETE FROM outbox WHERE published_at < now() - $1::interval", self.retention)
+                        await self._purge(conn)
                         last_purge = now
                     await _wait_any(stop, self._wake, self.poll_seconds)
-        finally:
             if producer is not None:
-                await _stop_quietly(producer)
+                await self._flush(conn, producer, guard)
+        finally:
+            await self._drop_producer(producer)
+
+    async def _flush(self, conn: asyncpg.Connection, producer, guard: "_LeaseGuard") -> None:
+        """On shutdown, publish what is pending (bounded) so a stop loses no time for consumers."""
+        deadline = asyncio.get_running_loop().time() + self.flush_seconds
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                if await asyncio.wait_for(self._publish_batch(conn, producer, guard), timeout=self.flush_seconds) == 0:
+                    return
+        except Exception as exc:  # the rows stay pending; the next holder publishes them
+            log.warning("outbox relay could not flush before stopping", error=repr(exc))
+
+    async def _purge(self, conn: asyncpg.Connection) -> None:
+        """Housekeeping, done by the lease holder only: one job per database."""
+        await conn.execute("DELETE FROM outbox WHERE published_at < now() - $1::interval", self.retention)
+        await conn.execute("DELETE FROM processed_events WHERE processed_at < now() - $1::interval",
+                           self.processed_retention)
+        await conn.execute("DELETE FROM revoked_tokens WHERE expires_at < now()")
 
     async def _start_producer(self):
         producer = self.producer_factory()
@@ -144,12 +217,18 @@ class OutboxRelay:
             raise
         return producer
 
-    async def _publish_batch(self, conn: asyncpg.Connection, producer) -> int:
+    async def _drop_producer(self, producer) -> None:
+        if producer is not None:
+            await _stop_quietly(producer)
+        return None
+
+    async def _publish_batch(self, conn: asyncpg.Connection, producer, guard: "_LeaseGuard") -> int:
         rows = await conn.fetch(
             "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
             self.batch_size)
         if not rows:
             return 0
+        await guard.check()  # a holder that was frozen finds out here, before sending anything
         # Sends are queued in order and awaited together: per-key order holds, round trips overlap.
         futures = [await producer.send(self.topic_map[r["topic"]], value=r["payload"], key=r["key"].encode())
                    for r in rows]
@@ -157,6 +236,44 @@ class OutboxRelay:
         await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.published += len(rows)
         return len(rows)
+
+
+class _LeaseGuard:
+    """Keeps the lease session busy (so idle_session_timeout spares it) and checks it on demand."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+        self.lock = asyncio.Lock()
+        self.lost: BaseException | None = None
+
+    async def ping(self) -> None:
+        async with self.lock:
+            try:
+                await asyncio.wait_for(self.conn.fetchval("SELECT 1"), timeout=2)
+            except Exception as exc:
+                self.lost = exc
+                raise LeaseLost(repr(exc)) from exc
+
+    async def check(self) -> None:
+        if self.lost is not None:
+            raise LeaseLost(repr(self.lost))
+        await self.ping()
+
+    async def keep_alive(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() and self.lost is None:
+            try:
+                await self.ping()
+            except LeaseLost:
+                log.warning("outbox relay lease lost")
+                return
+            await _sleep_or_stop(stop, 1.0)
+
+
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), timeout=2)
+    except Exception:
+        conn.terminate()
 
 
 async def _stop_quietly(producer) -> None:

@@ -1,17 +1,22 @@
+import logging
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, MetaData, Table
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from uuid6 import uuid7
 
 from services.posts.config import Settings as PostsSettings
 from services.posts.content.service import excerpt, parse_hashtags, parse_mentions
+from shared.app import RequestContextMiddleware
 from shared.context import parse_client
 from shared.errors import InvalidInput, install_error_handlers
+from shared.faults import is_transient
 from shared.pagination import decode_cursor, encode_cursor
 
 _t = Table("t", MetaData(), Column("created_at", DateTime(timezone=True)), Column("id", PG_UUID(as_uuid=True)))
@@ -52,19 +57,45 @@ def test_production_refuses_placeholder_secrets():
     assert PostsSettings(env="dev").admin_password == "change-me"  # fine on a laptop
 
 
-async def test_unhandled_errors_are_500_problems_without_internals():
+def _failing_app(exc: Exception) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=1000, retry_after=7)
 
     @app.get("/boom")
     async def boom():
-        raise RuntimeError("secret database password in this message")
+        raise exc
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    return app
+
+
+async def test_unhandled_errors_are_500_problems_without_internals_and_keep_the_connection():
+    app = _failing_app(RuntimeError("secret database password in this message"))
+    # raise_app_exceptions=True: the app must answer, not re-raise (which drops a keep-alive connection).
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await client.get("/boom")
     assert response.status_code == 500 and response.headers["content-type"] == "application/problem+json"
     assert "secret" not in response.text and response.json()["code"] == "internal-error"
+
+
+@pytest.mark.parametrize("exc", [
+    ConnectionRefusedError("connect call failed"),
+    asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+    sa_exc.TimeoutError("QueuePool limit reached"),
+    sa_exc.DBAPIError("SELECT 1", {}, asyncpg.exceptions.AdminShutdownError("terminating connection")),
+])
+async def test_a_database_outage_is_a_503_with_retry_after(exc):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_failing_app(exc)), base_url="http://t") as client:
+        response = await client.get("/boom")
+    assert response.status_code == 503 and response.headers["retry-after"] == "7"
+    assert response.json()["code"] == "service-unavailable"
+
+
+def test_transient_faults_are_told_apart_from_bugs():
+    assert is_transient(sa_exc.OperationalError("x", {}, asyncpg.exceptions.DeadlockDetectedError("deadlock")))
+    assert is_transient(asyncpg.exceptions.SerializationError("could not serialize"))
+    assert not is_transient(ValueError("bad payload"))
+    assert not is_transient(sa_exc.IntegrityError("x", {}, asyncpg.exceptions.UniqueViolationError("dup")))
 
 
 def test_every_service_declares_bearer_auth_in_openapi():
@@ -74,3 +105,17 @@ def test_every_service_declares_bearer_auth_in_openapi():
         assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer", service
     notifications = importlib.import_module("services.notifications.main").create_app().openapi()
     assert notifications["paths"]["/api/v1/notifications"]["get"]["security"] == [{"HTTPBearer": []}]
+
+
+def test_a_chatty_library_logs_one_line_per_state_not_per_retry():
+    from shared.logging import QuietRepeats
+
+    quiet = QuietRepeats(window=60)
+
+    def record(name, msg):
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, (), None)
+
+    passed = [quiet.filter(record("aiokafka.conn", "Unable connect to node with id %s")) for _ in range(500)]
+    assert passed.count(True) == 1
+    assert quiet.filter(record("aiokafka.cluster", "Failed fetch metadata"))  # another state: one line
+    assert all(quiet.filter(record("hearth.outbox", "relay retry")) for _ in range(3))  # ours untouched
