@@ -1,21 +1,42 @@
+"""Posts: the one visibility rule, publishing, editing, deleting and presenting posts.
+
+Visibility (who may read a post) is decided in exactly one place, `readable_by`, a SQL condition on the
+posts table for a viewer (a constant id or a column such as `Person.id`). `can_read`, `readers_among`,
+feeds, counts, comments, reactions, polls, views and attachments all go through it:
+- a deleted post is readable by nobody;
+- the author always reads their own post;
+- a group post is for the group's readers (anyone for a public group, members otherwise), whoever wrote it;
+- any other post is for everyone, unless it is followers-only or its author's account is protected: then
+  only approved followers read it.
+"""
+
 import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from services.posts.content.models import Post
-from services.posts.content.schemas import PostCreate
-from services.posts.graph import service as graph
+from services.posts.attachments.models import Attachment
+from services.posts.content.models import (Acknowledgement, Bookmark, PollOption, PollVote, Post, PostEdit,
+                                           Reaction)
+from services.posts.content.schemas import (REACTION_KINDS, AttachmentSummary, PollOptionPublic, PollPublic,
+                                            PostCreate, PostPublic, PostUpdate)
 from services.posts.graph.models import Follow
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember
 from services.posts.people import service as people
 from services.posts.people.models import Person
+from services.posts.people.schemas import PersonSummary
 from shared.auth import CurrentUser
 from shared.context import client_var
-from shared.errors import Forbidden, NotFound
-from shared.events import PostCreated
+from shared.db import utcnow
+from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.events import PostCreated, PostDeleted, PostUpdated, PraiseGiven
+from shared.markdown import render
 from shared.outbox import add_event
 
 # A mention is @handle not preceded by a word character (so emails are not mentions).
@@ -26,6 +47,22 @@ EXCERPT_CHARS = 280
 
 class PostNotFound(NotFound):
     code, title = "post-not-found", "Post not found"
+
+
+class NotPostAuthor(Forbidden):
+    code, title = "not-post-author", "Only the author can do this"
+
+
+class AnnouncementNotAllowed(Forbidden):
+    code, title = "announcement-not-allowed", "Not allowed to announce"
+
+
+class InvalidRecipients(InvalidInput):
+    code, title = "invalid-recipients", "Unknown or inactive recipients"
+
+
+class InvalidAttachments(InvalidInput):
+    code, title = "invalid-attachments", "Attachments must be your own, not yet used"
 
 
 def parse_mentions(body: str) -> set[str]:
@@ -41,67 +78,260 @@ def excerpt(body: str) -> str:
     return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
 
 
-async def _restricted_to_followers(session: AsyncSession, post: Post) -> bool:
-    """Followers-only posts, and every post of a protected account, are for approved followers."""
-    if post.audience == "followers":
-        return True
-    author = await session.get(Person, post.author_id)
-    return author is not None and author.protected
+# --- the visibility rule ---------------------------------------------------------------------------
+
+def readable_by(viewer: Any, post=Post) -> ColumnElement[bool]:
+    """SQL: `viewer` (an id or a column) may read `post` (the posts table or an alias of it)."""
+    # Explicit correlation: `viewer` may be a column of a query two levels up (readers_among).
+    author = aliased(Person)
+    author_protected = (select(author.protected).where(author.id == post.author_id)
+                        .correlate_except(author).scalar_subquery())
+    follows_author = exists().where(Follow.follower_id == viewer, Follow.followee_id == post.author_id
+                                    ).correlate_except(Follow)
+    is_member = exists().where(GroupMember.group_id == post.group_id, GroupMember.person_id == viewer
+                               ).correlate_except(GroupMember)
+    group_open = exists().where(Group.id == post.group_id, or_(Group.visibility == "public", is_member)
+                                ).correlate_except(Group)
+    return and_(post.deleted_at.is_(None), or_(
+        post.author_id == viewer,
+        and_(post.group_id.is_not(None), group_open),
+        and_(post.group_id.is_(None), or_(and_(post.audience != "followers", not_(author_protected)),
+                                          follows_author))))
 
 
 async def readers_among(session: AsyncSession, post: Post, people_ids: list[UUID]) -> list[UUID]:
-    """Which of `people_ids` may read `post` (used to keep mentions from leaking a post)."""
-    if post.group_id is not None:  # the group decides, whoever the author is
-        group = await groups.get_or_raise(session, group_id=post.group_id)
-        return await groups.content_readers(session, group=group, person_ids=list(people_ids))
-    if not await _restricted_to_followers(session, post):
-        return list(people_ids)
-    followers = await graph.follower_ids(session, followee_id=post.author_id, among=people_ids)
-    return [p for p in people_ids if p in followers or p == post.author_id]
+    """Which of `people_ids` may read `post` (used to keep mentions and notifications from leaking it)."""
+    if not people_ids:
+        return []
+    allowed = set(await session.scalars(select(Person.id).where(
+        Person.id.in_(people_ids), exists().where(Post.id == post.id, readable_by(Person.id)))))
+    return [p for p in people_ids if p in allowed]
 
 
 async def can_read(session: AsyncSession, post: Post, user: CurrentUser) -> bool:
-    if post.author_id == user.id:
-        return True
-    return bool(await readers_among(session, post, [user.id]))
+    return bool(await session.scalar(select(exists().where(Post.id == post.id, readable_by(user.id)))))
 
 
-def readable_by(user_id: UUID):
-    """`can_read` as a SQL condition on posts, for queries over many posts (search): keep the two in step."""
-    in_group = Post.group_id.in_(select(Group.id).where(Group.visibility == "public")
-                                 .union_all(select(GroupMember.group_id).where(GroupMember.person_id == user_id)))
-    protected = select(Person.id).where(Person.protected.is_(True))
-    followed = select(Follow.followee_id).where(Follow.follower_id == user_id)
-    return or_(Post.author_id == user_id,
-               and_(Post.group_id.is_not(None), in_group),
-               and_(Post.group_id.is_(None), Post.audience != "followers", Post.author_id.not_in(protected)),
-               and_(Post.group_id.is_(None), Post.author_id.in_(followed)))
+async def get_readable(session: AsyncSession, *, post_id: UUID, user: CurrentUser, for_update: bool = False) -> Post:
+    """The post if `user` may read it; 404 otherwise (also when deleted), so existence does not leak."""
+    stmt = select(Post).where(Post.id == post_id, readable_by(user.id))
+    post = await session.scalar(stmt.with_for_update(of=Post) if for_update else stmt)
+    if post is None:
+        raise PostNotFound()
+    return post
+
+
+# --- publishing --------------------------------------------------------------------------------------
+
+async def _check_announcer(session: AsyncSession, *, data: PostCreate, user: CurrentUser) -> None:
+    """Communications staff and admins announce to anyone; admins of an official group announce in it."""
+    if user.has_role("communications"):
+        return
+    if data.group_id is not None:
+        group = await groups.get_or_raise(session, group_id=data.group_id)
+        if group.official and (await groups.access(session, group=group, user=user)).can_manage:
+            return
+    raise AnnouncementNotAllowed("Only communications staff, admins and admins of official groups announce.")
+
+
+async def _attach(session: AsyncSession, *, post: Post, ids: list[UUID], owner_id: UUID) -> None:
+    if not ids:
+        return
+    attached = await session.execute(update(Attachment).where(
+        Attachment.id.in_(ids), Attachment.owner_id == owner_id, Attachment.post_id.is_(None))
+        .values(post_id=post.id).returning(Attachment.id))
+    if len(set(attached.scalars())) != len(set(ids)):
+        raise InvalidAttachments()
 
 
 async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser) -> Post:
-    """Publish a post; mentioned people who can read it will be notified (post.created on social.v1)."""
+    """Publish a post; mentioned people and praised recipients who can read it are named in its events."""
     if data.group_id is not None:
         await groups.ensure_can_post(session, group=await groups.get_or_raise(session, group_id=data.group_id),
                                      user=author)
-    if data.kind == "announcement" and not author.has_role("communications"):
-        raise Forbidden("Only communications staff and admins publish announcements.")
+    if data.kind == "announcement":
+        await _check_announcer(session, data=data, user=author)
     mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
-    post = Post(author_id=author.id, kind=data.kind, body=data.body, audience=data.audience, group_id=data.group_id,
-                mentions=[p.id for p in mentioned], hashtags=parse_hashtags(data.body), client=client_var.get())
+    recipient_ids = list(dict.fromkeys(data.recipients)) or (
+        [p.id for p in mentioned if p.id != author.id] if data.kind == "praise" else [])
+    found = await people.by_ids(session, person_ids=recipient_ids)
+    if len(found) != len(recipient_ids) or not all(p.active for p in found.values()):
+        raise InvalidRecipients(field="recipients")
+    if data.kind == "praise" and not recipient_ids:
+        raise InvalidRecipients("Praise needs recipients (given, or @mentioned).", field="recipients")
+    post = Post(author_id=author.id, kind=data.kind, title=data.title, body=data.body, body_html=render(data.body),
+                audience=data.audience, group_id=data.group_id, mentions=[p.id for p in mentioned],
+                hashtags=parse_hashtags(data.body), client=client_var.get(),
+                recipients=recipient_ids, badge=data.badge,
+                pinned_until=data.pinned_until, must_read=data.must_read, remind_at=data.remind_at)
+    if data.poll is not None:
+        post.poll_multiple, post.poll_closes_at = data.poll.multiple, data.poll.closes_at
     session.add(post)
     await session.flush()
+    if data.poll is not None:
+        session.add_all([PollOption(post_id=post.id, position=i, label=label)
+                         for i, label in enumerate(data.poll.options)])
+    await _attach(session, post=post, owner_id=author.id,
+                  ids=data.attachment_ids + ([data.cover_attachment_id] if data.cover_attachment_id else []))
+    post.cover_attachment_id = data.cover_attachment_id
     readers = [p for p in await readers_among(session, post, [p.id for p in mentioned]) if p != author.id]
     await add_event(session, PostCreated(post_id=post.id, author_id=author.id, kind=post.kind, audience=post.audience,
                                          group_id=post.group_id, excerpt=excerpt(post.body), mentions=readers,
                                          hashtags=post.hashtags, created_at=post.created_at),
                     subject=post.id, actor=author.id)
+    if post.kind == "praise":
+        praised = await readers_among(session, post, post.recipients)
+        await add_event(session, PraiseGiven(post_id=post.id, author_id=author.id, recipients=praised,
+                                             badge=post.badge), subject=post.id, actor=author.id)
     await session.commit()
     return post
 
 
-async def get_readable(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> Post:
-    """The post if `user` may read it; 404 otherwise, so existence does not leak."""
-    post = await session.get(Post, post_id)
-    if post is None or not await can_read(session, post, user):
-        raise PostNotFound()
+async def edit(session: AsyncSession, *, post_id: UUID, data: PostUpdate, user: CurrentUser) -> Post:
+    """The author edits; the text before is kept as a version. Must-read edits may ask for a new acknowledgement."""
+    post = await get_readable(session, post_id=post_id, user=user, for_update=True)
+    if post.author_id != user.id:
+        raise NotPostAuthor()
+    if data.title is not None and post.kind != "article":
+        raise InvalidInput("Only articles have a title.", field="title")
+    if data.pinned_until is not None and post.kind != "announcement":
+        raise InvalidInput("Only announcements are pinned.", field="pinned_until")
+    session.add(PostEdit(post_id=post.id, version=post.version, title=post.title, body=post.body, edited_by=user.id))
+    if data.body is not None:
+        mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
+        post.body, post.body_html = data.body, render(data.body)
+        post.mentions, post.hashtags = [p.id for p in mentioned], parse_hashtags(data.body)
+    if data.title is not None:
+        post.title = data.title
+    if data.pinned_until is not None:
+        post.pinned_until = data.pinned_until
+    if data.remind_at is not None:
+        if not post.must_read:
+            raise InvalidInput("Only must-read announcements have reminders.", field="remind_at")
+        post.remind_at, post.reminded_at = data.remind_at, None
+    reack = data.require_reacknowledgement and post.kind == "announcement" and post.must_read
+    post.version += 1
+    if reack:
+        post.ack_version, post.reminded_at = post.version, None  # a new round: reminders go out again
+    post.edited_at = post.updated_at = utcnow()
+    await session.flush()
+    await add_event(session, PostUpdated(post_id=post.id, author_id=post.author_id, editor_id=user.id,
+                                         version=post.version, excerpt=excerpt(post.body), hashtags=post.hashtags,
+                                         requires_acknowledgement=reack), subject=post.id, actor=user.id)
+    await session.commit()
     return post
+
+
+async def history(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> list[PostEdit]:
+    """Earlier versions of a post the caller may read, newest first."""
+    post = await get_readable(session, post_id=post_id, user=user)
+    return list(await session.scalars(select(PostEdit).where(PostEdit.post_id == post.id)
+                                      .order_by(PostEdit.version.desc())))
+
+
+async def delete(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> None:
+    """Soft delete by the author or a moderator; the post then reads as not found everywhere."""
+    post = await get_readable(session, post_id=post_id, user=user, for_update=True)
+    moderator = post.author_id != user.id
+    if moderator and not user.has_role("moderator"):
+        raise NotPostAuthor("Only the author or a moderator can delete a post.")
+    post.deleted_at, post.deleted_by = utcnow(), user.id
+    await add_event(session, PostDeleted(post_id=post.id, author_id=post.author_id, deleted_by=user.id,
+                                         by_moderator=moderator), subject=post.id, actor=user.id)
+    await session.commit()
+
+
+# --- presenting: a fixed number of queries for any number of posts ----------------------------------
+
+def _viewer_columns(viewer_id: UUID) -> list:
+    """Per-post facts for one viewer, as correlated subqueries of the posts query (no query per post)."""
+    counts = select(func.jsonb_build_object(*[part for kind in REACTION_KINDS for part in (
+        literal(kind), func.count().filter(Reaction.kind == kind))])).where(
+        Reaction.post_id == Post.id).scalar_subquery()
+    return [
+        select(Reaction.kind).where(Reaction.post_id == Post.id, Reaction.person_id == viewer_id)
+        .scalar_subquery().label("my_reaction"),
+        exists().where(Bookmark.post_id == Post.id, Bookmark.person_id == viewer_id).label("bookmarked"),
+        select(Acknowledgement.version).where(Acknowledgement.post_id == Post.id,
+                                              Acknowledgement.person_id == viewer_id)
+        .scalar_subquery().label("acked_version"),
+        counts.label("reaction_counts"),
+    ]
+
+
+def presentation_query(ids: Any, viewer_id: UUID):
+    """The posts `ids` (a list or a subquery) with their authors and the viewer's state, in one statement."""
+    return (select(Post, Person, *_viewer_columns(viewer_id)).join(Person, Person.id == Post.author_id)
+            .where(Post.id.in_(ids)))
+
+
+@dataclass
+class _Row:
+    post: Post
+    author: Person
+    my_reaction: str | None
+    bookmarked: bool
+    acked_version: int | None
+    reaction_counts: dict
+
+
+async def present(session: AsyncSession, *, posts: list[Post] | list[UUID], user: CurrentUser,
+                  now: datetime | None = None) -> list[PostPublic]:
+    """Posts (already known readable by `user`) as the API shows them, in the given order."""
+    ids = [p if isinstance(p, UUID) else p.id for p in posts]
+    if not ids:
+        return []
+    rows = {r.post.id: r for r in (_Row(*row) for row in (await session.execute(presentation_query(ids, user.id))))}
+    polls = await _polls(session, [r.post for r in rows.values() if r.post.kind == "poll"], user, now or utcnow())
+    files: dict[UUID, list[AttachmentSummary]] = {}
+    for a in await session.scalars(select(Attachment).where(Attachment.post_id.in_(ids))
+                                   .order_by(Attachment.created_at)):
+        if a.id != rows[a.post_id].post.cover_attachment_id:
+            files.setdefault(a.post_id, []).append(AttachmentSummary.model_validate(a))
+    now = now or utcnow()
+    return [_public(rows[i], polls.get(i), files.get(i, []), user, now) for i in ids if i in rows]
+
+
+def _public(row: _Row, poll: PollPublic | None, files: list, user: CurrentUser, now: datetime) -> PostPublic:
+    post = row.post
+    out = PostPublic.model_validate(post)
+    must_ack = post.kind == "announcement" and post.must_read
+    return out.model_copy(update=dict(
+        author=PersonSummary.model_validate(row.author), poll=poll, attachments=files,
+        reaction_counts={k: v for k, v in (row.reaction_counts or {}).items() if v},
+        my_reaction=row.my_reaction, bookmarked=row.bookmarked,
+        acknowledged=(row.acked_version is not None and row.acked_version >= post.ack_version) if must_ack else None,
+        pinned=post.kind == "announcement" and post.pinned_until is not None and post.pinned_until > now))
+
+
+def poll_closed(post: Post, now: datetime) -> bool:
+    return post.poll_closes_at is not None and post.poll_closes_at <= now
+
+
+async def _polls(session: AsyncSession, posts: list[Post], user: CurrentUser, now: datetime) -> dict[UUID, PollPublic]:
+    """Options of every poll at once; counts only for those who voted, the author, or once closed."""
+    if not posts:
+        return {}
+    ids = [p.id for p in posts]
+    options: dict[UUID, list[PollOption]] = {}
+    for option in await session.scalars(select(PollOption).where(PollOption.post_id.in_(ids))
+                                        .order_by(PollOption.post_id, PollOption.position)):
+        options.setdefault(option.post_id, []).append(option)
+    mine: dict[UUID, list[UUID]] = {}
+    voters: dict[UUID, int] = {}
+    for post_id, option_id in await session.execute(select(PollVote.post_id, PollVote.option_id).where(
+            PollVote.post_id.in_(ids), PollVote.person_id == user.id)):
+        mine.setdefault(post_id, []).append(option_id)
+    for post_id, n in await session.execute(select(PollVote.post_id, func.count(func.distinct(PollVote.person_id)))
+                                            .where(PollVote.post_id.in_(ids)).group_by(PollVote.post_id)):
+        voters[post_id] = n
+    result = {}
+    for post in posts:
+        closed = poll_closed(post, now)
+        visible = closed or post.id in mine or post.author_id == user.id
+        result[post.id] = PollPublic(
+            multiple=post.poll_multiple, closes_at=post.poll_closes_at, closed=closed, results_visible=visible,
+            my_votes=mine.get(post.id, []), voters=voters.get(post.id, 0) if visible else None,
+            options=[PollOptionPublic(id=o.id, label=o.label, votes=o.vote_count if visible else None)
+                     for o in options.get(post.id, [])])
+    return result

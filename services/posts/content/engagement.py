@@ -1,0 +1,256 @@
+"""What people do with a post they can read: comments, reactions, bookmarks, votes, best answers, views.
+
+Every function starts from `service.get_readable`, so the one visibility rule guards each of them (an
+unreadable or deleted post is a 404). Counters on the post change in the same transaction as the rows.
+"""
+
+from datetime import date
+from uuid import UUID
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.posts.content.models import Bookmark, Comment, PollOption, PollVote, Post, PostView, Reaction
+from services.posts.content.schemas import CommentCreate, CommentUpdate
+from services.posts.content.service import (excerpt, get_readable, parse_mentions, poll_closed,
+                                            readable_by, readers_among)
+from services.posts.groups import service as groups
+from services.posts.people import service as people
+from shared.auth import CurrentUser
+from shared.db import utcnow
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.events import (BestAnswerAccepted, CommentCreated, CommentDeleted, CommentUpdated, PollVoted,
+                           PostBookmarked, PostViewed, ReactionAdded, ReactionRemoved)
+from shared.markdown import render
+from shared.outbox import add_event
+from shared.pagination import PageParams, paginate
+
+
+class CommentNotFound(NotFound):
+    code, title = "comment-not-found", "Comment not found"
+
+
+class NotCommentAuthor(Forbidden):
+    code, title = "not-comment-author", "Only the comment's author can do this"
+
+
+class RepliesAreOneLevel(InvalidInput):
+    code, title = "replies-one-level", "Replies are to top-level comments"
+
+
+class NotAPoll(Conflict):
+    code, title = "not-a-poll", "This post is not a poll"
+
+
+class PollClosed(Conflict):
+    code, title = "poll-closed", "The poll is closed"
+
+
+class InvalidVote(InvalidInput):
+    code, title = "invalid-vote", "Invalid vote"
+
+
+class NotAQuestion(Conflict):
+    code, title = "not-a-question", "This post is not a question"
+
+
+class CannotAcceptAnswer(Forbidden):
+    code, title = "cannot-accept-answer", "Only the question's author or the group's admins accept answers"
+
+
+# --- comments -------------------------------------------------------------------------------------
+
+async def _comment_of(session: AsyncSession, *, post: Post, comment_id: UUID, for_update: bool = False) -> Comment:
+    stmt = select(Comment).where(Comment.id == comment_id, Comment.post_id == post.id, Comment.deleted_at.is_(None))
+    comment = await session.scalar(stmt.with_for_update() if for_update else stmt)
+    if comment is None:
+        raise CommentNotFound()
+    return comment
+
+
+async def create_comment(session: AsyncSession, *, post_id: UUID, data: CommentCreate, user: CurrentUser) -> Comment:
+    """Comment on a post, or reply to a top-level comment; mentions reach only the post's readers."""
+    post = await get_readable(session, post_id=post_id, user=user)
+    parent = None
+    if data.parent_id is not None:
+        parent = await _comment_of(session, post=post, comment_id=data.parent_id)
+        if parent.parent_id is not None:
+            raise RepliesAreOneLevel(field="parent_id")
+    mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
+    comment = Comment(post_id=post.id, parent_id=data.parent_id, author_id=user.id, body=data.body,
+                      body_html=render(data.body), mentions=[p.id for p in mentioned])
+    session.add(comment)
+    await session.execute(update(Post).where(Post.id == post.id).values(comment_count=Post.comment_count + 1))
+    await session.flush()
+    readers = [p for p in await readers_among(session, post, comment.mentions) if p != user.id]
+    await add_event(session, CommentCreated(
+        comment_id=comment.id, post_id=post.id, post_author_id=post.author_id, author_id=user.id,
+        parent_id=comment.parent_id, parent_author_id=parent.author_id if parent else None,
+        excerpt=excerpt(comment.body), mentions=readers, created_at=comment.created_at),
+        subject=post.id, actor=user.id)
+    await session.commit()
+    return comment
+
+
+async def list_comments(session: AsyncSession, *, post_id: UUID, user: CurrentUser, page: PageParams):
+    """Comments and replies, oldest first (a reply carries its parent_id)."""
+    post = await get_readable(session, post_id=post_id, user=user)
+    stmt = select(Comment).where(Comment.post_id == post.id, Comment.deleted_at.is_(None))
+    return await paginate(session, stmt, columns=[Comment.created_at, Comment.id], page=page, descending=False)
+
+
+async def edit_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID, data: CommentUpdate,
+                       user: CurrentUser) -> Comment:
+    post = await get_readable(session, post_id=post_id, user=user)
+    comment = await _comment_of(session, post=post, comment_id=comment_id, for_update=True)
+    if comment.author_id != user.id:
+        raise NotCommentAuthor()
+    mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
+    comment.body, comment.body_html, comment.edited_at = data.body, render(data.body), utcnow()
+    comment.mentions = [p.id for p in mentioned]
+    await add_event(session, CommentUpdated(comment_id=comment.id, post_id=post.id, author_id=comment.author_id,
+                                            excerpt=excerpt(comment.body)), subject=post.id, actor=user.id)
+    await session.commit()
+    return comment
+
+
+async def delete_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID, user: CurrentUser) -> None:
+    """Soft delete by the comment's author or a moderator."""
+    post = await get_readable(session, post_id=post_id, user=user)
+    comment = await _comment_of(session, post=post, comment_id=comment_id, for_update=True)
+    if comment.author_id != user.id and not user.has_role("moderator"):
+        raise NotCommentAuthor("Only the comment's author or a moderator can delete it.")
+    comment.deleted_at = utcnow()
+    await session.execute(update(Post).where(Post.id == post.id).values(comment_count=Post.comment_count - 1))
+    if post.best_answer_id == comment.id:
+        post.best_answer_id = None
+    await add_event(session, CommentDeleted(comment_id=comment.id, post_id=post.id, author_id=comment.author_id,
+                                            deleted_by=user.id), subject=post.id, actor=user.id)
+    await session.commit()
+
+
+# --- reactions and bookmarks -----------------------------------------------------------------------
+
+async def react(session: AsyncSession, *, post_id: UUID, kind: str, user: CurrentUser) -> None:
+    """Set the caller's reaction (one per post; a new kind replaces the old one). Repeating changes nothing."""
+    post = await get_readable(session, post_id=post_id, user=user)
+    previous = await session.scalar(select(Reaction.kind).where(Reaction.post_id == post.id,
+                                                                Reaction.person_id == user.id).with_for_update())
+    if previous == kind:
+        return
+    inserted = await session.scalar(
+        insert(Reaction).values(post_id=post.id, person_id=user.id, kind=kind, created_at=utcnow())
+        .on_conflict_do_update(index_elements=[Reaction.post_id, Reaction.person_id], set_={"kind": kind})
+        .returning(Reaction.post_id))
+    if inserted is not None and previous is None:
+        await session.execute(update(Post).where(Post.id == post.id).values(reaction_count=Post.reaction_count + 1))
+    await add_event(session, ReactionAdded(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
+                                           kind=kind, previous_kind=previous), subject=post.id, actor=user.id)
+    await session.commit()
+
+
+async def unreact(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> None:
+    post = await get_readable(session, post_id=post_id, user=user)
+    kind = await session.scalar(delete(Reaction).where(Reaction.post_id == post.id, Reaction.person_id == user.id)
+                                .returning(Reaction.kind))
+    if kind is None:
+        return
+    await session.execute(update(Post).where(Post.id == post.id).values(reaction_count=Post.reaction_count - 1))
+    await add_event(session, ReactionRemoved(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
+                                             kind=kind), subject=post.id, actor=user.id)
+    await session.commit()
+
+
+async def set_bookmark(session: AsyncSession, *, post_id: UUID, user: CurrentUser, on: bool) -> None:
+    post = await get_readable(session, post_id=post_id, user=user)
+    if on:
+        changed = await session.scalar(insert(Bookmark).values(person_id=user.id, post_id=post.id, created_at=utcnow())
+                                       .on_conflict_do_nothing().returning(Bookmark.post_id))
+    else:
+        changed = await session.scalar(delete(Bookmark).where(Bookmark.person_id == user.id,
+                                                              Bookmark.post_id == post.id).returning(Bookmark.post_id))
+    if changed is not None:
+        await add_event(session, PostBookmarked(post_id=post.id, person_id=user.id, bookmarked=on), subject=post.id,
+                        actor=user.id)
+    await session.commit()
+
+
+# --- polls and questions ---------------------------------------------------------------------------
+
+async def vote(session: AsyncSession, *, post_id: UUID, option_ids: list[UUID], user: CurrentUser) -> Post:
+    """Vote (or change one's vote) in an open poll: one option, or several when the poll allows it."""
+    post = await get_readable(session, post_id=post_id, user=user, for_update=True)
+    if post.kind != "poll":
+        raise NotAPoll()
+    if poll_closed(post, utcnow()):
+        raise PollClosed()
+    chosen = list(dict.fromkeys(option_ids))
+    if len(chosen) > 1 and not post.poll_multiple:
+        raise InvalidVote("This poll takes one option.", field="option_ids")
+    valid = set(await session.scalars(select(PollOption.id).where(PollOption.post_id == post.id,
+                                                                  PollOption.id.in_(chosen))))
+    if len(valid) != len(chosen):
+        raise InvalidVote("Unknown option for this poll.", field="option_ids")
+    previous = list(await session.scalars(delete(PollVote).where(PollVote.post_id == post.id,
+                                                                 PollVote.person_id == user.id)
+                                          .returning(PollVote.option_id)))
+    if previous:
+        await session.execute(update(PollOption).where(PollOption.id.in_(previous))
+                              .values(vote_count=PollOption.vote_count - 1))
+    session.add_all([PollVote(option_id=o, person_id=user.id, post_id=post.id) for o in chosen])
+    await session.execute(update(PollOption).where(PollOption.id.in_(chosen)).values(vote_count=PollOption.vote_count + 1))
+    await add_event(session, PollVoted(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
+                                       option_ids=chosen), subject=post.id, actor=user.id)
+    await session.commit()
+    return post
+
+
+async def accept_answer(session: AsyncSession, *, post_id: UUID, comment_id: UUID, user: CurrentUser) -> Post:
+    """The question's author, or an admin of the group it was asked in, accepts a comment as the answer."""
+    post = await get_readable(session, post_id=post_id, user=user, for_update=True)
+    if post.kind != "question":
+        raise NotAQuestion()
+    allowed = post.author_id == user.id
+    if not allowed and post.group_id is not None:
+        group = await groups.get_or_raise(session, group_id=post.group_id)
+        allowed = (await groups.access(session, group=group, user=user)).can_manage
+    if not allowed:
+        raise CannotAcceptAnswer()
+    comment = await _comment_of(session, post=post, comment_id=comment_id)
+    if post.best_answer_id != comment.id:
+        post.best_answer_id = comment.id
+        await add_event(session, BestAnswerAccepted(post_id=post.id, comment_id=comment.id,
+                                                    answer_author_id=comment.author_id, accepted_by=user.id),
+                        subject=post.id, actor=user.id)
+    await session.commit()
+    return post
+
+
+# --- views -----------------------------------------------------------------------------------------
+
+async def record_views(session: AsyncSession, *, post_ids: list[UUID], user: CurrentUser,
+                       today: date | None = None) -> int:
+    """Impressions from a client: the first one per person, post and UTC day counts; others are ignored.
+
+    Posts the caller cannot read, and their own posts, are skipped silently (a batch is not an error)."""
+    today = today or utcnow().date()
+    readable = dict((await session.execute(select(Post.id, Post.author_id).where(
+        Post.id.in_(set(post_ids)), Post.author_id != user.id, readable_by(user.id)))).all())
+    if not readable:
+        return 0
+    new = list(await session.scalars(insert(PostView).values(
+        [{"post_id": p, "person_id": user.id, "day": today} for p in sorted(readable)])
+        .on_conflict_do_nothing().returning(PostView.post_id)))
+    if new:
+        earlier = exists().where(PostView.post_id == Post.id, PostView.person_id == user.id, PostView.day < today)
+        # seen-by counts people, not days: only a first view ever adds one
+        await session.execute(update(Post).where(Post.id.in_(new), ~earlier)
+                              .values(seen_by_count=Post.seen_by_count + 1))
+    for post_id in new:
+        await add_event(session, PostViewed(post_id=post_id, person_id=user.id, author_id=readable[post_id],
+                                            day=today), subject=post_id, actor=user.id)
+    await session.commit()
+    return len(new)
+
+
