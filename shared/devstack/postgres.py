@@ -27,7 +27,9 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, command, args: list[str]) -> None:
-        command(args, pgdata=self.data_dir, user=self.user, timeout=60)
+        # A session of its own: Ctrl-C would otherwise reach the postmaster (a fast shutdown) before
+        # the services have finished with it.
+        command(args, pgdata=self.data_dir, user=self.user, timeout=60, start_new_session=True)
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -53,6 +54,25 @@ def prepare_topics(bootstrap: str) -> None:
     asyncio.run(ensure_topics(bootstrap, HearthSettings().topics))
 
 
+async def republish_since(server_url: str, prefix: str, since: datetime) -> int:
+    """Mark rows published since `since` pending again in every service's outbox; the relays send them.
+
+    The development broker keeps messages in memory only: when it is restarted, whatever was
+    published into the previous one is gone, consumers' offsets included. Publishing those rows again
+    loses nothing (consumers dedupe by event id) and keeps per-key order (the relay sends in id order).
+    """
+    total = 0
+    for service in SERVICES:
+        conn = await asyncpg.connect(database_url(server_url, prefix + service).replace("+asyncpg", ""))
+        try:
+            status = await conn.execute("UPDATE outbox SET published_at = NULL WHERE published_at >= $1", since)
+            total += int(status.split()[-1])
+            await conn.execute("NOTIFY hearth_outbox")
+        finally:
+            await conn.close()
+    return total
+
+
 def signing_key_file(data_dir: Path) -> Path:
     """The dev token-signing key, kept with the data so tokens survive a restart."""
     path = data_dir / "jwt-signing.pem"
@@ -79,7 +99,8 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", f"services.{self.name}.main:app", "--host", "127.0.0.1",
              "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
-            cwd=REPO_ROOT, env=os.environ | self.env, stdout=out, stderr=subprocess.STDOUT if out else None)
+            cwd=REPO_ROOT, env=os.environ | self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+            start_new_session=True)  # stopped by the launcher, in order, not by the terminal's Ctrl-C
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -94,14 +115,32 @@ class ServiceProcess:
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} did not become healthy on {self.url}")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 8.0) -> None:
+        self.terminate()
+        self.wait_stopped(timeout)
+
+    def terminate(self) -> None:
+        """Ask uvicorn to drain: finish requests, then the lifespan flushes the relay and commits offsets."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+
+    def wait_stopped(self, timeout: float = 8.0) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def stop_all(processes: list[ServiceProcess], timeout: float = 8.0) -> None:
+    """Stop services together (each drains in parallel), bounded by `timeout` overall."""
+    for p in processes:
+        p.terminate()
+    deadline = time.monotonic() + timeout
+    for p in processes:
+        p.wait_stopped(max(0.1, deadline - time.monotonic()))
 
 
 def service_processes(*, server_url: str, prefix: str, bootstrap: str, key_file: Path, ports: dict[str, int],

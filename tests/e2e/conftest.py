@@ -11,8 +11,8 @@ import pytest
 from shared.config import HearthSettings
 from shared.devstack.broker import TansuBroker
 from shared.devstack.ports import free_port
-from shared.devstack.stack import (SERVICES, drop_databases, prepare_databases, prepare_topics, service_processes,
-                                   signing_key_file)
+from shared.devstack.stack import (SERVICES, drop_databases, prepare_databases, prepare_topics, republish_since,
+                                   service_processes, signing_key_file, stop_all)
 from shared.kafka import ensure_topics
 
 E2E_PREFIX = "hearth_e2e_"
@@ -21,13 +21,16 @@ ADMIN = {"email": "admin@e2e.local", "password": "e2e-admin-password"}
 
 class Stack:
     def __init__(self, server_url: str, broker: TansuBroker, processes):
-        self.server_url, self.broker = server_url, broker
+        self.server_url, self.broker, self.processes = server_url, broker, processes
         self.urls = {p.name: p.url for p in processes}
 
     async def restart_broker(self) -> None:
-        """A fresh broker on the same port; like any broker (re)start, topics are created again."""
+        """A fresh broker on the same port, as the launcher does it: topics created again and what the
+        previous (memory-only) broker held published again."""
+        previous_start = self.broker.started_at
         self.broker.start()
         await ensure_topics(self.broker.bootstrap, HearthSettings().topics)
+        await republish_since(self.server_url, E2E_PREFIX, previous_start)
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +53,7 @@ def stack(pg_server_url):
             p.wait_healthy(timeout=60)
         yield Stack(pg_server_url, broker, processes)
     finally:
-        for p in processes:
-            p.stop()
+        stop_all(processes)
         broker.stop()
 
 
