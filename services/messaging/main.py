@@ -1,17 +1,24 @@
-"""The messaging service: conversations and messages over REST and WebSocket (the spine keeps its people read model)."""
+"""The messaging service: conversations and messages over REST, and the chat socket with resume."""
 
 from fastapi import FastAPI
 
 from services.messaging.config import Settings
+from services.messaging.conversations.router import router as conversations_router
+from services.messaging.messages.router import router as messages_router
+from services.messaging.realtime import runtime
+from services.messaging.realtime.router import router as realtime_router
 from shared.app import create_service_app
 from shared.directory import people_consumer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    return create_service_app(
+    app = create_service_app(
         settings=settings, title="Hearth messaging", description="Direct and group conversations.",
-        routers=[], consumers=[people_consumer(settings)])
+        # messages first: its fixed paths (/messages/search, /direct/...) must win over /{conversation_id}
+        routers=[messages_router, conversations_router, realtime_router], consumers=[people_consumer(settings)])
+    runtime.install(app, settings)
+    return app
 
 
 def __getattr__(name: str):

@@ -1,3 +1,8 @@
-"""Every table of the service, imported in one place for Alembic (conversations land with messaging)."""
+"""Every table of the service, imported in one place for Alembic."""
 
-__all__: list[str] = []
+from services.messaging.conversations.models import Conversation, Member, Preference
+from services.messaging.messages.models import Message, MessageEdit, Reaction
+from services.messaging.realtime.models import PresenceConnection, frames
+
+__all__ = ["Conversation", "Member", "Message", "MessageEdit", "PresenceConnection", "Preference", "Reaction",
+           "frames"]

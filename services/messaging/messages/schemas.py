@@ -1,0 +1,59 @@
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from services.messaging.messages.models import BODY_MAX, CLIENT_MSG_ID_MAX, EMOJI_MAX
+
+Body = Annotated[str, StringConstraints(min_length=1, max_length=BODY_MAX)]
+ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=CLIENT_MSG_ID_MAX, pattern=r"^[A-Za-z0-9._:-]+$")]
+Emoji = Annotated[str, StringConstraints(min_length=1, max_length=EMOJI_MAX, pattern=r"^\S+$")]
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: Body
+    client_msg_id: ClientMsgId | None = None
+    reply_to_id: UUID | None = None
+
+
+class MessageUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: Body
+
+
+class ReactionSummary(BaseModel):
+    emoji: str
+    count: int
+    mine: bool
+
+
+class MessagePublic(BaseModel):
+    id: UUID
+    conversation_id: UUID
+    seq: int
+    sender_id: UUID
+    client_msg_id: str | None
+    body: str
+    body_html: str
+    reply_to_id: UUID | None
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+    reactions: list[ReactionSummary] = []
+
+
+class MessagePage(BaseModel):
+    items: list[MessagePublic] = Field(description="Oldest first.")
+    next_cursor: str | None = None  # further in the direction asked for (older, or newer)
+    prev_cursor: str | None = None  # the other direction (set for `around` and `newer` pages)
+
+
+class EditPublic(BaseModel):
+    body: str
+    edited_at: datetime
+
+
+class SearchHit(MessagePublic):
+    conversation_title: str | None = None

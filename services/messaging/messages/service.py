@@ -1,0 +1,305 @@
+"""Messages: send (deduplicated by client_msg_id), history both ways, edit, delete, reactions, search."""
+
+import base64
+import json
+from uuid import UUID
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.messaging.conversations.models import Conversation, Member
+from services.messaging.conversations.service import (MessageNotFound, get_membership_or_raise, get_or_create_direct,
+                                                      member_ids)
+from services.messaging.messages.models import Message, MessageEdit, Reaction
+from services.messaging.realtime.service import publish
+from shared.db import utcnow
+from shared.errors import Forbidden, InvalidInput
+from shared.events.messaging import (MessageDeleted, MessageEdited, MessageReactionAdded, MessageReactionRemoved,
+                                     MessageSent)
+from shared.markdown import render
+
+EXCERPT = 200
+
+
+class NotTheSender(Forbidden):
+    code, title = "not-the-sender", "Only the sender may do this"
+
+
+class MessageDeletedAlready(InvalidInput):
+    code, title = "message-deleted", "The message was deleted"
+
+
+def public(message: Message, reactions: list[dict] | None = None) -> dict:
+    deleted = message.deleted_at is not None
+    return {"id": message.id, "conversation_id": message.conversation_id, "seq": message.seq,
+            "sender_id": message.sender_id, "client_msg_id": message.client_msg_id,
+            "body": "" if deleted else message.body, "body_html": "" if deleted else message.body_html,
+            "reply_to_id": message.reply_to_id, "created_at": message.created_at, "edited_at": message.edited_at,
+            "deleted": deleted, "reactions": reactions or []}
+
+
+def frame_data(message: Message, reactions: list[dict] | None = None) -> dict:
+    return json.loads(json.dumps(public(message, reactions), default=str))
+
+
+async def send(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID, body: str,
+               client_msg_id: str | None = None, reply_to_id: UUID | None = None) -> tuple[Message, bool]:
+    """Send into a conversation the sender belongs to; a retried client_msg_id returns the first message."""
+    if client_msg_id:
+        existing = await _by_client_id(session, conversation_id, sender_id, client_msg_id)
+        if existing is not None:
+            await get_membership_or_raise(session, conversation_id=conversation_id, person_id=sender_id)
+            return existing, False
+    await get_membership_or_raise(session, conversation_id=conversation_id, person_id=sender_id)
+    try:
+        message = await _insert(session, conversation_id=conversation_id, sender_id=sender_id, body=body,
+                                client_msg_id=client_msg_id, reply_to_id=reply_to_id)
+    except IntegrityError:  # the same client_msg_id committed concurrently (a retry racing the first try)
+        await session.rollback()
+        existing = await _by_client_id(session, conversation_id, sender_id, client_msg_id)
+        if existing is None:
+            raise
+        return existing, False
+    await session.commit()
+    return message, True
+
+
+async def send_direct(session: AsyncSession, *, sender_id: UUID, recipient_id: UUID, body: str,
+                      client_msg_id: str | None = None, reply_to_id: UUID | None = None) -> tuple[Message, bool]:
+    """The first message to someone creates the pair's conversation, in the same transaction."""
+    conversation = await get_or_create_direct(session, me=sender_id, other=recipient_id)
+    if client_msg_id:
+        existing = await _by_client_id(session, conversation.id, sender_id, client_msg_id)
+        if existing is not None:
+            return existing, False
+    message = await _insert(session, conversation_id=conversation.id, sender_id=sender_id, body=body,
+                            client_msg_id=client_msg_id, reply_to_id=reply_to_id)
+    await session.commit()
+    return message, True
+
+
+async def _by_client_id(session, conversation_id, sender_id, client_msg_id) -> Message | None:
+    return await session.scalar(select(Message).where(
+        Message.conversation_id == conversation_id, Message.sender_id == sender_id,
+        Message.client_msg_id == client_msg_id))
+
+
+async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID, body: str,
+                  client_msg_id: str | None, reply_to_id: UUID | None) -> Message:
+    if reply_to_id is not None:
+        parent = await session.get(Message, reply_to_id)
+        if parent is None or parent.conversation_id != conversation_id:
+            raise MessageNotFound("The message replied to is not in this conversation.")
+    now = utcnow()
+    # Bumping the conversation's counter locks its row: seq follows commit order, the order every reader sees.
+    seq = await session.scalar(update(Conversation).where(Conversation.id == conversation_id)
+                               .values(last_seq=Conversation.last_seq + 1, last_message_at=now)
+                               .returning(Conversation.last_seq))
+    message = Message(conversation_id=conversation_id, seq=seq, sender_id=sender_id, client_msg_id=client_msg_id,
+                      body=body, body_html=render(body), reply_to_id=reply_to_id, created_at=now)
+    session.add(message)
+    await session.execute(update(Member).where(Member.conversation_id == conversation_id, Member.person_id == sender_id)
+                          .values(last_read_seq=seq, last_read_message_id=message.id, last_read_at=now))
+    await session.flush()
+    recipients = await member_ids(session, conversation_id)
+    await publish(session, MessageSent(message_id=message.id, conversation_id=conversation_id, sender_id=sender_id,
+                                       reply_to_id=reply_to_id, excerpt=body[:EXCERPT], created_at=now,
+                                       recipients=recipients),
+                  kind="message.created", data=frame_data(message), subject=conversation_id, actor=sender_id)
+    return message
+
+
+async def get_for_member(session: AsyncSession, *, message_id: UUID, person_id: UUID) -> Message:
+    """A message of a conversation the person belongs to; otherwise it does not exist for them."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise MessageNotFound()
+    try:
+        await get_membership_or_raise(session, conversation_id=message.conversation_id, person_id=person_id)
+    except Exception:
+        raise MessageNotFound()
+    return message
+
+
+async def edit(session: AsyncSession, *, message_id: UUID, editor_id: UUID, body: str) -> Message:
+    message = await get_for_member(session, message_id=message_id, person_id=editor_id)
+    if message.sender_id != editor_id:
+        raise NotTheSender()
+    if message.deleted_at is not None:
+        raise MessageDeletedAlready()
+    if body == message.body:
+        return message
+    session.add(MessageEdit(message_id=message.id, body=message.body, edited_at=message.edited_at or message.created_at))
+    message.body, message.body_html, message.edited_at = body, render(body), utcnow()
+    await session.flush()
+    recipients = await member_ids(session, message.conversation_id)
+    await publish(session, MessageEdited(message_id=message.id, conversation_id=message.conversation_id,
+                                         editor_id=editor_id, edited_at=message.edited_at, recipients=recipients),
+                  kind="message.edited", data=frame_data(message), subject=message.conversation_id, actor=editor_id)
+    await session.commit()
+    return message
+
+
+async def delete(session: AsyncSession, *, message_id: UUID, person_id: UUID) -> Message:
+    """A tombstone: the message keeps its place in the order, its text is gone (edit history too)."""
+    message = await get_for_member(session, message_id=message_id, person_id=person_id)
+    if message.sender_id != person_id:
+        raise NotTheSender()
+    if message.deleted_at is not None:
+        return message
+    message.deleted_at, message.body, message.body_html = utcnow(), "", ""
+    await session.execute(MessageEdit.__table__.delete().where(MessageEdit.message_id == message.id))
+    await session.flush()
+    recipients = await member_ids(session, message.conversation_id)
+    await publish(session, MessageDeleted(message_id=message.id, conversation_id=message.conversation_id,
+                                          deleted_by=person_id, recipients=recipients),
+                  kind="message.deleted", data=frame_data(message), subject=message.conversation_id, actor=person_id)
+    await session.commit()
+    return message
+
+
+async def edits(session: AsyncSession, *, message_id: UUID, person_id: UUID) -> list[MessageEdit]:
+    message = await get_for_member(session, message_id=message_id, person_id=person_id)
+    return list(await session.scalars(select(MessageEdit).where(MessageEdit.message_id == message.id)
+                                      .order_by(MessageEdit.edited_at, MessageEdit.id)))
+
+
+async def react(session: AsyncSession, *, message_id: UUID, person_id: UUID, emoji: str, add: bool) -> list[dict]:
+    message = await get_for_member(session, message_id=message_id, person_id=person_id)
+    if message.deleted_at is not None:
+        raise MessageDeletedAlready()
+    key = (message.id, person_id, emoji)
+    existing = await session.get(Reaction, key)
+    if add == (existing is not None):
+        return (await reactions_of(session, [message.id], person_id)).get(message.id, [])
+    if add:
+        session.add(Reaction(message_id=message.id, person_id=person_id, emoji=emoji))
+    else:
+        await session.delete(existing)
+    await session.flush()
+    recipients = await member_ids(session, message.conversation_id)
+    event_cls = MessageReactionAdded if add else MessageReactionRemoved
+    await publish(session, event_cls(message_id=message.id, conversation_id=message.conversation_id,
+                                     person_id=person_id, emoji=emoji, recipients=recipients),
+                  kind="message.reaction_added" if add else "message.reaction_removed",
+                  data={"message_id": str(message.id), "conversation_id": str(message.conversation_id),
+                        "person_id": str(person_id), "emoji": emoji},
+                  subject=message.conversation_id, actor=person_id)
+    await session.commit()
+    return (await reactions_of(session, [message.id], person_id)).get(message.id, [])
+
+
+async def reactions_of(session: AsyncSession, message_ids: list[UUID], viewer: UUID) -> dict[UUID, list[dict]]:
+    if not message_ids:
+        return {}
+    rows = await session.execute(
+        select(Reaction.message_id, Reaction.emoji, func.count(), func.bool_or(Reaction.person_id == viewer))
+        .where(Reaction.message_id.in_(message_ids)).group_by(Reaction.message_id, Reaction.emoji)
+        .order_by(Reaction.message_id, func.min(Reaction.created_at)))
+    out: dict[UUID, list[dict]] = {}
+    for message_id, emoji, count, mine in rows:
+        out.setdefault(message_id, []).append({"emoji": emoji, "count": count, "mine": bool(mine)})
+    return out
+
+
+def _cursor(direction: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([direction, seq]).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[str, int]:
+    try:
+        direction, seq = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if direction not in ("older", "newer") or not isinstance(seq, int) or isinstance(seq, bool):
+            raise ValueError
+        return direction, seq
+    except (ValueError, TypeError):
+        raise InvalidInput("The cursor is not valid.", field="cursor")
+
+
+async def _older(session, conversation_id, before: int | None, limit: int) -> list[Message]:
+    stmt = select(Message).where(Message.conversation_id == conversation_id)
+    if before is not None:
+        stmt = stmt.where(Message.seq < before)
+    return list(reversed(list(await session.scalars(stmt.order_by(Message.seq.desc()).limit(limit)))))
+
+
+async def _newer(session, conversation_id, after: int, limit: int) -> list[Message]:
+    return list(await session.scalars(select(Message).where(Message.conversation_id == conversation_id,
+                                                            Message.seq > after)
+                                      .order_by(Message.seq).limit(limit)))
+
+
+async def history(session: AsyncSession, *, conversation_id: UUID, person_id: UUID, limit: int,
+                  cursor: str | None = None, around: str | None = None) -> dict:
+    """A page of messages, oldest first: the newest ones, older/newer than a cursor, or around a marker."""
+    conversation, member = await get_membership_or_raise(session, conversation_id=conversation_id, person_id=person_id)
+    if cursor and around:
+        raise InvalidInput("Use either `cursor` or `around`.", field="around")
+    if around is not None:
+        anchor = await _anchor(session, conversation_id, member, around)
+        before = await _older(session, conversation_id, anchor + 1, max(1, limit // 2))
+        after = await _newer(session, conversation_id, anchor, limit - len(before))
+        messages = before + after
+        has_older = bool(messages) and messages[0].seq > 1
+        has_newer = len(after) == limit - len(before) and bool(after) and after[-1].seq < conversation.last_seq
+    elif cursor:
+        direction, seq = _decode(cursor)
+        if direction == "older":
+            messages = await _older(session, conversation_id, seq, limit + 1)
+            has_older, messages = len(messages) > limit, messages[-limit:]
+            has_newer = True
+        else:
+            messages = await _newer(session, conversation_id, seq, limit + 1)
+            has_newer, messages = len(messages) > limit, messages[:limit]
+            has_older = True
+    else:
+        messages = await _older(session, conversation_id, None, limit + 1)
+        has_older, messages, has_newer = len(messages) > limit, messages[-limit:], False
+    reactions = await reactions_of(session, [m.id for m in messages], person_id)
+    items = [public(m, reactions.get(m.id)) for m in messages]
+    older = _cursor("older", messages[0].seq) if messages and has_older else None
+    newer = _cursor("newer", messages[-1].seq) if messages and has_newer else None
+    forward_newer = cursor is not None and _decode(cursor)[0] == "newer"
+    return {"items": items, "next_cursor": newer if forward_newer else older,
+            "prev_cursor": older if forward_newer else newer}
+
+
+async def _anchor(session, conversation_id: UUID, member: Member, around: str) -> int:
+    if around == "unread":
+        return member.last_read_seq
+    try:
+        message_id = UUID(around)
+    except ValueError:
+        raise InvalidInput("`around` is `unread` or a message id.", field="around")
+    seq = await session.scalar(select(Message.seq).where(Message.id == message_id,
+                                                         Message.conversation_id == conversation_id))
+    if seq is None:
+        raise MessageNotFound()
+    return seq
+
+
+async def search(session: AsyncSession, *, person_id: UUID, q: str, limit: int, cursor: str | None) -> tuple[list, str | None]:
+    """Full-text search over the messages of the person's own conversations, newest first."""
+    query = func.plainto_tsquery("simple", q)
+    stmt = (select(Message, Conversation.title)
+            .join(Member, (Member.conversation_id == Message.conversation_id) & (Member.person_id == person_id))
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(func.to_tsvector("simple", Message.body).op("@@")(query), Message.deleted_at.is_(None)))
+    if cursor:
+        try:
+            before = UUID(_plain(cursor))
+        except ValueError:
+            raise InvalidInput("The cursor is not valid.", field="cursor")
+        stmt = stmt.where(Message.id < before)
+    rows = (await session.execute(stmt.order_by(Message.id.desc()).limit(limit + 1))).all()
+    items = [public(m) | {"conversation_title": title} for m, title in rows[:limit]]
+    next_cursor = base64.urlsafe_b64encode(str(rows[limit - 1][0].id).encode()).decode() if len(rows) > limit else None
+    return items, next_cursor
+
+
+def _plain(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("cursor")
