@@ -169,3 +169,70 @@ async def test_only_members_post_in_a_group_and_secret_groups_stay_hidden(client
     no_group = await client.post("/api/v1/posts", headers=auth(owner), json={"body": "x", "audience": "group"})
     assert no_group.status_code == 422
     assert await count_posts(session) == 0
+
+
+async def test_markdown_is_rendered_to_sanitized_html_and_the_raw_text_kept(client, make_person, auth):
+    author = await make_person()
+    body = "**bold** <script>alert(1)</script> [x](javascript:alert(1))"
+    post = (await client.post("/api/v1/posts", headers=auth(author), json={"body": body})).json()
+    assert post["body"] == body
+    assert "<strong>bold</strong>" in post["body_html"] and "<script" not in post["body_html"]
+    assert "javascript:" not in post["body_html"].replace("[x](javascript:alert(1))", "")
+
+
+async def test_article_has_a_title_and_other_kinds_do_not(client, make_person, auth):
+    author = await make_person()
+    article = await client.post("/api/v1/posts", headers=auth(author),
+                                json={"kind": "article", "title": "Our year", "body": "# Intro\n\ntext"})
+    assert article.status_code == 201 and article.json()["title"] == "Our year"
+    assert (await client.post("/api/v1/posts", headers=auth(author),
+                              json={"kind": "article", "body": "untitled"})).status_code == 422
+    assert (await client.post("/api/v1/posts", headers=auth(author),
+                              json={"kind": "update", "title": "t", "body": "x"})).status_code == 422
+
+
+async def test_edits_keep_a_visible_history_and_only_the_author_edits(client, session, make_person, auth):
+    author, other = await make_person(), await make_person(email="newname@corp.local")
+    post = (await client.post("/api/v1/posts", headers=auth(author), json={"body": "first #one"})).json()
+    denied = await client.patch(f"/api/v1/posts/{post['id']}", headers=auth(other), json={"body": "hijacked"})
+    assert denied.status_code == 403 and denied.json()["code"] == "not-post-author"
+    edited = await client.patch(f"/api/v1/posts/{post['id']}", headers=auth(author),
+                                json={"body": "second #two @newname"})
+    assert edited.status_code == 200
+    assert edited.json()["version"] == 2 and edited.json()["edited_at"] and edited.json()["hashtags"] == ["two"]
+    assert edited.json()["mentions"] == [str(other.id)] and "second" in edited.json()["body_html"]
+    history = (await client.get(f"/api/v1/posts/{post['id']}/edits", headers=auth(other))).json()
+    assert [(h["version"], h["body"]) for h in history] == [(1, "first #one")]
+    [event] = await outbox_events(session, type="hearth.post.updated")
+    assert event.payload().version == 2 and event.payload().editor_id == author.id
+
+
+async def test_soft_delete_by_author_or_moderator_hides_the_post(client, session, make_person, auth):
+    author, other = await make_person(), await make_person()
+    moderator = await make_person(roles=["moderator"])
+    first = (await client.post("/api/v1/posts", headers=auth(author), json={"body": "one"})).json()
+    second = (await client.post("/api/v1/posts", headers=auth(author), json={"body": "two"})).json()
+    assert (await client.delete(f"/api/v1/posts/{first['id']}", headers=auth(other))).status_code == 403
+    assert (await client.delete(f"/api/v1/posts/{first['id']}", headers=auth(author))).status_code == 204
+    assert (await client.delete(f"/api/v1/posts/{second['id']}", headers=auth(moderator))).status_code == 204
+    for post in (first, second):
+        for viewer in (author, other):
+            assert (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(viewer))).status_code == 404
+    assert (await client.patch(f"/api/v1/posts/{first['id']}", headers=auth(author),
+                               json={"body": "back"})).status_code == 404
+    assert (await client.get(f"/api/v1/posts/{first['id']}/edits", headers=auth(author))).status_code == 404
+    events = [e.payload() for e in await outbox_events(session, type="hearth.post.deleted")]
+    assert [(e.deleted_by, e.by_moderator) for e in events] == [(author.id, False), (moderator.id, True)]
+
+
+async def test_followers_only_post_endpoints_are_404_to_non_followers(client, make_person, auth):
+    author, stranger = await make_person(protected=True), await make_person()
+    post = (await client.post("/api/v1/posts", headers=auth(author), json={"body": "protected"})).json()
+    base = f"/api/v1/posts/{post['id']}"
+    for method, path, body in [("get", "", None), ("patch", "", {"body": "x"}), ("delete", "", None),
+                               ("get", "/edits", None), ("get", "/comments", None),
+                               ("post", "/comments", {"body": "x"}), ("put", "/reaction", {"kind": "like"}),
+                               ("put", "/bookmark", None), ("post", "/votes", {"option_ids": [post["id"]]})]:
+        kwargs = {"json": body} if body is not None else {}
+        response = await client.request(method.upper(), base + path, headers=auth(stranger), **kwargs)
+        assert response.status_code == 404, (method, path)

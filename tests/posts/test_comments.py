@@ -1,0 +1,101 @@
+from shared.testing import outbox_events
+from tests.posts.content_helpers import publish, secret_post
+
+
+async def test_comment_and_one_level_of_replies(client, session, make_person, auth):
+    author, alice, bob = await make_person(), await make_person(email="alice@corp.local"), await make_person()
+    post = await publish(client, auth(author), body="ship it?")
+    top = await client.post(f"/api/v1/posts/{post['id']}/comments", headers=auth(alice),
+                            json={"body": "**yes** @alice-nope"})
+    assert top.status_code == 201, top.text
+    assert top.json()["body_html"] == "<p><strong>yes</strong> @alice-nope</p>\n"
+    reply = await client.post(f"/api/v1/posts/{post['id']}/comments", headers=auth(bob),
+                              json={"body": "agreed", "parent_id": top.json()["id"]})
+    assert reply.status_code == 201 and reply.json()["parent_id"] == top.json()["id"]
+    nested = await client.post(f"/api/v1/posts/{post['id']}/comments", headers=auth(author),
+                               json={"body": "too deep", "parent_id": reply.json()["id"]})
+    assert nested.status_code == 422 and nested.json()["code"] == "replies-one-level"
+    listed = await client.get(f"/api/v1/posts/{post['id']}/comments", headers=auth(bob))
+    assert [c["body"] for c in listed.json()["items"]] == ["**yes** @alice-nope", "agreed"]
+    shown = await client.get(f"/api/v1/posts/{post['id']}", headers=auth(bob))
+    assert shown.json()["comment_count"] == 2
+    events = await outbox_events(session, type="hearth.comment.created")
+    assert [e.payload().parent_author_id for e in events] == [None, alice.id]
+    assert events[0].payload().post_author_id == author.id
+
+
+async def test_comment_mentions_reach_only_readers_of_the_post(client, session, make_person, auth):
+    author = await make_person()
+    follower, stranger = await make_person(email="fan@corp.local"), await make_person(email="stranger@corp.local")
+    await client.post(f"/api/v1/people/{author.id}/follow", headers=auth(follower))
+    post = await publish(client, auth(author), body="followers only", audience="followers")
+    response = await client.post(f"/api/v1/posts/{post['id']}/comments", headers=auth(author),
+                                 json={"body": "cc @fan @stranger"})
+    assert response.status_code == 201
+    [event] = await outbox_events(session, type="hearth.comment.created")
+    assert event.payload().mentions == [follower.id]
+
+
+async def test_only_the_author_edits_and_author_or_moderator_deletes_a_comment(client, session, make_person, auth):
+    author, commenter, other = await make_person(), await make_person(), await make_person()
+    moderator = await make_person(roles=["moderator"])
+    post = await publish(client, auth(author))
+    url = f"/api/v1/posts/{post['id']}/comments"
+    first = (await client.post(url, headers=auth(commenter), json={"body": "v1"})).json()
+    second = (await client.post(url, headers=auth(commenter), json={"body": "another"})).json()
+    denied = await client.patch(f"{url}/{first['id']}", headers=auth(other), json={"body": "hijack"})
+    assert denied.status_code == 403 and denied.json()["code"] == "not-comment-author"
+    edited = await client.patch(f"{url}/{first['id']}", headers=auth(commenter), json={"body": "v2"})
+    assert edited.status_code == 200 and edited.json()["body"] == "v2" and edited.json()["edited_at"]
+    assert (await client.delete(f"{url}/{first['id']}", headers=auth(other))).status_code == 403
+    assert (await client.delete(f"{url}/{first['id']}", headers=auth(commenter))).status_code == 204
+    assert (await client.delete(f"{url}/{second['id']}", headers=auth(moderator))).status_code == 204
+    assert (await client.get(url, headers=auth(author))).json()["items"] == []
+    assert (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(author))).json()["comment_count"] == 0
+    gone = await client.patch(f"{url}/{first['id']}", headers=auth(commenter), json={"body": "v3"})
+    assert gone.status_code == 404 and gone.json()["code"] == "comment-not-found"
+    assert len(await outbox_events(session, type="hearth.comment.deleted")) == 2
+
+
+async def test_comment_of_another_post_is_not_found(client, make_person, auth):
+    author = await make_person()
+    one, two = await publish(client, auth(author)), await publish(client, auth(author))
+    comment = (await client.post(f"/api/v1/posts/{one['id']}/comments", headers=auth(author),
+                                 json={"body": "x"})).json()
+    wrong = await client.patch(f"/api/v1/posts/{two['id']}/comments/{comment['id']}", headers=auth(author),
+                               json={"body": "y"})
+    assert wrong.status_code == 404
+
+
+async def test_secret_group_post_comments_are_invisible_to_outsiders(client, make_person, auth):
+    author, outsider, post = await secret_post(client, auth, make_person)
+    url = f"/api/v1/posts/{post['id']}/comments"
+    comment = (await client.post(url, headers=auth(author), json={"body": "inside"})).json()
+    for response in [await client.get(url, headers=auth(outsider)),
+                     await client.post(url, headers=auth(outsider), json={"body": "let me in"}),
+                     await client.patch(f"{url}/{comment['id']}", headers=auth(outsider), json={"body": "x"}),
+                     await client.delete(f"{url}/{comment['id']}", headers=auth(outsider))]:
+        assert response.status_code == 404 and response.json()["code"] == "post-not-found"
+
+
+async def test_comments_on_a_deleted_post_are_gone(client, make_person, auth):
+    author, reader = await make_person(), await make_person()
+    post = await publish(client, auth(author))
+    url = f"/api/v1/posts/{post['id']}/comments"
+    await client.post(url, headers=auth(reader), json={"body": "hi"})
+    assert (await client.delete(f"/api/v1/posts/{post['id']}", headers=auth(author))).status_code == 204
+    assert (await client.get(url, headers=auth(reader))).status_code == 404
+    assert (await client.post(url, headers=auth(reader), json={"body": "hello?"})).status_code == 404
+
+
+async def test_bad_comment_input_is_a_problem(client, make_person, auth):
+    author = await make_person()
+    post = await publish(client, auth(author))
+    url = f"/api/v1/posts/{post['id']}/comments"
+    for body in [{"body": ""}, {"body": "   "}, {"body": "x" * 10_001}, {"body": "x", "extra": 1},
+                 {"body": "x", "parent_id": "not-a-uuid"}]:
+        response = await client.post(url, headers=auth(author), json=body)
+        assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+    missing_parent = await client.post(url, headers=auth(author),
+                                       json={"body": "x", "parent_id": "00000000-0000-0000-0000-000000000000"})
+    assert missing_parent.status_code == 404
