@@ -1,19 +1,27 @@
-"""The analytics service: the event log, rollups and adoption metrics."""
+"""The analytics service: the event log, rollups, adoption metrics, reports and the live dashboard."""
 
 from fastapi import FastAPI
 
 from services.analytics.config import Settings
-from services.analytics.metrics.consumers import event_log_consumer
+from services.analytics.ingest.consumers import event_log_consumer
+from services.analytics.ingest.partitions import PARTITIONS
 from services.analytics.metrics.router import router as metrics_router
+from services.analytics.metrics.router import scoped as scoped_metrics_router
 from shared.app import create_service_app
 from shared.directory import people_consumer
+
+
+async def create_partitions_ahead(app: FastAPI) -> None:
+    async with app.state.sessionmaker() as session, session.begin():
+        await PARTITIONS.create_ahead(session)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings=settings, title="Hearth analytics", description="Adoption and engagement metrics.",
-        routers=[metrics_router], consumers=[people_consumer(settings), event_log_consumer(settings)])
+        routers=[metrics_router, scoped_metrics_router], on_startup=[create_partitions_ahead],
+        consumers=[people_consumer(settings), event_log_consumer(settings)])
 
 
 def __getattr__(name: str):

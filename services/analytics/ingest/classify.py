@@ -1,0 +1,108 @@
+"""What an event means for the metrics, read from the envelope (type, actor, time, client, subject)
+and the few payload fields every content event carries (`post_id`, ids of comments, queries).
+
+Every event type is logged; this decides which ones make a person active (DESIGN §6: viewed, read,
+posted, commented, reacted, voted, acknowledged, sent a message, searched) and which ones make a
+contributor (posted, commented, reacted, answered, sent a message). Signing in, refreshing a token,
+a notification being delivered, follows and group changes are logged but make nobody active.
+Types are matched by name so that payload modules other engineers add are handled as they land.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+VIEW, READ, POST, COMMENT, REACTION, VOTE, ACK, MESSAGE, SEARCH, ANSWER = (
+    "view", "read", "post", "comment", "reaction", "vote", "ack", "message", "search", "answer")
+CONTRIBUTIONS = frozenset({POST, COMMENT, REACTION, MESSAGE, ANSWER})
+
+# Exact names first (without the `hearth.` prefix); the suffix rules below catch new names.
+KNOWN: dict[str, str] = {
+    "post.created": POST, "post.viewed": VIEW, "posts.viewed": VIEW,
+    "comment.created": COMMENT, "comment.added": COMMENT, "reply.created": COMMENT,
+    "reaction.added": REACTION, "reaction.created": REACTION, "post.reacted": REACTION,
+    "comment.reaction.added": REACTION,
+    "poll.voted": VOTE, "vote.cast": VOTE, "post.voted": VOTE,
+    "announcement.acknowledged": ACK, "post.acknowledged": ACK, "acknowledgement.created": ACK,
+    "search.performed": SEARCH,
+    "message.sent": MESSAGE, "message.created": MESSAGE,
+    "notification.read": READ, "notifications.read": READ, "conversation.read": READ, "message.read": READ,
+    "answer.created": ANSWER, "answer.accepted": None,
+}
+NOT_ACTIVITY_WORDS = ("deleted", "removed", "edited", "updated", "delivered", "revoked", "signed_in", "refreshed")
+
+
+def kind_of(event_type: str) -> str | None:
+    """The activity kind of an event type, or None when it does not make anyone active."""
+    name = event_type.removeprefix("hearth.")
+    if name in KNOWN:
+        return KNOWN[name]
+    if any(word in name for word in NOT_ACTIVITY_WORDS):
+        return None
+    for suffix, kind in ((".viewed", VIEW), (".read", READ), (".acknowledged", ACK), (".voted", VOTE),
+                         ("search.performed", SEARCH)):
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
+def client_of(client: str | None) -> str:
+    """web | ios | android | api | other | unknown (X-Hearth-Client is `web`, `api/<name>`, …)."""
+    if not client:
+        return "unknown"
+    head = client.split("/", 1)[0].strip().lower()
+    return head if head in ("web", "ios", "android", "api") else "other"
+
+
+def as_uuid(value: Any) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The envelope fields the rollups read (an Envelope or an event log row both fit)."""
+
+    id: UUID
+    type: str
+    time: datetime
+    actor: UUID | None
+    client: str | None
+    subject: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, envelope) -> "Event":
+        return cls(envelope.id, envelope.type, envelope.time, envelope.actor, envelope.client, envelope.subject,
+                   envelope.data)
+
+    @property
+    def day(self) -> date:
+        return utc_day(self.time)
+
+    @property
+    def person(self) -> UUID | None:
+        """Who acted: the envelope's actor, else the payload's person fields."""
+        if self.actor is not None:
+            return self.actor
+        for key in ("person_id", "viewer_id", "author_id", "sender_id", "user_id", "recipient_id"):
+            if key in self.data:
+                return as_uuid(self.data[key])
+        return None
+
+    def post_ids(self) -> list[UUID]:
+        if "post_ids" in self.data:
+            return [p for p in map(as_uuid, self.data["post_ids"] or []) if p is not None]
+        post = as_uuid(self.data.get("post_id"))
+        if post is None and self.type.removeprefix("hearth.").startswith("post."):
+            post = as_uuid(self.subject)
+        return [post] if post is not None else []
+
+
+def utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()

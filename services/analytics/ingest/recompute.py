@@ -1,0 +1,80 @@
+"""Rebuild the rollups of a date range from the event log (same numbers as incremental ingest)."""
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.analytics.ingest.classify import Event
+from services.analytics.ingest.service import (BITS_PER_PERIOD, EPOCH, GROUP_EVENTS, PERSON_EVENTS, apply,
+                                               refresh_posts)
+
+BATCH = 5000
+DAY_TABLES = ("person_day", "person_client_day", "group_person_day", "post_day", "search_day")
+FIRST_TABLES = ("post_viewers", "post_responders", "post_acks")
+
+
+async def count_events(session: AsyncSession, start: date, end: date) -> int:
+    return await session.scalar(text("SELECT count(*) FROM event_log WHERE day >= :s AND day < :e"),
+                                {"s": start, "e": end})
+
+
+async def recompute(session: AsyncSession, *, start: date, end: date,
+                    progress: Callable[[int], None] = lambda n: None) -> int:
+    """Clear the rollups of [start, end) and replay that range of the log in time order.
+
+    People and group membership are state, not rollups: they are left as they are (replaying an old
+    `member_added` after a later `member_removed` outside the range would be wrong)."""
+    lo = datetime.combine(start, time(), UTC)
+    hi = datetime.combine(end, time(), UTC)
+    touched = set()
+    for table in DAY_TABLES:
+        await session.execute(text(f"DELETE FROM {table} WHERE day >= :s AND day < :e"), {"s": start, "e": end})
+    for table in FIRST_TABLES:
+        rows = await session.execute(text(f"DELETE FROM {table} WHERE first_at >= :lo AND first_at < :hi "
+                                          "RETURNING post_id"), {"lo": lo, "hi": hi})
+        touched |= set(rows.scalars())
+    await session.execute(text("DELETE FROM comments WHERE created_at >= :lo AND created_at < :hi"),
+                          {"lo": lo, "hi": hi})
+    rows = await session.execute(text("DELETE FROM posts WHERE created_at >= :lo AND created_at < :hi "
+                                      "RETURNING post_id"), {"lo": lo, "hi": hi})
+    touched |= set(rows.scalars())
+    done = 0
+    after = (lo - timedelta(microseconds=1), UUID(int=0))
+    while True:
+        # Keyset over (time, event_id): the replay order is the order things happened.
+        rows = (await session.execute(text("""
+            SELECT event_id, type, time, actor_id, client, subject, data FROM event_log
+            WHERE day >= :s AND day < :e AND (time, event_id) > (:t, :i)
+              AND NOT (type = ANY(:skip))
+            ORDER BY time, event_id LIMIT :n"""),
+            {"s": start, "e": end, "t": after[0], "i": after[1], "n": BATCH,
+             "skip": sorted(PERSON_EVENTS | GROUP_EVENTS)})).all()
+        if not rows:
+            break
+        events = [Event(*r) for r in rows]
+        await apply(session, events)
+        touched |= {p for e in events for p in e.post_ids()}
+        after = (rows[-1][2], rows[-1][0])
+        done += len(rows)
+        progress(len(rows))
+    await refresh_posts(session, reach_of=touched, responses_of=touched)
+    await rebuild_bits(session, start, end)
+    return done
+
+
+async def rebuild_bits(session: AsyncSession, start: date, end: date) -> None:
+    """The packed days of every period overlapping the range, from person_day."""
+    p0 = (start - EPOCH).days // BITS_PER_PERIOD
+    p1 = ((end - timedelta(days=1)) - EPOCH).days // BITS_PER_PERIOD
+    await session.execute(text("DELETE FROM person_bits WHERE period BETWEEN :p0 AND :p1"), {"p0": p0, "p1": p1})
+    await session.execute(text("""
+        INSERT INTO person_bits (person_id, period, active, contrib)
+        SELECT person_id, (day - :epoch) / 32,
+               bit_or(1::bigint << ((day - :epoch) % 32)),
+               coalesce(bit_or(1::bigint << ((day - :epoch) % 32)) FILTER (WHERE contributions > 0), 0)
+        FROM person_day WHERE day >= :d0 AND day < :d1 GROUP BY 1, 2"""),
+        {"epoch": EPOCH, "d0": EPOCH + timedelta(days=p0 * BITS_PER_PERIOD),
+         "d1": EPOCH + timedelta(days=(p1 + 1) * BITS_PER_PERIOD)})

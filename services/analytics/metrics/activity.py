@@ -1,0 +1,102 @@
+"""Who was active on which day, for a window: the member list and day matrices built from person_bits."""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.analytics.ingest.service import BITS_PER_PERIOD, EPOCH
+from services.analytics.metrics.window import Window
+
+LOOKBACK = 27  # MAU on the first day of W needs the 27 days before it
+ENGAGED_DAYS, ENGAGED_SPAN = 10, 28
+
+
+@dataclass
+class Member:
+    id: UUID
+    display_name: str
+    department: str | None
+    location: str | None
+    manager_id: UUID | None
+    hire_date: date | None
+    leader: bool
+    official: bool
+
+
+@dataclass
+class Activity:
+    """Members at the end of W and their active / contributing days over [start - 27, end)."""
+
+    window: Window
+    members: list[Member]
+    active: np.ndarray  # bool [members, days]
+    contrib: np.ndarray
+    index: dict[UUID, int] = field(default_factory=dict)
+
+    @property
+    def first_day(self) -> date:
+        return self.window.start - timedelta(days=LOOKBACK)
+
+    def in_window(self, matrix: np.ndarray) -> np.ndarray:
+        return matrix[:, LOOKBACK:]
+
+    def active_in_w(self) -> np.ndarray:
+        return self.in_window(self.active).any(axis=1)
+
+    def contributors_in_w(self) -> np.ndarray:
+        return self.in_window(self.contrib).any(axis=1)
+
+    def engaged(self) -> np.ndarray:
+        """Active on at least 10 distinct days of the last 28 days of W."""
+        return self.active[:, -ENGAGED_SPAN:].sum(axis=1) >= ENGAGED_DAYS
+
+    def series(self, rows: np.ndarray | None = None) -> dict[str, list[int]]:
+        """DAU, WAU and MAU for each day of W (members active over 1, 7 and 28 days ending that day)."""
+        matrix = self.active if rows is None else self.active[rows]
+        sums = np.concatenate([np.zeros((matrix.shape[0], 1), dtype=np.int32),
+                               np.cumsum(matrix, axis=1, dtype=np.int32)], axis=1)
+        out = {}
+        for name, span in (("dau", 1), ("wau", 7), ("mau", 28)):
+            ends = np.arange(LOOKBACK + 1, matrix.shape[1] + 1)
+            counts = sums[:, ends] - sums[:, ends - span]
+            out[name] = (counts > 0).sum(axis=0).astype(int).tolist()
+        return out
+
+
+async def load_members(session: AsyncSession, window: Window) -> list[Member]:
+    """A member: provisioned, and not deactivated, at the end of W."""
+    rows = await session.execute(text("""
+        SELECT id, display_name, department, location, manager_id, hire_date, leader, official FROM people
+        WHERE provisioned_at < :hi AND (deactivated_at IS NULL OR deactivated_at >= :hi) ORDER BY id"""),
+        {"hi": window.hi})
+    return [Member(*r) for r in rows]
+
+
+async def load_activity(session: AsyncSession, window: Window) -> Activity:
+    members = await load_members(session, window)
+    index = {m.id: i for i, m in enumerate(members)}
+    first = window.start - timedelta(days=LOOKBACK)
+    ndays = (window.end - first).days
+    offset = (first - EPOCH).days
+    p0, p1 = offset // BITS_PER_PERIOD, (offset + ndays - 1) // BITS_PER_PERIOD
+    rows = (await session.execute(text(
+        "SELECT person_id, period, active, contrib FROM person_bits WHERE period BETWEEN :p0 AND :p1"),
+        {"p0": p0, "p1": p1})).all()
+    nperiods = p1 - p0 + 1
+    packed = np.zeros((len(members), nperiods, 2), dtype=np.int64)
+    for person, period, active, contrib in rows:
+        i = index.get(person)
+        if i is not None:
+            packed[i, period - p0, 0] = active
+            packed[i, period - p0, 1] = contrib
+    bits = np.arange(BITS_PER_PERIOD, dtype=np.int64)
+    # [members, periods, 2, 32] -> [members, 2, periods * 32], then cut to the window's days
+    unpacked = ((packed[..., None] >> bits) & 1).astype(bool).transpose(0, 2, 1, 3).reshape(
+        len(members), 2, nperiods * BITS_PER_PERIOD)
+    start = offset - p0 * BITS_PER_PERIOD
+    days = unpacked[:, :, start:start + ndays]
+    return Activity(window, members, days[:, 0, :], days[:, 1, :], index)
