@@ -28,7 +28,9 @@ KNOWN: dict[str, str] = {
     "search.performed": SEARCH,
     "message.sent": MESSAGE, "message.created": MESSAGE,
     "notification.read": READ, "notifications.read": READ, "conversation.read": READ, "message.read": READ,
-    "answer.created": ANSWER, "answer.accepted": None,
+    "answer.created": ANSWER, "answer.accepted": None, "question.answer_accepted": None,
+    "message.reaction_added": REACTION, "praise.given": None,  # praise arrives as a post too
+    "conversation.typing": None, "presence.changed": None, "post.bookmarked": None,
 }
 NOT_ACTIVITY_WORDS = ("deleted", "removed", "edited", "updated", "delivered", "revoked", "signed_in", "refreshed")
 

@@ -137,6 +137,8 @@ def add_activity(batch: Batch, e: Event, kind: str, known: dict) -> None:
             batch.post_day[(p, day)][0] += 1
             batch.earliest(batch.viewers, (p, person), e.time)
     elif kind == REACTION:
+        if e.data.get("previous_kind"):  # a changed reaction, not a new one
+            return
         batch.post_day[(post, day)][1] += 1
         if not e.data.get("comment_id"):  # a reaction to a comment is not a response to the post
             batch.earliest(batch.responders, (post, person), e.time)
