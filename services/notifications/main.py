@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from services.notifications.config import Settings
 from services.notifications.inbox.consumers import social_consumer
 from services.notifications.inbox.router import router as inbox_router
+from services.notifications.preferences.router import router as preferences_router
 from shared.app import create_service_app
 from shared.directory import people_consumer
 
@@ -13,7 +14,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings=settings, title="Hearth notifications", description="Notification inbox and unread counts.",
-        routers=[inbox_router], consumers=[people_consumer(settings), social_consumer(settings)])
+        routers=[preferences_router, inbox_router], consumers=[people_consumer(settings), social_consumer(settings)])
 
 
 def __getattr__(name: str):

@@ -48,7 +48,7 @@ async def test_mark_read_and_unread_count(settings, sessionmaker, client, keys):
     assert (await client.get("/api/v1/notifications/unread-count", headers=headers)).json() == {"unread": 2}
     unread = (await client.get("/api/v1/notifications?unread=true", headers=headers)).json()["items"]
     assert first["id"] not in {i["id"] for i in unread} and len(unread) == 2
-    assert (await client.post("/api/v1/notifications/read-all", headers=headers)).status_code == 204
+    assert (await client.post("/api/v1/notifications/read-all", headers=headers)).json() == {"marked": 2}
     assert (await client.get("/api/v1/notifications/unread-count", headers=headers)).json() == {"unread": 0}
 
 
@@ -80,9 +80,10 @@ async def test_follow_request_and_invite_notify_their_targets(settings, sessionm
     for payload in events:
         await deliver(settings, sessionmaker, Envelope.wrap(payload, source="posts", subject=owner))
     owner_kinds = [n["kind"] for n in (await client.get("/api/v1/notifications", headers=keys.headers(owner))).json()["items"]]
-    assert sorted(owner_kinds) == ["follow", "follow_request"]
-    [invite] = (await client.get("/api/v1/notifications", headers=keys.headers(fan))).json()["items"]
+    assert owner_kinds == ["follow"]  # the approved request left the inbox; the new follower arrived
+    invite, approved = (await client.get("/api/v1/notifications", headers=keys.headers(fan))).json()["items"]
     assert invite["kind"] == "group_invite" and invite["subject_id"] == str(group)
+    assert approved["kind"] == "follow_approved" and approved["actor_id"] == str(owner)
 
 
 async def test_deactivated_people_are_not_notified(settings, sessionmaker, client, keys):
@@ -94,3 +95,36 @@ async def test_deactivated_people_are_not_notified(settings, sessionmaker, clien
     gone_id = gone.payload().person.id
     await deliver(settings, sessionmaker, post_created(uuid7(), [gone_id]))
     assert (await client.get("/api/v1/notifications", headers=keys.headers(gone_id))).json()["items"] == []
+
+
+async def test_delete_is_only_for_the_owner(settings, sessionmaker, client, keys):
+    maria, mallory = uuid7(), uuid7()
+    await deliver(settings, sessionmaker, post_created(uuid7(), [maria]))
+    [item] = (await client.get("/api/v1/notifications", headers=keys.headers(maria))).json()["items"]
+    stolen = await client.delete(f"/api/v1/notifications/{item['id']}", headers=keys.headers(mallory))
+    assert stolen.status_code == 404 and stolen.json()["code"] == "notification-not-found"
+    assert (await client.delete(f"/api/v1/notifications/{item['id']}", headers=keys.headers(maria))).status_code == 204
+    assert (await client.get("/api/v1/notifications", headers=keys.headers(maria))).json()["items"] == []
+    assert (await client.delete(f"/api/v1/notifications/{item['id']}", headers=keys.headers(maria))).status_code == 404
+
+
+async def test_reading_emits_a_read_event_and_a_badge_frame(settings, sessionmaker, client, keys, session):
+    from services.notifications.db import frames
+    from shared.testing import outbox_events
+    maria = uuid7()
+    await deliver(settings, sessionmaker, post_created(uuid7(), [maria]))
+    await deliver(settings, sessionmaker, post_created(uuid7(), [maria]))
+    [first, _] = (await client.get("/api/v1/notifications", headers=keys.headers(maria))).json()["items"]
+    await client.post(f"/api/v1/notifications/{first['id']}/read", headers=keys.headers(maria))
+    await client.post(f"/api/v1/notifications/{first['id']}/read", headers=keys.headers(maria))  # already read
+    await client.post("/api/v1/notifications/read-all", headers=keys.headers(maria))
+    reads = await outbox_events(session, type="hearth.notification.read")
+    assert [(e.data["count"], e.data["all"]) for e in reads] == [(1, False), (1, True)]
+    stored = await frames.read(session, person_id=maria, after=0)
+    assert [f["type"] for f in stored] == ["notification", "notification", "badge", "badge"]
+    assert [f["data"]["unread"] for f in stored if f["type"] == "badge"] == [1, 0]
+
+
+async def test_bad_kind_filter_is_422(client, keys):
+    response = await client.get("/api/v1/notifications?kind=nonsense", headers=keys.headers(uuid7()))
+    assert response.status_code == 422

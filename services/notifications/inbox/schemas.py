@@ -9,13 +9,24 @@ class NotificationPublic(BaseModel):
 
     id: UUID
     kind: str
+    title: str = ""  # "Ana Lopez and 4 others reacted to your post"
     actor_id: UUID | None
+    actor_count: int
+    actor_ids: list[UUID]
     subject_type: str
     subject_id: UUID
+    post_id: UUID | None
+    comment_id: UUID | None
+    group_id: UUID | None
     excerpt: str
     created_at: datetime
+    updated_at: datetime
     read_at: datetime | None
 
 
 class UnreadCount(BaseModel):
     unread: int
+
+
+class ReadAll(BaseModel):
+    marked: int

@@ -1,65 +1,237 @@
+"""The inbox: turning events into notifications (in bulk), and the recipient's reads and deletes."""
+
+import json
+from dataclasses import asdict, dataclass
 from uuid import UUID
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notifications.db import frames
 from services.notifications.inbox.models import Notification
+from services.notifications.preferences.defaults import DEFAULTS
 from shared.db import utcnow
-from shared.errors import NotFound
 from shared.directory import directory_people
-from shared.events import Envelope, FollowCreated, FollowRequested, GroupInvited, PostCreated
+from shared.errors import NotFound
+from shared.events import Envelope, NotificationsDelivered, NotificationsRead
+from shared.outbox import add_event
 from shared.pagination import PageParams, paginate
+
+EVENT_RECIPIENTS_MAX = 1000  # recipients per notifications.v1 event (an announcement to 10,000 is 10 events)
+FRAME_KIND = "notification"
+BADGE_FRAME = "badge"
+
+VERBS = {"mention": "mentioned you", "comment": "commented on your post", "reply": "replied to your comment",
+         "reaction": "reacted to your post", "follow": "followed you", "follow_request": "asked to follow you",
+         "follow_approved": "approved your follow request", "group_invite": "invited you to a group",
+         "join_request": "asked to join your group", "join_approved": "approved your request to join",
+         "announcement": "published a must-read announcement", "announcement_reminder": "reminds you to read",
+         "praise": "praised you", "best_answer": "chose your answer as the best",
+         "message": "sent you a message"}
 
 
 class NotificationNotFound(NotFound):
     code, title = "notification-not-found", "Notification not found"
 
 
-async def _notify(session: AsyncSession, envelope: Envelope, *, recipients: list[UUID], kind: str,
-                  actor_id: UUID | None, subject_type: str, subject_id: UUID, excerpt: str = "") -> None:
-    """Insert one notification per recipient, skipping the actor and people the directory knows are gone."""
-    wanted = [r for r in dict.fromkeys(recipients) if r != actor_id]
-    if not wanted:
+@dataclass(frozen=True)
+class Source:
+    """What a notification is about: shown to the recipient, checked against mutes, removed with its source."""
+
+    kind: str
+    actor_id: UUID | None
+    subject_type: str
+    subject_id: UUID
+    excerpt: str = ""
+    post_id: UUID | None = None
+    comment_id: UUID | None = None
+    group_id: UUID | None = None
+    conversation_id: UUID | None = None
+    must_read: bool = False  # mutes do not silence a must-read announcement
+
+    def frame(self) -> dict:
+        return {k: (str(v) if isinstance(v, UUID) else v) for k, v in asdict(self).items() if k != "must_read"}
+
+
+# Who may be notified: not the actor, not deactivated (unknown to the directory yet counts as active:
+# the people topic can lag the social one), not muting the actor, group, post or conversation.
+_ELIGIBLE = """
+SELECT DISTINCT c.person_id FROM ({candidates}) AS c
+WHERE c.person_id IS DISTINCT FROM CAST(:actor AS uuid)
+  AND NOT EXISTS (SELECT 1 FROM directory_people d WHERE d.id = c.person_id AND NOT d.active)
+  AND (CAST(:must_read AS boolean) OR NOT EXISTS (
+      SELECT 1 FROM notification_mutes m WHERE m.person_id = c.person_id AND (
+          (m.target_type = 'person' AND m.target_id = CAST(:actor AS uuid))
+       OR (m.target_type = 'group' AND m.target_id = CAST(:group_id AS uuid))
+       OR (m.target_type = 'post' AND m.target_id = CAST(:post_id AS uuid))
+       OR (m.target_type = 'conversation' AND m.target_id = CAST(:conversation_id AS uuid)))))
+"""
+LISTED = "SELECT unnest(CAST(:ids AS uuid[])) AS person_id"
+GROUP_MEMBERS = "SELECT person_id FROM group_members WHERE group_id = CAST(:audience_group AS uuid)"
+EVERYONE = "SELECT id AS person_id FROM directory_people WHERE active"
+
+_WANTS = ("COALESCE((SELECT p.{channel} FROM notification_preferences p WHERE p.person_id = e.person_id "
+          "AND p.kind = CAST(:kind AS varchar)), CAST(:default AS boolean))")
+
+_INSERT = f"""
+INSERT INTO notifications (id, recipient_id, kind, actor_id, actor_count, actor_ids, subject_type, subject_id,
+    excerpt, group_key, post_id, comment_id, group_id, conversation_id, source_event_id, created_at, updated_at)
+SELECT gen_random_uuid(), e.person_id, CAST(:kind AS varchar), CAST(:actor AS uuid), 1,
+    CASE WHEN CAST(:actor AS uuid) IS NULL THEN '{{}}'::uuid[] ELSE ARRAY[CAST(:actor AS uuid)] END,
+    CAST(:subject_type AS varchar), CAST(:subject_id AS uuid), CAST(:excerpt AS varchar), NULL, CAST(:post_id AS uuid), CAST(:comment_id AS uuid),
+    CAST(:group_id AS uuid), CAST(:conversation_id AS uuid), CAST(:event_id AS uuid), clock_timestamp(), clock_timestamp()
+FROM unnest(CAST(:eligible AS uuid[])) AS e(person_id)
+WHERE {_WANTS.format(channel="in_app")}
+ON CONFLICT DO NOTHING
+RETURNING recipient_id
+"""
+
+_PUSH = f"""
+INSERT INTO push_jobs (id, device_id, person_id, dedupe_key, title, body, data, status, attempts, next_attempt_at,
+    created_at)
+SELECT gen_random_uuid(), d.id, d.person_id, CAST(:dedupe_key AS varchar), CAST(:title AS varchar),
+    CAST(:body AS varchar), CAST(:data AS jsonb), 'pending', 0, clock_timestamp(), clock_timestamp()
+FROM push_devices d JOIN unnest(CAST(:eligible AS uuid[])) AS e(person_id) ON d.person_id = e.person_id
+WHERE {_WANTS.format(channel="push")}
+ON CONFLICT DO NOTHING
+"""
+
+
+def _mute_params(source: Source) -> dict:
+    return dict(actor=source.actor_id, post_id=source.post_id, group_id=source.group_id,
+                conversation_id=source.conversation_id, must_read=source.must_read)
+
+
+def _params(source: Source, envelope: Envelope) -> dict:
+    return _mute_params(source) | dict(kind=source.kind, subject_type=source.subject_type, subject_id=source.subject_id,
+                                       excerpt=source.excerpt[:300], comment_id=source.comment_id, event_id=envelope.id)
+
+
+async def eligible(session: AsyncSession, source: Source, *, candidates: str, **params) -> list[UUID]:
+    sql = text(_ELIGIBLE.format(candidates=candidates))
+    return list(await session.scalars(sql, _mute_params(source) | params))
+
+
+async def notify(session: AsyncSession, envelope: Envelope, source: Source, *, recipients: list[UUID] = (),
+                 candidates: str = LISTED, **params) -> list[UUID]:
+    """Notify people in bulk: inbox rows, socket frames, push jobs and delivery events, a few statements in all.
+
+    `candidates` is SQL selecting `person_id` (the listed ids, a group's members, everyone), so an
+    audience of 10,000 never travels through Python one row at a time. Returns who got an inbox row."""
+    if candidates == LISTED:
+        params["ids"] = list(recipients)
+    people = await eligible(session, source, candidates=candidates, **params)
+    if not people:
+        return []
+    channels = DEFAULTS[source.kind]
+    values = _params(source, envelope) | {"eligible": people}
+    inserted = []
+    if channels.in_app or await _has_overrides(session, source.kind):
+        inserted = list(await session.scalars(text(_INSERT), values | {"default": channels.in_app}))
+    await queue_push(session, source, people=people, dedupe_key=f"{source.kind}:{envelope.id}",
+                     title=await title_for(session, source), default=channels.push)
+    await deliver_in_app(session, source, inserted, envelope_id=envelope.id)
+    return inserted
+
+
+async def _has_overrides(session: AsyncSession, kind: str) -> bool:
+    return bool(await session.scalar(text("SELECT EXISTS (SELECT 1 FROM notification_preferences WHERE kind = :k)"),
+                                     {"k": kind}))
+
+
+async def queue_push(session: AsyncSession, source: Source, *, people: list[UUID], dedupe_key: str, title: str,
+                     default: bool) -> None:
+    data = json.dumps(source.frame())
+    await session.execute(text(_PUSH), dict(eligible=people, kind=source.kind, default=default, dedupe_key=dedupe_key,
+                                            title=title[:200], body=source.excerpt[:300], data=data))
+
+
+async def deliver_in_app(session: AsyncSession, source: Source, recipients: list[UUID], *, envelope_id: UUID | None):
+    """Socket frames for the recipients and the delivery events that wake their sockets on every replica."""
+    if not recipients:
         return
-    gone = set(await session.scalars(select(directory_people.c.id).where(directory_people.c.id.in_(wanted),
-                                                                       directory_people.c.active.is_(False))))
-    rows = [dict(recipient_id=r, kind=kind, actor_id=actor_id, subject_type=subject_type, subject_id=subject_id,
-                 excerpt=excerpt[:300], source_event_id=envelope.id) for r in wanted if r not in gone]
-    if rows:
-        # The unique (recipient, kind, source event) makes a replay a no-op even without the dedupe table.
-        await session.execute(insert(Notification).values(rows).on_conflict_do_nothing())
+    await frames.append(session, recipients=recipients, kind=FRAME_KIND, data=source.frame())
+    for start in range(0, len(recipients), EVENT_RECIPIENTS_MAX):
+        chunk = recipients[start:start + EVENT_RECIPIENTS_MAX]
+        await add_event(session, NotificationsDelivered(kind=source.kind, source_event_id=envelope_id,
+                                                        subject_type=source.subject_type, subject_id=source.subject_id,
+                                                        recipients=chunk),
+                        subject=source.subject_id, actor=source.actor_id)
 
 
-async def record_mentions(session: AsyncSession, envelope: Envelope, post: PostCreated) -> None:
-    """post.created: a `mention` notification per mentioned reader (posts already kept out non-readers)."""
-    await _notify(session, envelope, recipients=post.mentions, kind="mention", actor_id=post.author_id,
-                  subject_type="post", subject_id=post.post_id, excerpt=post.excerpt)
+async def title_for(session: AsyncSession, source: Source, *, others: int = 0) -> str:
+    name = None
+    if source.actor_id is not None:
+        name = await session.scalar(select(directory_people.c.display_name)
+                                    .where(directory_people.c.id == source.actor_id))
+    who = name or "Someone"
+    if others > 0:
+        who += f" and {others} other{'s' if others > 1 else ''}"
+    return f"{who} {VERBS.get(source.kind, source.kind)}"
 
 
-async def record_follow(session: AsyncSession, envelope: Envelope, follow: FollowCreated) -> None:
-    """follow.created: tell the person they have a new follower (or that their approval took effect)."""
-    await _notify(session, envelope, recipients=[follow.followee_id], kind="follow", actor_id=follow.follower_id,
-                  subject_type="person", subject_id=follow.follower_id)
+async def upsert_grouped(session: AsyncSession, envelope: Envelope, source: Source, *, recipient: UUID,
+                         group_key: str, actor_count: int, actor_ids: list[UUID], bump: bool) -> None:
+    """One row per recipient and group key ("Ana and 4 others reacted"), updated in place; none when count is 0."""
+    if actor_count <= 0:
+        await session.execute(delete(Notification).where(Notification.recipient_id == recipient,
+                                                         Notification.group_key == group_key))
+        return
+    if bump:  # a new actor: the row counts as new again (unread, at the top)
+        people = await eligible(session, source, candidates=LISTED, ids=[recipient])
+        channels = DEFAULTS[source.kind]
+        if not people or not await _wants(session, recipient, source.kind, "in_app", channels.in_app):
+            return
+        await session.execute(text("""
+            INSERT INTO notifications (id, recipient_id, kind, actor_id, actor_count, actor_ids, subject_type,
+                subject_id, excerpt, group_key, post_id, group_id, source_event_id, created_at, updated_at)
+            VALUES (gen_random_uuid(), :recipient, :kind, :actor, :count, CAST(:actors AS uuid[]), :subject_type,
+                :subject_id, :excerpt, :group_key, CAST(:post_id AS uuid), CAST(:group_id AS uuid), :event_id,
+                clock_timestamp(), clock_timestamp())
+            ON CONFLICT (recipient_id, group_key) WHERE group_key IS NOT NULL DO UPDATE SET
+                actor_id = EXCLUDED.actor_id, actor_count = EXCLUDED.actor_count, actor_ids = EXCLUDED.actor_ids,
+                source_event_id = EXCLUDED.source_event_id, updated_at = clock_timestamp(), read_at = NULL"""),
+            dict(recipient=recipient, kind=source.kind, actor=source.actor_id, count=actor_count, actors=actor_ids,
+                 subject_type=source.subject_type, subject_id=source.subject_id, excerpt=source.excerpt[:300],
+                 group_key=group_key, post_id=source.post_id, group_id=source.group_id, event_id=envelope.id))
+        await deliver_in_app(session, source, [recipient], envelope_id=envelope.id)
+    else:  # someone took their reaction back: fix the count quietly
+        await session.execute(update(Notification).where(Notification.recipient_id == recipient,
+                                                         Notification.group_key == group_key)
+                              .values(actor_count=actor_count, actor_ids=actor_ids,
+                                      actor_id=actor_ids[0] if actor_ids else None))
 
 
-async def record_follow_request(session: AsyncSession, envelope: Envelope, request: FollowRequested) -> None:
-    """follow.requested: the protected account's owner has a request to decide."""
-    await _notify(session, envelope, recipients=[request.followee_id], kind="follow_request",
-                  actor_id=request.follower_id, subject_type="person", subject_id=request.follower_id)
+async def _wants(session: AsyncSession, person_id: UUID, kind: str, channel: str, default: bool) -> bool:
+    value = await session.scalar(text(f"SELECT {channel} FROM notification_preferences "
+                                      "WHERE person_id = :p AND kind = :k"), {"p": person_id, "k": kind})
+    return default if value is None else value
 
 
-async def record_group_invite(session: AsyncSession, envelope: Envelope, invite: GroupInvited) -> None:
-    """group.invited: the invitee can accept or decline."""
-    await _notify(session, envelope, recipients=[invite.person_id], kind="group_invite", actor_id=invite.inviter_id,
-                  subject_type="group", subject_id=invite.group_id)
+async def remove_where(session: AsyncSession, *conditions) -> None:
+    """A source went away (post or comment deleted, access lost): its notifications disappear."""
+    await session.execute(delete(Notification).where(*conditions))
 
 
-async def get_all(session: AsyncSession, *, recipient_id: UUID, page: PageParams, unread_only: bool = False):
+# --- the recipient's side -------------------------------------------------------------------------------
+
+async def get_all(session: AsyncSession, *, recipient_id: UUID, page: PageParams, unread_only: bool = False,
+                  kinds: list[str] | None = None):
     stmt = select(Notification).where(Notification.recipient_id == recipient_id)
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
-    return await paginate(session, stmt, columns=[Notification.created_at, Notification.id], page=page)
+    if kinds:
+        stmt = stmt.where(Notification.kind.in_(kinds))
+    return await paginate(session, stmt, columns=[Notification.updated_at, Notification.id], page=page)
+
+
+async def actor_names(session: AsyncSession, notifications: list[Notification]) -> dict[UUID, str]:
+    ids = {a for n in notifications for a in ([n.actor_id] if n.actor_id else [])}
+    if not ids:
+        return {}
+    rows = await session.execute(select(directory_people.c.id, directory_people.c.display_name)
+                                 .where(directory_people.c.id.in_(ids)))
+    return {r.id: r.display_name for r in rows}
 
 
 async def unread_count(session: AsyncSession, *, recipient_id: UUID) -> int:
@@ -67,18 +239,49 @@ async def unread_count(session: AsyncSession, *, recipient_id: UUID) -> int:
                                 .where(Notification.recipient_id == recipient_id, Notification.read_at.is_(None)))
 
 
-async def mark_read(session: AsyncSession, *, notification_id: UUID, recipient_id: UUID) -> Notification:
-    """Mark one of the recipient's notifications read; someone else's is reported as not found."""
+async def get_own_or_raise(session: AsyncSession, *, notification_id: UUID, recipient_id: UUID) -> Notification:
+    """One of the recipient's notifications; someone else's is reported as not found."""
     notification = await session.get(Notification, notification_id)
     if notification is None or notification.recipient_id != recipient_id:
         raise NotificationNotFound()
+    return notification
+
+
+async def _badge(session: AsyncSession, person_id: UUID) -> None:
+    """A stored badge frame with the new unread count, so every socket of the person (and a resume) agrees."""
+    await frames.append(session, recipients=[person_id], kind=BADGE_FRAME,
+                        data={"unread": await unread_count(session, recipient_id=person_id)})
+
+
+async def mark_read(session: AsyncSession, *, notification_id: UUID, recipient_id: UUID) -> Notification:
+    notification = await get_own_or_raise(session, notification_id=notification_id, recipient_id=recipient_id)
     if notification.read_at is None:
         notification.read_at = utcnow()
+        await session.flush()
+        await _badge(session, recipient_id)
+        await add_event(session, NotificationsRead(person_id=recipient_id, notification_ids=[notification.id], count=1),
+                        subject=recipient_id, actor=recipient_id)
         await session.commit()
     return notification
 
 
-async def mark_all_read(session: AsyncSession, *, recipient_id: UUID) -> None:
-    await session.execute(update(Notification).where(Notification.recipient_id == recipient_id,
-                                                     Notification.read_at.is_(None)).values(read_at=utcnow()))
+async def mark_all_read(session: AsyncSession, *, recipient_id: UUID) -> int:
+    result = await session.execute(update(Notification).where(Notification.recipient_id == recipient_id,
+                                                              Notification.read_at.is_(None)).values(read_at=utcnow()))
+    count = result.rowcount or 0
+    if count:
+        await _badge(session, recipient_id)
+        await add_event(session, NotificationsRead(person_id=recipient_id, all=True, count=count),
+                        subject=recipient_id, actor=recipient_id)
+    await session.commit()
+    return count
+
+
+async def delete_one(session: AsyncSession, *, notification_id: UUID, recipient_id: UUID) -> None:
+    notification = await get_own_or_raise(session, notification_id=notification_id, recipient_id=recipient_id)
+    was_unread = notification.read_at is None
+    await session.delete(notification)
+    await session.flush()
+    if was_unread:
+        await _badge(session, recipient_id)
     await session.commit()

@@ -1,0 +1,170 @@
+"""What becomes a notification, and what makes one disappear."""
+
+from uuid6 import uuid7
+
+from shared.db import utcnow
+from shared.events import (AnnouncementAcknowledged, AnnouncementReminderDue, BestAnswerAccepted, CommentCreated,
+                           CommentDeleted, GroupCreated, GroupJoinRequested, GroupMemberAdded, GroupMemberRemoved,
+                           GroupSnapshot, PostCreated, PostDeleted, PraiseGiven, ReactionAdded, ReactionRemoved)
+from shared.testing import outbox_events
+from tests.notifications.builders import add_person, inbox, send
+
+
+def post(author, **fields):
+    return PostCreated(**({"post_id": uuid7(), "author_id": author, "kind": "update", "audience": "company",
+                           "excerpt": "Quarterly plan", "created_at": utcnow()} | fields))
+
+
+def comment(post_event, author, **fields):
+    return CommentCreated(**({"comment_id": uuid7(), "post_id": post_event.post_id,
+                              "post_author_id": post_event.author_id, "author_id": author, "excerpt": "Nice",
+                              "created_at": utcnow()} | fields))
+
+
+async def group(settings, sessionmaker, members: dict, **fields):
+    snapshot = GroupSnapshot(**({"id": uuid7(), "name": "Ops", "visibility": "private", "updated_at": utcnow()}
+                                | fields))
+    await send(settings, sessionmaker, GroupCreated(group=snapshot))
+    for person, role in members.items():
+        await send(settings, sessionmaker, GroupMemberAdded(group_id=snapshot.id, person_id=person, role=role,
+                                                            via="added"))
+    return snapshot.id
+
+
+async def test_comment_reply_and_mention_each_notify_once(settings, sessionmaker, client, keys):
+    author, ana, bob, cleo = uuid7(), uuid7(), uuid7(), uuid7()
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    first = comment(p, ana)
+    await send(settings, sessionmaker, first)
+    # bob replies to ana, mentioning ana (already told by the reply), the author (told by the comment) and cleo
+    await send(settings, sessionmaker, comment(p, bob, parent_id=first.comment_id, parent_author_id=ana,
+                                               mentions=[ana, author, cleo]))
+    assert [n["kind"] for n in await inbox(client, keys, author)] == ["comment", "comment"]
+    assert [n["kind"] for n in await inbox(client, keys, ana)] == ["reply"]
+    [mention] = await inbox(client, keys, cleo)
+    assert mention["kind"] == "mention" and mention["post_id"] == str(p.post_id)
+
+
+async def test_reactions_are_one_grouped_row_that_counts_people(settings, sessionmaker, client, keys):
+    author = uuid7()
+    ana = await add_person(settings, sessionmaker, display_name="Ana Lopez")
+    others = [uuid7() for _ in range(4)]
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    for person in others + [ana]:
+        await send(settings, sessionmaker, ReactionAdded(post_id=p.post_id, post_author_id=author, person_id=person,
+                                                         kind="like"))
+    await send(settings, sessionmaker, ReactionAdded(post_id=p.post_id, post_author_id=author, person_id=ana,
+                                                     kind="love", previous_kind="like"))  # a change, not a new one
+    [row] = await inbox(client, keys, author)
+    assert row["kind"] == "reaction" and row["actor_count"] == 5
+    assert row["title"] == "Ana Lopez and 4 others reacted to your post"
+    for person in others:
+        await send(settings, sessionmaker, ReactionRemoved(post_id=p.post_id, post_author_id=author,
+                                                           person_id=person, kind="like"))
+    [row] = await inbox(client, keys, author)
+    assert row["actor_count"] == 1 and row["title"] == "Ana Lopez reacted to your post"
+    await send(settings, sessionmaker, ReactionRemoved(post_id=p.post_id, post_author_id=author, person_id=ana,
+                                                       kind="love"))
+    assert await inbox(client, keys, author) == []
+
+
+async def test_a_new_reaction_makes_a_read_group_unread_again(settings, sessionmaker, client, keys):
+    author = uuid7()
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    await send(settings, sessionmaker, ReactionAdded(post_id=p.post_id, post_author_id=author, person_id=uuid7(),
+                                                     kind="like"))
+    await client.post("/api/v1/notifications/read-all", headers=keys.headers(author))
+    await send(settings, sessionmaker, ReactionAdded(post_id=p.post_id, post_author_id=author, person_id=uuid7(),
+                                                     kind="like"))
+    [row] = await inbox(client, keys, author, "?unread=true")
+    assert row["actor_count"] == 2
+
+
+async def test_deleted_post_and_comment_take_their_notifications_away(settings, sessionmaker, client, keys):
+    author, ana, cleo = uuid7(), uuid7(), uuid7()
+    p = post(author, mentions=[cleo])
+    await send(settings, sessionmaker, p)
+    c = comment(p, ana, mentions=[cleo])
+    await send(settings, sessionmaker, c)
+    assert len(await inbox(client, keys, cleo)) == 2
+    await send(settings, sessionmaker, CommentDeleted(comment_id=c.comment_id, post_id=p.post_id, author_id=ana,
+                                                      deleted_by=ana))
+    assert [n["subject_type"] for n in await inbox(client, keys, cleo)] == ["post"]
+    assert await inbox(client, keys, author) == []
+    await send(settings, sessionmaker, PostDeleted(post_id=p.post_id, author_id=author, deleted_by=author))
+    assert await inbox(client, keys, cleo) == []
+
+
+async def test_join_request_goes_to_group_admins_and_leaves_when_approved(settings, sessionmaker, client, keys):
+    owner, admin, member, asker = uuid7(), uuid7(), uuid7(), uuid7()
+    group_id = await group(settings, sessionmaker, {owner: "owner", admin: "admin", member: "member"})
+    await send(settings, sessionmaker, GroupJoinRequested(request_id=uuid7(), group_id=group_id, person_id=asker))
+    for person in (owner, admin):
+        assert [n["kind"] for n in await inbox(client, keys, person)] == ["join_request"]
+    assert await inbox(client, keys, member) == []
+    await send(settings, sessionmaker, GroupMemberAdded(group_id=group_id, person_id=asker, role="member",
+                                                        via="request_approved"), actor=admin)
+    assert await inbox(client, keys, owner) == [] and await inbox(client, keys, admin) == []
+    [approved] = await inbox(client, keys, asker)
+    assert approved["kind"] == "join_approved" and approved["actor_id"] == str(admin)
+
+
+async def test_must_read_announcement_reaches_every_member_in_bulk_events(settings, sessionmaker, client, keys, session):
+    author = uuid7()
+    members = {uuid7(): "member" for _ in range(2500)}
+    gone = await add_person(settings, sessionmaker, active=False)
+    members[gone] = "member"
+    group_id = await group(settings, sessionmaker, members)
+    some = next(iter(members))
+    await client.put(f"/api/v1/notifications/mutes/group/{group_id}", headers=keys.headers(some))
+    await send(settings, sessionmaker, post(author, kind="announcement", audience="group", group_id=group_id))
+    [row] = await inbox(client, keys, some)  # a muted group does not silence a must-read
+    assert row["kind"] == "announcement"
+    assert await inbox(client, keys, gone) == []
+    delivered = await outbox_events(session, type="hearth.notification.delivered")
+    recipients = [r for e in delivered for r in e.data["recipients"]]
+    assert len(delivered) == 3 and len(recipients) == len(set(recipients)) == 2500
+
+
+async def test_leaving_a_private_group_removes_its_notifications(settings, sessionmaker, client, keys):
+    author, ana = uuid7(), uuid7()
+    group_id = await group(settings, sessionmaker, {author: "owner", ana: "member"})
+    await send(settings, sessionmaker, post(author, audience="group", group_id=group_id, mentions=[ana]))
+    assert len(await inbox(client, keys, ana)) == 1
+    await send(settings, sessionmaker, GroupMemberRemoved(group_id=group_id, person_id=ana, reason="left"))
+    assert await inbox(client, keys, ana) == []
+
+
+async def test_praise_best_answer_reminder_and_acknowledgement(settings, sessionmaker, client, keys):
+    author, ana = uuid7(), uuid7()
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    await send(settings, sessionmaker, PraiseGiven(post_id=p.post_id, author_id=author, recipients=[ana, author]))
+    await send(settings, sessionmaker, BestAnswerAccepted(post_id=p.post_id, comment_id=uuid7(),
+                                                          answer_author_id=ana, accepted_by=author))
+    reminder = AnnouncementReminderDue(post_id=p.post_id, author_id=author, version=1, excerpt="Read me",
+                                       person_ids=[ana])
+    await send(settings, sessionmaker, reminder)
+    assert sorted(n["kind"] for n in await inbox(client, keys, ana)) == ["announcement_reminder", "best_answer",
+                                                                          "praise"]
+    await send(settings, sessionmaker, AnnouncementAcknowledged(post_id=p.post_id, person_id=ana, version=1))
+    unread = {n["kind"] for n in await inbox(client, keys, ana, "?unread=true")}
+    assert unread == {"best_answer", "praise"}
+    only = await inbox(client, keys, ana, "?kind=praise")
+    assert [n["kind"] for n in only] == ["praise"]
+
+
+async def test_muting_a_person_or_post_silences_them(settings, sessionmaker, client, keys):
+    author, ana, loud = uuid7(), uuid7(), uuid7()
+    p = post(author, mentions=[ana])
+    await client.put(f"/api/v1/notifications/mutes/post/{p.post_id}", headers=keys.headers(ana))
+    await client.put(f"/api/v1/notifications/mutes/person/{loud}", headers=keys.headers(ana))
+    await send(settings, sessionmaker, p)
+    await send(settings, sessionmaker, post(loud, mentions=[ana]))
+    assert await inbox(client, keys, ana) == []
+    await client.delete(f"/api/v1/notifications/mutes/person/{loud}", headers=keys.headers(ana))
+    await send(settings, sessionmaker, post(loud, mentions=[ana]))
+    assert len(await inbox(client, keys, ana)) == 1
