@@ -13,6 +13,7 @@ from services.posts.groups.router import router as groups_router
 from services.posts.people import service as people
 from services.posts.people.router import router as people_router
 from services.posts.scim.router import router as scim_router
+from services.posts.search.router import router as search_router
 from shared.app import create_service_app
 from shared.auth import TokenVerifier
 
@@ -34,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin],
         description="People, sign-in, follows, groups, posts, feeds and search.",
-        routers=[auth_router, people_router, graph_router, groups_router, content_router, scim_router])
+        routers=[auth_router, people_router, graph_router, groups_router, content_router, scim_router,
+                 search_router])
     app.state.token_issuer = issuer
     app.state.api_token_guard = check_api_token  # posts checks its own token rows, not a read model
     return app

@@ -1,0 +1,39 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from services.posts.db import SessionDep
+from services.posts.search import service
+from services.posts.search.schemas import (QUERY_MAX, SUGGEST_MAX, PeopleFilters, PostFilters, PostOrder,
+                                           ResultOpened, SearchResults, SearchText, SearchType, Suggestions)
+from shared.auth import CurrentUser, require_scope
+from shared.pagination import PageDep
+
+router = APIRouter(prefix="/api/v1/search", tags=["search"])
+
+@router.get("", response_model=SearchResults)
+async def search(session: SessionDep, page: PageDep, q: Annotated[SearchText, Query(max_length=QUERY_MAX)],
+                 post_filters: Annotated[PostFilters, Query()], people_filters: Annotated[PeopleFilters, Query()],
+                 type: SearchType = "posts", order: PostOrder = "relevance",
+                 user: CurrentUser = require_scope("posts:read")):
+    """Posts, people or groups matching `q` that the caller may see, best first (posts: or newest first)."""
+    items, next_cursor, search_id = await service.search(
+        session, user=user, q=q, search_type=type, page=page, post_filters=post_filters,
+        people_filters=people_filters, order=order)
+    return SearchResults(items=items, next_cursor=next_cursor, search_id=search_id)
+
+
+@router.get("/suggest", response_model=Suggestions)
+async def suggest(session: SessionDep, q: Annotated[SearchText, Query(max_length=QUERY_MAX)],
+                  limit: Annotated[int, Query(ge=1, le=SUGGEST_MAX)] = 5,
+                  user: CurrentUser = require_scope("posts:read")):
+    """Typeahead for mentions: people, groups and hashtags matching what was typed."""
+    found_people, found_groups, tags, search_id = await service.suggest(session, user=user, q=q, limit=limit)
+    return Suggestions(people=found_people, groups=found_groups, tags=tags, search_id=search_id)
+
+
+@router.post("/opened", status_code=status.HTTP_204_NO_CONTENT)
+async def result_opened(data: ResultOpened, session: SessionDep, user: CurrentUser = require_scope("posts:write")):
+    """Report that a search result was opened (analytics: which searches succeed)."""
+    await service.record_opened(session, user=user, **data.model_dump())
+

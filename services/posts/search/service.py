@@ -1,0 +1,374 @@
+"""Search over posts, people and groups, typeahead suggestions and the expert finder.
+
+Posts: PostgreSQL full-text search on a stored, weighted tsvector (GIN), English stemming after
+unaccent. The query is `websearch_to_tsquery` (quoted phrases, `or`, `-word`) and the last word also
+matches as a prefix while it is being typed. Which posts a person may see is decided by one rule,
+`content.readable_by` (the SQL form of `content.can_read`): results and snippets come only from posts
+that pass it, so secret and private groups, followers-only posts, protected accounts and deleted
+posts never leak. The document weighs an article's title (A) over the body (B) over the post's
+comments (C, kept on the post by a trigger on comments).
+
+Relevance order ranks the newest `CANDIDATES` matching posts the caller can read (the most a person
+pages through), each by
+
+    score = ts_rank(document, query, 1) * (1 + ln(1 + reactions + 2 * comments) / 4)
+                                        * (0.25 + 0.75 * 2 ^ (-age_days / 30))
+
+text relevance (normalized by document length; title A > body B), engagement with diminishing returns,
+and a 30-day half-life that never takes more than three quarters away. Bounding the candidates keeps a
+very common word as cheap as a rare one; `order=date` pages through every match. Snippets
+(`ts_headline`) are computed only for the page returned.
+"""
+
+import html
+import re
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Float, and_, case, cast, exists, false, func, literal, literal_column, or_, select, true, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid6 import uuid7
+
+from services.posts.content.service import readable_by
+from services.posts.db import metadata
+from services.posts.groups.models import Group, GroupMember
+from services.posts.people.models import Person
+from services.posts.people.schemas import PersonSummary
+from services.posts.search.models import TS_CONFIG, groups, people, posts, unaccented
+from services.posts.search.schemas import (GroupHit, PeopleFilters, PersonHit, PostFilters, PostHit, PostOrder,
+                                           QUERY_MAX, SearchType, TagHit)
+from shared.auth import CurrentUser
+from shared.db import utcnow
+from shared.errors import InvalidInput
+from shared.events import SearchPerformed, SearchResultOpened
+from shared.outbox import add_event
+from shared.pagination import PageParams, decode_cursor, encode_cursor
+
+CANDIDATES = 1000  # relevance order ranks at most this many of the newest matches
+HALF_LIFE_DAYS = 30
+TAG_WINDOW = 5000  # tags are suggested from the caller's newest readable posts
+MARK_START, MARK_END = "\ue000", "\ue001"  # private-use characters: html-escaped text cannot contain them
+HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=35, MinWords=15, MaxFragments=2"
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class FilterNotAvailable(InvalidInput):
+    code, title = "search-filter-not-available", "Search filter not available"
+
+
+def _column(name: str):
+    """A posts column that may not exist yet in every deployment of the content model."""
+    return posts.c.get(name)
+
+
+# --- queries --------------------------------------------------------------------------------------
+
+def tsquery(q: str):
+    """websearch_to_tsquery of the text, with its last word also matching as a prefix (typeahead)."""
+    config = _regconfig()
+    words = q.split()
+    last = words[-1] if words else ""
+    typing_a_word = (WORD.fullmatch(last) and q.count('"') % 2 == 0 and not q.endswith('"')
+                     and (len(words) < 2 or words[-2].lower() != "or"))
+    if not typing_a_word:
+        return func.websearch_to_tsquery(config, q)
+    prefix = func.to_tsquery(config, f"{last}:*")
+    rest = q[: q.rfind(last)].strip()
+    return func.websearch_to_tsquery(config, rest).op("&&")(prefix) if rest else prefix
+
+
+def _regconfig():
+    return literal_column(f"'{TS_CONFIG}'::regconfig")
+
+
+def _post_filters(filters: PostFilters) -> list:
+    conditions = []
+    if filters.author_id:
+        conditions.append(posts.c.author_id == filters.author_id)
+    if filters.group_id:
+        conditions.append(posts.c.group_id == filters.group_id)
+    if filters.tag:
+        conditions.append(posts.c.hashtags.contains([filters.tag.lower().lstrip("#")]))
+    if filters.kind:
+        conditions.append(posts.c.kind == filters.kind)
+    if filters.since:
+        conditions.append(posts.c.created_at >= filters.since)
+    if filters.until:
+        conditions.append(posts.c.created_at < filters.until)
+    if filters.unanswered:
+        best = _column("best_answer_id")
+        if best is None:
+            raise FilterNotAvailable("Questions cannot be told answered or not yet.", field="unanswered")
+        conditions += [posts.c.kind == "question", best.is_(None)]
+    if filters.has_attachment is not None:
+        attachments = metadata.tables.get("attachments")
+        if attachments is None:
+            raise FilterNotAvailable("Posts have no attachments yet.", field="has_attachment")
+        attached = exists().where(attachments.c.post_id == posts.c.id)
+        conditions.append(attached if filters.has_attachment else ~attached)
+    return conditions
+
+
+def _visible_posts(user: CurrentUser) -> list:
+    return [readable_by(user.id)]  # the one rule (content.can_read uses it too); it excludes deleted posts
+
+
+def _engagement(source):
+    reactions, comments = source.c.get("reaction_count"), source.c.get("comment_count")
+    total = literal(0)
+    if reactions is not None:
+        total = total + reactions
+    if comments is not None:
+        total = total + 2 * comments
+    return cast(total, Float)
+
+
+def _score(source, query, as_of: datetime):
+    rank = cast(func.ts_rank(source.c.search_vector, query, 1), Float)
+    age_days = cast(func.extract("epoch", literal(as_of) - source.c.created_at), Float) / 86400.0
+    recency = 0.25 + 0.75 * func.power(2.0, -func.greatest(age_days, 0.0) / HALF_LIFE_DAYS)
+    engagement = 1 + func.ln(1 + _engagement(source)) / 4
+    return rank * engagement * recency
+
+
+# --- posts ----------------------------------------------------------------------------------------
+
+def _decode(cursor: str | None, columns) -> list | None:
+    if cursor is None:
+        return None
+    try:
+        return decode_cursor(cursor, columns)
+    except AttributeError:  # UUID(<a number>) in a forged cursor; decode_cursor catches only ValueError/TypeError
+        raise InvalidInput("The cursor is not valid.", field="cursor")
+
+
+def _post_cursor_columns(order: PostOrder):
+    if order == "date":
+        return [posts.c.created_at, posts.c.id]
+    return [literal(0.0, Float), posts.c.id, posts.c.created_at]  # score, id, as_of (types for decoding)
+
+
+async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
+                     order: PostOrder, page: PageParams) -> tuple[list[tuple[UUID, float | None]], str | None]:
+    query = tsquery(q)
+    where = [posts.c.search_vector.op("@@")(query), *_visible_posts(user), *_post_filters(filters)]
+    after = _decode(page.cursor, _post_cursor_columns(order))
+    if order == "date":
+        stmt = select(posts.c.id, posts.c.created_at).where(*where)
+        if after:
+            stmt = stmt.where(tuple_(posts.c.created_at, posts.c.id) < tuple_(*after))
+        stmt = stmt.order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(page.limit + 1)
+        rows = (await session.execute(stmt)).all()
+        more = len(rows) > page.limit
+        rows = rows[: page.limit]
+        cursor = encode_cursor([rows[-1].created_at, rows[-1].id]) if more else None
+        return [(r.id, None) for r in rows], cursor
+    as_of = after[2] if after else utcnow()
+    extra = [c for c in (_column("reaction_count"), _column("comment_count")) if c is not None]
+    candidates = (select(posts.c.id, posts.c.created_at, posts.c.search_vector, *extra)
+                  .where(*where, posts.c.created_at <= as_of)
+                  .order_by(posts.c.created_at.desc()).limit(CANDIDATES).subquery("candidates"))
+    score = _score(candidates, query, as_of).label("score")
+    ranked = select(candidates.c.id, score).subquery("ranked")
+    stmt = select(ranked.c.id, ranked.c.score)
+    if after:
+        stmt = stmt.where(tuple_(ranked.c.score, ranked.c.id) < tuple_(literal(after[0], Float), after[1]))
+    rows = (await session.execute(stmt.order_by(ranked.c.score.desc(), ranked.c.id.desc())
+                                  .limit(page.limit + 1))).all()
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    cursor = encode_cursor([rows[-1].score, rows[-1].id, as_of]) if more else None
+    return [(r.id, r.score) for r in rows], cursor
+
+
+def highlight(fragment: str | None) -> str:
+    """ts_headline output as safe HTML: everything escaped, the matches in <mark>."""
+    escaped = html.escape(fragment or "", quote=False)
+    return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+
+
+async def _post_hits(session: AsyncSession, *, q: str, page: list[tuple[UUID, float | None]]) -> list[PostHit]:
+    """The page's posts with their snippets: ts_headline runs for these rows only."""
+    if not page:
+        return []
+    query = tsquery(q)
+    title = _column("title")
+    columns = [posts.c.id, posts.c.author_id, posts.c.kind, posts.c.group_id, posts.c.hashtags, posts.c.created_at,
+               func.ts_headline(_regconfig(), posts.c.body, query, HEADLINE).label("snippet")]
+    columns += [c for c in (_column("reaction_count"), _column("comment_count")) if c is not None]
+    if title is not None:
+        columns.append(func.ts_headline(_regconfig(), title, query, "HighlightAll=true, StartSel=" + MARK_START
+                                        + ", StopSel=" + MARK_END).label("title"))
+    rows = {r.id: r for r in (await session.execute(select(*columns).where(
+        posts.c.id.in_([post_id for post_id, _ in page])))).all()}
+    authors = await _people_by_id(session, {r.author_id for r in rows.values()})
+    hits = []
+    for post_id, score in page:
+        row = rows[post_id]._mapping
+        hits.append(PostHit(id=post_id, author=authors[row["author_id"]], kind=row["kind"],
+                            title=highlight(row["title"]) if row.get("title") else None,
+                            snippet=highlight(row["snippet"]), group_id=row["group_id"], hashtags=row["hashtags"],
+                            comment_count=row.get("comment_count", 0), reaction_count=row.get("reaction_count", 0),
+                            created_at=row["created_at"], score=score))
+    return hits
+
+
+async def _people_by_id(session: AsyncSession, ids: set[UUID]) -> dict[UUID, PersonSummary]:
+    found = await session.scalars(select(Person).where(Person.id.in_(ids)))
+    return {p.id: PersonSummary.model_validate(p) for p in found}
+
+
+async def search_posts(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
+                       order: PostOrder, page: PageParams) -> tuple[list[PostHit], str | None]:
+    found, next_cursor = await _post_page(session, user=user, q=q, filters=filters, order=order, page=page)
+    return await _post_hits(session, q=q, page=found), next_cursor
+
+
+# --- people and groups ----------------------------------------------------------------------------
+
+def _words(q: str) -> list[str]:
+    return [w for w in q.split() if w.strip('"')][:8]
+
+
+def _word_match(document, word: str):
+    """The word appears in the folded document, or nearly does (trigram word similarity: typos)."""
+    needle = unaccented(literal(word.strip('"')))
+    contains = document.like(func.concat("%", func.replace(func.replace(func.replace(
+        needle, "\\", "\\\\"), "%", "\\%"), "_", "\\_"), "%"))
+    return or_(contains, needle.op("<%")(document)), func.word_similarity(needle, document)
+
+
+def _text_match(document, q: str, boost_prefix_of=()):
+    """Every word matches (AND); score: the sum of word similarities plus a bonus for name prefixes."""
+    conditions, score = [], literal(0.0, Float)
+    for word in _words(q):
+        condition, similarity = _word_match(document, word)
+        conditions.append(condition)
+        score = score + similarity
+    start = unaccented(literal(q.strip('"')))
+    for column in boost_prefix_of:
+        score = score + case((func.starts_with(unaccented(column), start), 1.0), else_=0.0)
+    return (and_(*conditions) if conditions else false()), score
+
+
+def _ranked_page(stmt, score, key, page: PageParams):
+    after = _decode(page.cursor, [literal(0.0, Float), key])
+    ranked = stmt.add_columns(score.label("score")).subquery("ranked")
+    outer = select(ranked)
+    if after:
+        outer = outer.where(tuple_(ranked.c.score, ranked.c.id) < tuple_(literal(after[0], Float), after[1]))
+    return outer.order_by(ranked.c.score.desc(), ranked.c.id.desc()).limit(page.limit + 1)
+
+
+def _split_page(rows: list, page: PageParams):
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return rows, (encode_cursor([rows[-1].score, rows[-1].id]) if more else None)
+
+
+def people_query(q: str, filters: PeopleFilters | None = None):
+    """Active people whose name, handle, title, department, location or skills match every word."""
+    condition, score = _text_match(people.c.search_text, q, boost_prefix_of=(people.c.display_name, people.c.handle))
+    stmt = select(people.c.id).where(people.c.active.is_(True), condition)
+    if filters and filters.department:
+        stmt = stmt.where(func.lower(people.c.department) == filters.department.lower())
+    if filters and filters.location:
+        stmt = stmt.where(func.lower(people.c.location) == filters.location.lower())
+    return stmt, score
+
+
+async def search_people(session: AsyncSession, *, q: str, filters: PeopleFilters,
+                        page: PageParams) -> tuple[list[PersonHit], str | None]:
+    stmt, score = people_query(q, filters)
+    rows, next_cursor = _split_page((await session.execute(_ranked_page(stmt, score, people.c.id, page))).all(), page)
+    found = {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_([r.id for r in rows])))}
+    return [PersonHit.model_validate(found[r.id]) for r in rows], next_cursor
+
+
+def visible_groups(user: CurrentUser):
+    """Groups `user` can see (GroupAccess.can_see): all but secret ones, which are for members and admins."""
+    if user.has_role("admin"):
+        return true()
+    mine = select(GroupMember.group_id).where(GroupMember.person_id == user.id)
+    return or_(Group.visibility != "secret", Group.all_company.is_(True), Group.id.in_(mine))
+
+
+def groups_query(user: CurrentUser, q: str):
+    document = func.concat_ws(" ", unaccented(groups.c.name), unaccented(groups.c.description))
+    condition, score = _text_match(document, q, boost_prefix_of=(groups.c.name,))
+    return select(groups.c.id).where(visible_groups(user), condition), score
+
+
+async def search_groups(session: AsyncSession, *, user: CurrentUser, q: str,
+                        page: PageParams) -> tuple[list[GroupHit], str | None]:
+    stmt, score = groups_query(user, q)
+    rows, next_cursor = _split_page((await session.execute(_ranked_page(stmt, score, groups.c.id, page))).all(), page)
+    found = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_([r.id for r in rows])))}
+    return [GroupHit.model_validate(found[r.id]) for r in rows], next_cursor
+
+
+# --- search, suggestions and clicks ---------------------------------------------------------------
+
+async def _performed(session: AsyncSession, *, user: CurrentUser, q: str, search_type: str, result_count: int,
+                     first_page: bool = True, filters: list[str] = ()) -> UUID:
+    """Record the search on activity.v1 (analytics finds zero-result queries there)."""
+    search_id = uuid7()
+    await add_event(session, SearchPerformed(search_id=search_id, person_id=user.id, query=q[:QUERY_MAX],
+                                             search_type=search_type, result_count=result_count,
+                                             first_page=first_page, filters=list(filters)),
+                    subject=user.id, actor=user.id)
+    await session.commit()
+    return search_id
+
+
+async def search(session: AsyncSession, *, user: CurrentUser, q: str, search_type: SearchType,
+                 page: PageParams, post_filters: PostFilters, people_filters: PeopleFilters,
+                 order: PostOrder = "relevance"):
+    """One page of results of one type, and the search recorded; returns (items, next_cursor, search_id)."""
+    if search_type == "posts":
+        items, next_cursor = await search_posts(session, user=user, q=q, filters=post_filters, order=order, page=page)
+        used = post_filters.used()
+    elif search_type == "people":
+        items, next_cursor = await search_people(session, q=q, filters=people_filters, page=page)
+        used = people_filters.used()
+    else:
+        items, next_cursor = await search_groups(session, user=user, q=q, page=page)
+        used = []
+    search_id = await _performed(session, user=user, q=q, search_type=search_type, result_count=len(items),
+                                 first_page=page.cursor is None, filters=used)
+    return items, next_cursor, search_id
+
+
+async def suggest_tags(session: AsyncSession, *, user: CurrentUser, prefix: str, limit: int) -> list[TagHit]:
+    """Hashtags starting with `prefix` among the caller's newest readable posts, most used first."""
+    needle = prefix.lower().lstrip("#")
+    if not needle:
+        return []
+    recent = (select(posts.c.hashtags).where(*_visible_posts(user), posts.c.hashtags != [])
+              .order_by(posts.c.created_at.desc()).limit(TAG_WINDOW).subquery("recent"))
+    tag = func.unnest(recent.c.hashtags).column_valued("tag")
+    used = select(tag, func.count().label("posts")).select_from(recent).group_by(tag).subquery("used")
+    stmt = (select(used.c.tag, used.c.posts).where(func.starts_with(used.c.tag, needle))
+            .order_by(used.c.posts.desc(), used.c.tag).limit(limit))
+    return [TagHit(tag=r.tag, posts=r.posts) for r in (await session.execute(stmt)).all()]
+
+
+async def suggest(session: AsyncSession, *, user: CurrentUser, q: str, limit: int):
+    """Typeahead for mentions: people, groups and tags matching what was typed."""
+    first = PageParams(limit=limit, cursor=None)
+    found_people, _ = await search_people(session, q=q.lstrip("@"), filters=PeopleFilters(), page=first)
+    found_groups, _ = await search_groups(session, user=user, q=q.lstrip("@"), page=first)
+    tags = await suggest_tags(session, user=user, prefix=q, limit=limit)
+    search_id = await _performed(session, user=user, q=q, search_type="suggest",
+                                 result_count=len(found_people) + len(found_groups) + len(tags))
+    return found_people, found_groups, tags, search_id
+
+
+async def record_opened(session: AsyncSession, *, user: CurrentUser, search_id: UUID | None, query: str | None,
+                        result_type: str, result_id: str, position: int | None) -> None:
+    """A client reports that a search result was opened."""
+    await add_event(session, SearchResultOpened(search_id=search_id, person_id=user.id, query=query,
+                                                result_type=result_type, result_id=result_id, position=position),
+                    subject=user.id, actor=user.id)
+    await session.commit()
+
