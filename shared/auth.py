@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.algorithms import ECAlgorithm
-from sqlalchemy import select
+from sqlalchemy import Column, DateTime, Table, func, select
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import SessionDep
 from shared.errors import Forbidden, InvalidInput, Unauthorized
-from shared.outbox import revoked_tokens_table
+from shared.outbox import infra_metadata, revoked_tokens_table
 
 ALGORITHM = "ES256"
 ROLES = ("member", "moderator", "communications", "admin")
@@ -46,6 +47,17 @@ SCOPE_RESOURCES: tuple[tuple[str, str], ...] = (
     ("/api/v1/analytics", "analytics"),
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Ended sign-ins (logout, refresh-token reuse, password change, deactivation), by the `sid` claim of
+# their access tokens; in every database (posts writes it, the others learn it from people.v1), so
+# every service refuses the session's access tokens locally. A row can go once `expires_at` passed.
+revoked_sessions_table = Table(
+    "revoked_sessions", infra_metadata,
+    Column("sid", PG_UUID(as_uuid=True), primary_key=True),
+    Column("person_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
 
 
 class TokenRevoked(Unauthorized):

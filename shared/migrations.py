@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.outbox import infra_metadata
 
+# Modules that add their own infra tables (sessions, idempotency, rate limits) to infra_metadata.
+import shared.auth, shared.idempotency, shared.ratelimit  # noqa: E401, F401, I001
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -10,9 +10,10 @@ from services.posts.auth.schemas import (ApiTokenCreate, ApiTokenCreated, ApiTok
 from services.posts.db import SessionDep
 from shared.auth import CurrentUserDep
 from shared.context import request_client_address
+from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageDep
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=IdempotentRoute)
 
 
 def token_issuer(request: Request) -> service.TokenIssuer:

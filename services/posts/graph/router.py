@@ -7,9 +7,10 @@ from services.posts.graph import service
 from services.posts.graph.schemas import FollowRequestPublic, FollowState
 from services.posts.people.schemas import PersonSummary
 from shared.auth import CurrentUserDep
+from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/api/v1/people", tags=["follows"])
+router = APIRouter(prefix="/api/v1/people", tags=["follows"], route_class=IdempotentRoute)
 
 
 @router.post("/{person_id}/follow", response_model=FollowState, status_code=status.HTTP_201_CREATED,

@@ -9,9 +9,10 @@ from services.posts.groups.schemas import (GroupCreateRequest, GroupPublic, Grou
                                            JoinRequestPublic, JoinState, MemberPublic, OwnershipTransfer, RoleChange)
 from services.posts.groups.service import GroupAccess
 from shared.auth import CurrentUser, CurrentUserDep, require_scope
+from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
+router = APIRouter(prefix="/api/v1/groups", tags=["groups"], route_class=IdempotentRoute)
 
 Reader = Annotated[CurrentUser, require_scope("groups:read")]
 Writer = Annotated[CurrentUser, require_scope("groups:write")]
