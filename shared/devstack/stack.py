@@ -54,7 +54,7 @@ def prepare_topics(bootstrap: str) -> None:
     asyncio.run(ensure_topics(bootstrap, HearthSettings().topics))
 
 
-async def republish_since(server_url: str, prefix: str, since: datetime) -> int:
+async def republish_since(server_url: str, prefix: str, since: datetime, services=SERVICES) -> int:
     """Mark rows published since `since` pending again in every service's outbox; the relays send them.
 
     The development broker keeps messages in memory only: when it is restarted, whatever was
@@ -62,7 +62,7 @@ async def republish_since(server_url: str, prefix: str, since: datetime) -> int:
     loses nothing (consumers dedupe by event id) and keeps per-key order (the relay sends in id order).
     """
     total = 0
-    for service in SERVICES:
+    for service in services:
         conn = await asyncpg.connect(database_url(server_url, prefix + service).replace("+asyncpg", ""))
         try:
             status = await conn.execute("UPDATE outbox SET published_at = NULL WHERE published_at >= $1", since)
