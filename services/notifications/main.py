@@ -6,6 +6,8 @@ from services.notifications.config import Settings
 from services.notifications.inbox.consumers import social_consumer
 from services.notifications.inbox.router import router as inbox_router
 from services.notifications.preferences.router import router as preferences_router
+from services.notifications.realtime import runtime
+from services.notifications.realtime.router import router as realtime_router
 from shared.app import create_service_app
 from shared.directory import people_consumer
 
@@ -14,7 +16,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings=settings, title="Hearth notifications", description="Notification inbox and unread counts.",
-        routers=[preferences_router, inbox_router], consumers=[people_consumer(settings), social_consumer(settings)])
+        routers=[preferences_router, inbox_router, realtime_router],
+        consumers=[people_consumer(settings), social_consumer(settings)], on_startup=[runtime.install(settings)])
 
 
 def __getattr__(name: str):
