@@ -45,11 +45,17 @@ async def posts_today(http, stack, headers):
     return response.json()["posts"]
 
 
-async def test_every_service_is_ready(http, stack):
+async def test_every_service_is_ready_and_reports_its_background_jobs(http, stack):
     for name, url in stack.urls.items():
         response = await http.get(f"{url}/readyz")
         assert response.status_code == 200, (name, response.text)
-        assert (await http.get(f"{url}/metrics")).status_code == 200
+        assert response.json()["background"]["outbox-relay"] is True
+        metrics = (await http.get(f"{url}/metrics")).text
+        assert 'hearth_background_up{job="outbox-relay",kind="relay"} 1.0' in metrics, name
+        assert 'hearth_relay_oldest_pending_seconds{job="outbox-relay"}' in metrics, name
+    metrics = (await http.get(f"{stack.urls['notifications']}/metrics")).text
+    for family in ("lag", "processed", "retried", "dead_lettered"):
+        assert f'hearth_consumer_{family}{{job="notifications.directory"}}' in metrics, family
 
 
 async def test_mention_reaches_notifications_and_analytics(http, stack):
