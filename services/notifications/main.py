@@ -8,6 +8,9 @@ from services.notifications.inbox.router import router as inbox_router
 from services.notifications.preferences.router import router as preferences_router
 from services.notifications.realtime import runtime
 from services.notifications.realtime.router import router as realtime_router
+from services.notifications import workers
+from services.notifications.webhooks.consumers import webhook_consumer
+from services.notifications.webhooks.router import router as webhooks_router
 from shared.app import create_service_app
 from shared.directory import people_consumer
 
@@ -16,8 +19,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings=settings, title="Hearth notifications", description="Notification inbox and unread counts.",
-        routers=[preferences_router, inbox_router, realtime_router],
-        consumers=[people_consumer(settings), social_consumer(settings)], on_startup=[runtime.install(settings)])
+        routers=[preferences_router, webhooks_router, inbox_router, realtime_router],
+        consumers=[people_consumer(settings), social_consumer(settings), webhook_consumer(settings)],
+        on_startup=[runtime.install(settings), workers.install(settings)])
 
 
 def __getattr__(name: str):

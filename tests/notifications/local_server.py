@@ -1,0 +1,48 @@
+"""A local HTTP server standing in for webhook receivers and push providers: records requests, answers as told."""
+
+import json
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from shared.devstack.ports import free_port
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class LocalServer:
+    statuses: list[int] = field(default_factory=list)  # answered in turn; 200 once they run out
+    replies: dict = field(default_factory=dict)  # path -> (status, json body), fixed
+    received: list[Received] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append(Received(request.path, dict(request.headers), await request.read()))
+        if request.path in self.replies:
+            status, body = self.replies[request.path]
+            return web.json_response(body, status=status)
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+    async def __aenter__(self):
+        self.port = free_port()
+        self.runner = web.AppRunner(self._app())
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def __aexit__(self, *exc):
+        await self.runner.cleanup()
