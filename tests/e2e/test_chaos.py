@@ -1,0 +1,266 @@
+"""Chaos under steady load: real processes, a real broker (Tansu), a real PostgreSQL — then the ledger.
+
+Every scenario writes ~15 posts/s with an @mention through posts' REST API while it breaks something,
+then waits (bounded, polling) until every accepted post has been applied exactly once by every
+consumer (see tests/e2e/chaos_support.py for the ledger) and checks that nothing was dead-lettered and
+that /readyz reported the outage while it lasted. The stack is the suite's own (own PostgreSQL, broker,
+ports), so the faults disturb no other test. Run with `make test-chaos` (HEARTH_CHAOS=1).
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+
+from shared.devstack.ports import free_port
+from shared.devstack.postgres import EmbeddedPostgres
+from shared.migrations import REPO_ROOT
+from tests.e2e.chaos_support import (ADMIN, PREFIX, ReadyzWatcher, Writer, chaos_stack_running, dead_letters,
+                                     dead_lettered_metric, first_occurrences, login, outbox_order, read_keys_in_order,
+                                     read_ledger, wait_for, wait_ledger_complete, writing)
+
+pytestmark = pytest.mark.skipif(not os.environ.get("HEARTH_CHAOS"),
+                                reason="the chaos suite runs with `make test-chaos` (HEARTH_CHAOS=1)")
+
+
+@pytest.fixture(scope="session")
+def chaos():
+    with chaos_stack_running() as stack:
+        yield stack
+
+
+@pytest.fixture
+async def client(chaos):
+    async with httpx.AsyncClient(timeout=10) as c:
+        yield c
+    await chaos.ensure_running()  # order-independent: whatever a scenario killed comes back
+
+
+async def assert_nothing_dead_lettered(chaos, client) -> None:
+    assert await dead_letters(chaos.broker.bootstrap) == {t: 0 for t in await dead_letters(chaos.broker.bootstrap)}
+    urls = [p.url for p in chaos.processes if p.name != "posts" and p.process.poll() is None]
+    assert await dead_lettered_metric(client, urls) == 0
+
+
+async def test_consumer_service_sigkilled_and_restarted_under_load_loses_and_doubles_nothing(chaos, client):
+    notifications = chaos.service("notifications")
+    async with writing(client, chaos) as writer:
+        await writer.wait_accepted(20)
+        notifications.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(notifications.process.wait, 10)
+        await writer.wait_accepted(30)  # written while the consumer is dead
+        notifications.start()
+        await asyncio.to_thread(notifications.wait_healthy, 90)
+        await writer.wait_accepted(20)
+    ledger = await wait_ledger_complete(chaos, writer.accepted)
+    print(f"\nconsumer SIGKILL: {ledger.summary()} statuses={dict(writer.statuses)}")
+    assert ledger.accepted >= 70 and writer.count_of(500) == 0
+    await assert_nothing_dead_lettered(chaos, client)
+
+
+async def test_broker_killed_three_times_under_load_every_accepted_post_applied_once(chaos, client):
+    watcher = ReadyzWatcher(client, chaos.url("notifications")).start()
+    outages = []
+    try:
+        async with writing(client, chaos) as writer:
+            await writer.wait_accepted(20)
+            for _ in range(3):
+                began = time.time()
+                await chaos.kill_broker()
+                await writer.wait_accepted(15)  # the outbox keeps accepting writes
+                # /readyz reports the outage while it lasts (polled, bounded)
+                await wait_for(lambda: _const(watcher.unready(since=began)), timeout=30,
+                               message="/readyz to answer 503 while the broker is down")
+                republished = await chaos.start_broker_again()
+                outages.append((began, time.time(), republished))
+                await writer.wait_accepted(20)
+    finally:
+        await watcher.stop()
+    ledger = await wait_ledger_complete(chaos, writer.accepted, timeout=120)
+    print(f"\nbroker killed x3: {ledger.summary()} republished={[o[2] for o in outages]} "
+          f"statuses={dict(writer.statuses)}")
+    for began, ended, _ in outages:
+        assert any(body.get("checks", {}).get("broker") is False for body in watcher.unready(began, ended))
+    assert writer.count_of(500) == 0
+    await assert_nothing_dead_lettered(chaos, client)
+
+
+async def test_notifications_database_refusing_connections_for_10s_dead_letters_and_loses_nothing(chaos, client):
+    watcher = ReadyzWatcher(client, chaos.url("notifications")).start()
+    try:
+        async with writing(client, chaos) as writer:
+            await writer.wait_accepted(20)
+            began = time.time()
+            await chaos.refuse_connections("notifications")
+            try:
+                await asyncio.sleep(10)  # the fault's duration, not an assertion
+            finally:
+                await chaos.allow_connections("notifications")
+            ended = time.time()
+            await writer.wait_accepted(20)
+    finally:
+        await watcher.stop()
+    ledger = await wait_ledger_complete(chaos, writer.accepted)
+    print(f"\nnotifications database refused 10 s: {ledger.summary()} readyz={dict(watcher.statuses(began, ended))}")
+    unready = watcher.unready(began, ended)
+    assert unready and all(body["checks"]["database"] is False for body in unready)
+    await assert_nothing_dead_lettered(chaos, client)
+
+
+async def test_postgresql_restarted_under_load_answers_503_not_500_and_delivers_every_accepted_post(chaos, client):
+    watcher = ReadyzWatcher(client, chaos.url("posts")).start()
+    try:
+        async with writing(client, chaos) as writer:
+            await writer.wait_accepted(20)
+            began = time.time()
+            await chaos.stop_postgres()
+            await wait_for(lambda: _const(sum(1 for t, s in writer.answers if t > began and s == 503) >= 5),
+                           timeout=30, message="posts to refuse writes with 503 while PostgreSQL is down")
+            await chaos.start_postgres()
+            ended = time.time()
+            await writer.wait_accepted(30, timeout=120)
+    finally:
+        await watcher.stop()
+    ledger = await wait_ledger_complete(chaos, writer.accepted, timeout=120)
+    during = [s for t, s in writer.answers if began <= t]
+    print(f"\nPostgreSQL restarted: {ledger.summary()} statuses={dict(writer.statuses)}")
+    assert writer.count_of(500) == 0, dict(writer.statuses)
+    assert 503 in during
+    assert watcher.unready(began, ended)
+    await assert_nothing_dead_lettered(chaos, client)
+
+
+async def test_relay_lease_holder_frozen_then_resumed_then_killed_delivery_moves_to_the_other_replica(chaos, client):
+    original = chaos.service("posts")
+    replica = chaos.replica("posts")
+    replica.start()
+    await asyncio.to_thread(replica.wait_healthy, 90)
+    replicas = {original.process.pid: original, replica.process.pid: replica}
+    [holder_pid] = await wait_for(lambda: _holders_among(chaos, replicas), timeout=30,
+                                  message="one of the two posts replicas to hold the relay lease")
+    holder = replicas[holder_pid]
+    standby = next(p for pid, p in replicas.items() if pid != holder_pid)
+    async with writing(client, chaos, edits=2) as writer:
+        writer.url = standby.url  # the frozen replica cannot answer; clients reach the other one
+        await writer.wait_accepted(15)
+        before_freeze = set(writer.accepted)
+        frozen_at = time.time()
+        os.kill(holder_pid, signal.SIGSTOP)
+        try:
+            await wait_for(lambda: _holder_is(chaos, standby.process.pid), timeout=30,
+                           message="the standby to take the relay lease from the frozen holder")
+            takeover = time.time() - frozen_at
+            await writer.wait_accepted(30)
+            during_freeze = [p for p in writer.accepted if p not in before_freeze]
+            ledger = await wait_ledger_complete(chaos, during_freeze)
+        finally:
+            os.kill(holder_pid, signal.SIGCONT)
+        resumed = set(writer.accepted)
+        await writer.wait_accepted(30)  # the new holder is not stalled by the resumed old one
+        assert await _holders_among(chaos, replicas) == [standby.process.pid]
+        holder.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(holder.process.wait, 10)
+        await writer.wait_accepted(20)  # and delivery goes on once it is killed
+    worst = max(ledger.delays["notifications.social"].values())
+    print(f"\nrelay holder frozen: lease taken over after {takeover:.2f} s; posts written during the freeze "
+          f"delivered to notifications within {worst:.2f} s (worst); {ledger.summary()}")
+    after_resume = [p for p in writer.accepted if p not in resumed]
+    final = await wait_ledger_complete(chaos, writer.accepted)
+    print(f"relay holder resumed then killed: {final.summary()}; {len(after_resume)} posts after the resume; "
+          f"edits accepted={writer.edits_accepted}")
+    # Per key (post), consumers see events first in the order they were committed: no reordering.
+    keys = set(writer.accepted)
+    expected = await outbox_order(chaos, keys)
+    seen = await read_keys_in_order(chaos.broker.bootstrap, "social.v1", keys)
+    reordered = {k: (first_occurrences(seen.get(k, [])), ids) for k, ids in expected.items()
+                 if first_occurrences(seen.get(k, [])) != ids}
+    assert not reordered, list(reordered.items())[:3]
+    assert sum(len(ids) for ids in expected.values()) >= len(keys) + writer.edits_accepted
+    await assert_nothing_dead_lettered(chaos, client)
+
+
+async def _holders_among(chaos, replicas) -> list[int] | None:
+    holders = [pid for pid in await chaos.lease_holders("posts") if pid in replicas]
+    return holders if len(holders) == 1 else None
+
+
+async def _holder_is(chaos, pid: int) -> bool:
+    return await chaos.lease_holders("posts") == [pid]
+
+
+async def _const(value):
+    return value
+
+
+async def test_ctrl_c_on_the_launcher_under_load_delivers_everything_accepted_and_leaves_nothing_running():
+    data_dir = Path(tempfile.mkdtemp(prefix="hearth-chaos-launcher-"))
+    ports = {s: free_port() for s in ("posts", "messaging", "notifications", "analytics")}
+    env = {k: v for k, v in os.environ.items() if k not in ("HEARTH_DATABASE_URL", "HEARTH_KAFKA_BOOTSTRAP")} | {
+        "HEARTH_DATA_DIR": str(data_dir), "HEARTH_DEMO_PEOPLE": "0", "HEARTH_DATABASE_PREFIX": PREFIX,
+        "HEARTH_ADMIN_EMAIL": ADMIN["email"], "HEARTH_ADMIN_PASSWORD": ADMIN["password"], "HEARTH_ENV": "test",
+        "HEARTH_LOG_LEVEL": "WARNING"} | {f"HEARTH_{s.upper()}_PORT": str(p) for s, p in ports.items()}
+    output = data_dir / "launcher.out"
+    with open(output, "wb") as out:
+        # A terminal's Ctrl-C goes to its foreground process group: the launcher's own group here.
+        launcher = subprocess.Popen([sys.executable, "-m", "shared.devstack", "run"], cwd=REPO_ROOT, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        await wait_for(lambda: _const(b"Ctrl-C stops everything" in output.read_bytes()), timeout=180,
+                       message=f"the launcher to start everything (see {output})")
+        posts_url = f"http://127.0.0.1:{ports['posts']}"
+        async with httpx.AsyncClient(timeout=10) as client:
+            admin = await login(client, posts_url, ADMIN["email"], ADMIN["password"])
+            response = await client.post(f"{posts_url}/api/v1/people", headers=admin, json={
+                "email": "mentioned@chaos.local", "display_name": "Mentioned", "password": "chaos-password"})
+            assert response.status_code == 201, response.text
+            writer = Writer(client, posts_url, {"admin": admin, "mentioned": response.json()}).start()
+            try:
+                await writer.wait_accepted(40)
+                everything = _descendants(launcher.pid) | {_postmaster_pid(data_dir)}
+                signalled = time.time()
+                os.killpg(launcher.pid, signal.SIGINT)
+                await asyncio.to_thread(launcher.wait, 30)
+                gone_after = time.time() - signalled
+            finally:
+                await writer.stop()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    left = [pid for pid in everything if _alive(pid)]
+    print(f"\nCtrl-C: launcher exited {launcher.returncode} after {gone_after:.2f} s; {len(everything)} processes "
+          f"it had started, {len(left)} left; statuses={dict(writer.statuses)}")
+    assert launcher.returncode == 0 and not left, left
+    # The launcher stopped its PostgreSQL last; start that data folder's server again to read the ledger.
+    postgres = EmbeddedPostgres(data_dir / "pgdata")
+    base = postgres.start().rsplit("/", 1)[0]
+    try:
+        ledger = await read_ledger(lambda s: asyncpg.connect(f"{base}/{PREFIX}{s}"), writer.accepted)
+    finally:
+        postgres.stop()
+    print(f"Ctrl-C ledger: {ledger.summary()}")
+    assert ledger.accepted >= 40 and ledger.unpublished == 0
+    assert ledger.complete, ledger.summary()
+
+
+def _descendants(pid: int) -> set[int]:
+    return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
