@@ -472,7 +472,8 @@ async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
     if websocket.application_state != WebSocketState.DISCONNECTED and \
             websocket.client_state != WebSocketState.DISCONNECTED:
         try:
-            await websocket.close(code=code, reason=reason)
+            # A client too slow to take the close frame is not waited for: returning drops the transport.
+            await asyncio.wait_for(websocket.close(code=code, reason=reason), timeout=5)
         except Exception:
             pass
 

@@ -1,0 +1,104 @@
+"""The shared frame mechanism (shared/realtime.py) on messaging's tables and a real socket server."""
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+import uvicorn
+import websockets
+from sqlalchemy import update
+from uuid6 import uuid7
+
+from services.messaging.main import create_app
+from services.messaging.realtime.models import frames
+from shared.devstack.ports import free_port
+from shared.realtime import CLOSE_SLOW, CLOSE_TIMEOUT
+from tests.messaging.factories import person
+
+BOUND = 30.0  # fails a hung test; not a speed check
+
+
+async def test_each_person_has_a_gapless_sequence_across_writers(session):
+    ana, ben = uuid7(), uuid7()
+    first = await frames.append(session, recipients=[ana, ben], kind="k", data={"n": 1})
+    second = await frames.append(session, recipients=[ben], kind="k", data={"n": 2})
+    assert first == {ana: 1, ben: 1} and second == {ben: 2}
+    assert [f["data"]["n"] for f in await frames.read(session, person_id=ben, after=0)] == [1, 2]
+    assert await frames.read(session, person_id=ben, after=2) == []
+    assert await frames.last_seq(session, ana) == 1 and await frames.last_seq(session, uuid7()) == 0
+
+
+async def test_purge_keeps_the_window_and_the_newest_frames(session):
+    ana = uuid7()
+    for n in range(1, 8):
+        await frames.append(session, recipients=[ana], kind="k", data={"n": n})
+    # Frames 1-5 are old; keep_frames=3 keeps 5-7 anyway; 6-7 are recent.
+    await session.execute(update(frames.frames).where(frames.frames.c.person_id == ana, frames.frames.c.seq <= 5)
+                          .values(created_at=frames.frames.c.created_at - timedelta(hours=1)))
+    await frames.purge(session, window=timedelta(minutes=10), keep_frames=3)
+    kept = [f["seq"] for f in await frames.read(session, person_id=ana, after=0)]
+    assert kept == [5, 6, 7]
+    assert await frames.can_resume(session, person_id=ana, after=4, current=7)  # 5.. is all there
+    assert not await frames.can_resume(session, person_id=ana, after=3, current=7)  # 4 is gone: refetch
+    assert not await frames.can_resume(session, person_id=ana, after=8, current=7)  # from the future
+    assert await frames.can_resume(session, person_id=ana, after=7, current=7)
+
+
+@pytest.fixture
+async def server(settings):
+    """The messaging app under a real uvicorn on a free port, with a short idle timeout and a tiny queue."""
+    app_settings = settings.model_copy(update={"messaging_ws_idle_seconds": 1.5, "messaging_ws_send_queue": 4})
+    app = create_app(app_settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           ws_per_message_deflate=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    yield app, f"ws://127.0.0.1:{port}/api/v1/messaging/ws"
+    server.should_exit = True
+    await task
+
+
+async def _hello(url, token, **options):
+    connection = await websockets.connect(url, **options)
+    await connection.send(json.dumps({"type": "hello", "token": token}))
+    welcome = json.loads(await asyncio.wait_for(connection.recv(), BOUND))
+    assert welcome["type"] == "welcome"
+    return connection
+
+
+async def test_a_silent_client_is_closed_as_idle_and_pings_keep_it_open(server, keys, engine):
+    from shared.db import make_sessionmaker
+    app, url = server
+    someone = await person(make_sessionmaker(engine, service="messaging"))
+    silent = await _hello(url, keys.token(someone), ping_interval=None)
+    talker = await _hello(url, keys.token(someone), ping_interval=None)
+    for _ in range(3):  # 3 x 1 s of app-level pings spans twice the idle timeout
+        await talker.send(json.dumps({"type": "ping"}))
+        assert json.loads(await asyncio.wait_for(talker.recv(), BOUND)) == {"type": "pong"}
+        await asyncio.sleep(1.0)
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(silent.recv(), BOUND)
+    assert closed.value.rcvd.code == CLOSE_TIMEOUT
+    await talker.close()
+
+
+async def test_a_client_that_does_not_read_is_disconnected_not_buffered(server, keys, engine):
+    from shared.db import make_sessionmaker
+    app, url = server
+    someone = await person(make_sessionmaker(engine, service="messaging"))
+    # A client that stops reading: tiny buffers on its side, so the server's send backs up.
+    slow = await _hello(url, keys.token(someone), max_queue=1, ping_interval=None, close_timeout=1)
+    hub = app.state.hub
+    [conn] = hub.local(someone)
+    payload = {"blob": "x" * 60_000}
+    for _ in range(2000):
+        if conn.closed.is_set():
+            break
+        hub.send_ephemeral([someone], "bulk", payload)
+        await asyncio.sleep(0)
+    assert conn.closed.is_set() and conn.close_code == CLOSE_SLOW
+    assert conn.queue.qsize() <= conn.settings.send_queue  # memory stayed bounded
+    await slow.close()
