@@ -7,6 +7,8 @@ from services.analytics.ingest.consumers import event_log_consumer
 from services.analytics.ingest.partitions import PARTITIONS
 from services.analytics.metrics.router import router as metrics_router
 from services.analytics.metrics.router import scoped as scoped_metrics_router
+from services.analytics.dashboard.router import live as live_router
+from services.analytics.dashboard.router import pages as dashboard_pages
 from services.analytics.reports.router import router as reports_router
 from shared.app import create_service_app
 from shared.directory import people_consumer
@@ -21,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings=settings, title="Hearth analytics", description="Adoption and engagement metrics.",
-        routers=[metrics_router, scoped_metrics_router, reports_router], on_startup=[create_partitions_ahead],
+        routers=[metrics_router, scoped_metrics_router, reports_router, live_router, dashboard_pages], on_startup=[create_partitions_ahead],
         consumers=[people_consumer(settings), event_log_consumer(settings)])
 
 

@@ -40,6 +40,7 @@ ROUTES = {
     "/api/v1/notifications": "notifications",
     "/api/v1/notifications/ws": "notifications",
     "/api/v1/analytics": "analytics",
+    "/analytics/": "analytics",  # the dashboard page (DESIGN §5b) and its chart library
 }
 
 WEBSOCKET_PATHS = ("/api/v1/messaging/ws", "/api/v1/notifications/ws")
