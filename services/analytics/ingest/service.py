@@ -185,6 +185,7 @@ async def upsert_posts(session: AsyncSession, created: list[Event]) -> list[UUID
                       client_of(e.client), e.time)
     if not rows:
         return []
+    rows = dict(sorted(rows.items()))
     cols = list(zip(*rows.values()))
     await session.execute(text("""
         INSERT INTO posts (post_id, author_id, kind, audience, group_id, client, created_at, reach)
@@ -203,7 +204,8 @@ async def write_batch(session: AsyncSession, b: Batch, *, known: dict, new_posts
     await _upsert_counts(session, "person_day", ("day", "person_id"), ("date", "uuid"), ("activity", "contributions"),
                          b.person_day)
     if b.bits:
-        keys, values = list(b.bits), list(b.bits.values())
+        bits = dict(sorted(b.bits.items()))
+        keys, values = list(bits), list(bits.values())
         await session.execute(text("""
             INSERT INTO person_bits (person_id, period, active, contrib)
             SELECT * FROM unnest(CAST(:people AS uuid[]), CAST(:periods AS int[]), CAST(:active AS bigint[]),
@@ -223,6 +225,7 @@ async def write_batch(session: AsyncSession, b: Batch, *, known: dict, new_posts
     await _upsert_counts(session, "search_day", ("day", "query"), ("date", "text"), ("searches", "zero_results"),
                          b.search)
     if b.comments:
+        b.comments = dict(sorted(b.comments.items()))
         values = list(b.comments.values())
         await session.execute(text("""
             INSERT INTO comments (comment_id, post_id, author_id, created_at)
@@ -240,6 +243,7 @@ async def write_batch(session: AsyncSession, b: Batch, *, known: dict, new_posts
         if post not in fresh and post in known and known[post][0] != person:
             reach[post] += 1
     if reach:
+        reach = dict(sorted(reach.items()))
         await session.execute(text("""
             UPDATE posts SET reach = posts.reach + d.n
             FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[])) AS d(id, n) WHERE posts.post_id = d.id"""),
@@ -267,6 +271,7 @@ async def _upsert_counts(session: AsyncSession, table: str, keys: tuple[str, ...
     """One INSERT … ON CONFLICT adding the batch's counts to a per-day rollup."""
     if not rows:
         return
+    rows = dict(sorted(rows.items()))  # one lock order for every writer: concurrent batches never deadlock
     key_rows, value_rows = list(rows), list(rows.values())
     params = {f"k{i}": [k[i] for k in key_rows] for i in range(len(keys))}
     params |= {f"v{i}": [v[i] for v in value_rows] for i in range(len(counters))}
@@ -282,6 +287,7 @@ async def _upsert_firsts(session: AsyncSession, table: str, rows: dict) -> list[
     """Add (post, person, first time) rows, keeping the earliest time; the pairs that are new."""
     if not rows:
         return []
+    rows = dict(sorted(rows.items()))
     keys = list(rows)
     result = await session.execute(text(f"""
         INSERT INTO {table} (post_id, person_id, first_at)
