@@ -11,6 +11,7 @@ from services.notifications.realtime.router import router as realtime_router
 from services.notifications import workers
 from services.notifications.webhooks.consumers import webhook_consumer
 from services.notifications.webhooks.router import router as webhooks_router
+from services.notifications.push.router import router as push_router
 from shared.app import create_service_app
 from shared.directory import people_consumer
 
@@ -19,7 +20,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings=settings, title="Hearth notifications", description="Notification inbox and unread counts.",
-        routers=[preferences_router, webhooks_router, inbox_router, realtime_router],
+        routers=[preferences_router, webhooks_router, push_router, inbox_router, realtime_router],
         consumers=[people_consumer(settings), social_consumer(settings), webhook_consumer(settings)],
         on_startup=[runtime.install(settings), workers.install(settings)])
 

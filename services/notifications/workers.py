@@ -8,6 +8,7 @@ replicas at once.
 from fastapi import FastAPI
 
 from services.notifications.config import Settings
+from services.notifications.push.service import run_worker as run_push
 from services.notifications.webhooks.service import run_worker as run_webhooks
 
 
@@ -18,4 +19,5 @@ def install(settings: Settings):
         sessionmaker = app.state.sessionmaker
         app.state.supervisor.add("notifications.webhook-deliveries",
                                  lambda stop: run_webhooks(sessionmaker, settings, stop))
+        app.state.supervisor.add("notifications.push", lambda stop: run_push(sessionmaker, settings, stop))
     return hook

@@ -4,6 +4,7 @@ import json
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from shared.devstack.ports import free_port
 
@@ -25,7 +26,7 @@ class LocalServer:
     received: list[Received] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.received.append(Received(request.path, dict(request.headers), await request.read()))
+        self.received.append(Received(request.path, CIMultiDict(request.headers), await request.read()))
         if request.path in self.replies:
             status, body = self.replies[request.path]
             return web.json_response(body, status=status)
