@@ -249,7 +249,7 @@ async def test_results_only_contain_posts_the_searcher_may_read(client, auth, hi
 
 
 async def test_filters_on_hidden_groups_and_authors_find_nothing(client, auth, hidden_world):
-    posts, people, groups = hidden_world
+    _, people, groups = hidden_world
     outsider = people["outsider"]
     for group in ("secret", "private"):
         assert await found_ids(client, auth, outsider, "zebracorn", group_id=groups[group]) == set()
@@ -260,11 +260,11 @@ async def test_filters_on_hidden_groups_and_authors_find_nothing(client, auth, h
 async def test_the_visibility_rule_matches_the_expected_matrix(sessionmaker, hidden_world):
     posts, people, _ = hidden_world
     async with sessionmaker() as s:
-        for person in people.values():
+        for who, person in people.items():
             user = CurrentUser(id=person.id, roles=frozenset(person.roles), scopes=None)
             by_sql = set(map(str, await s.scalars(select(Post.id).where(content.readable_by(person.id)))))
             by_rule = {str(p.id) for p in await s.scalars(select(Post)) if await content.can_read(s, p, user)}
-            assert by_sql == by_rule == {posts[k] for k in READABLE[[k for k, v in people.items() if v is person][0]]}
+            assert by_sql == by_rule == {posts[k] for k in READABLE[who]}
 
 
 async def test_suggestions_never_reveal_secret_groups_or_hidden_tags(client, auth, hidden_world):

@@ -1,10 +1,10 @@
-"""Search columns and indexes on the content, people and groups tables (built by migration 0006_search).
+"""Search columns and indexes on the content, people and groups tables (migrations 0006_search, 0008_search_content).
 
 The generated columns are added to the tables here, not mapped on the Post and Person classes: Alembic
 sees them, while loading a post or a person never reads a document that only search queries need.
 """
 
-from sqlalchemy import Column, Computed, Index, Text, func, literal_column
+from sqlalchemy import Column, Computed, Index, Text, func
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from services.posts.content.models import Post
@@ -17,8 +17,13 @@ posts = Post.__table__
 people = Person.__table__
 groups = Group.__table__
 
+# The folded text of the post's newest live comments, kept by a trigger on comments (migration 0008).
+posts.append_column(Column("comments_vector", TSVECTOR))
+# Weights: article title A, body B, comments C.
 posts.append_column(Column("search_vector", TSVECTOR, Computed(
-    "setweight(to_tsvector('public.hearth'::regconfig, body), 'B')", persisted=True)))
+    "setweight(to_tsvector('public.hearth'::regconfig, coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('public.hearth'::regconfig, body), 'B') || coalesce(comments_vector, ''::tsvector)",
+    persisted=True)))
 people.append_column(Column("search_text", Text, Computed(
     "public.hearth_person_document(display_name, handle, title, department, location, skills::text[])",
     persisted=True)))
@@ -34,5 +39,3 @@ def unaccented(expr):
     """The same folding the indexes use: lower-cased, accents removed."""
     return func.hearth_unaccent(func.lower(expr))
 
-
-__all__ = ["TS_CONFIG", "literal_column", "posts", "people", "groups", "unaccented"]

@@ -3,9 +3,21 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from services.posts.db import SessionDep
+from services.posts.search import experts as expert_finder
 from services.posts.search import service
-from services.posts.search.schemas import (QUERY_MAX, SUGGEST_MAX, PeopleFilters, PostFilters, PostOrder,
-                                           ResultOpened, SearchResults, SearchText, SearchType, Suggestions)
+from services.posts.search.schemas import (
+    QUERY_MAX,
+    SUGGEST_MAX,
+    Experts,
+    PeopleFilters,
+    PostFilters,
+    PostOrder,
+    ResultOpened,
+    SearchResults,
+    SearchText,
+    SearchType,
+    Suggestions,
+)
 from shared.auth import CurrentUser, require_scope
 from shared.pagination import PageDep
 
@@ -30,6 +42,15 @@ async def suggest(session: SessionDep, q: Annotated[SearchText, Query(max_length
     """Typeahead for mentions: people, groups and hashtags matching what was typed."""
     found_people, found_groups, tags, search_id = await service.suggest(session, user=user, q=q, limit=limit)
     return Suggestions(people=found_people, groups=found_groups, tags=tags, search_id=search_id)
+
+
+@router.get("/experts", response_model=Experts)
+async def experts(session: SessionDep, page: PageDep, topic: Annotated[SearchText, Query(max_length=QUERY_MAX)],
+                  filters: Annotated[PeopleFilters, Query()], user: CurrentUser = require_scope("posts:read")):
+    """People who know about `topic`: declared skills, accepted answers, posts and the engagement they got."""
+    items, next_cursor, search_id = await expert_finder.experts(session, user=user, topic=topic, filters=filters,
+                                                                page=page)
+    return Experts(items=items, next_cursor=next_cursor, search_id=search_id)
 
 
 @router.post("/opened", status_code=status.HTTP_204_NO_CONTENT)

@@ -139,4 +139,5 @@ class Expert(BaseModel):
 
 class Experts(BaseModel):
     items: list[Expert]
+    next_cursor: str | None = None
     search_id: UUID

@@ -35,8 +35,17 @@ from services.posts.groups.models import Group, GroupMember
 from services.posts.people.models import Person
 from services.posts.people.schemas import PersonSummary
 from services.posts.search.models import TS_CONFIG, groups, people, posts, unaccented
-from services.posts.search.schemas import (GroupHit, PeopleFilters, PersonHit, PostFilters, PostHit, PostOrder,
-                                           QUERY_MAX, SearchType, TagHit)
+from services.posts.search.schemas import (
+    QUERY_MAX,
+    GroupHit,
+    PeopleFilters,
+    PersonHit,
+    PostFilters,
+    PostHit,
+    PostOrder,
+    SearchType,
+    TagHit,
+)
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import InvalidInput
@@ -75,6 +84,11 @@ def tsquery(q: str):
     prefix = func.to_tsquery(config, f"{last}:*")
     rest = q[: q.rfind(last)].strip()
     return func.websearch_to_tsquery(config, rest).op("&&")(prefix) if rest else prefix
+
+
+def tsquery_exact(q: str):
+    """websearch_to_tsquery alone: whole words (stemmed), phrases, or, -word."""
+    return func.websearch_to_tsquery(_regconfig(), q)
 
 
 def _regconfig():
@@ -133,7 +147,7 @@ def _score(source, query, as_of: datetime):
 
 # --- posts ----------------------------------------------------------------------------------------
 
-def _decode(cursor: str | None, columns) -> list | None:
+def decode(cursor: str | None, columns) -> list | None:
     if cursor is None:
         return None
     try:
@@ -152,7 +166,7 @@ async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filter
                      order: PostOrder, page: PageParams) -> tuple[list[tuple[UUID, float | None]], str | None]:
     query = tsquery(q)
     where = [posts.c.search_vector.op("@@")(query), *_visible_posts(user), *_post_filters(filters)]
-    after = _decode(page.cursor, _post_cursor_columns(order))
+    after = decode(page.cursor, _post_cursor_columns(order))
     if order == "date":
         stmt = select(posts.c.id, posts.c.created_at).where(*where)
         if after:
@@ -252,7 +266,7 @@ def _text_match(document, q: str, boost_prefix_of=()):
 
 
 def _ranked_page(stmt, score, key, page: PageParams):
-    after = _decode(page.cursor, [literal(0.0, Float), key])
+    after = decode(page.cursor, [literal(0.0, Float), key])
     ranked = stmt.add_columns(score.label("score")).subquery("ranked")
     outer = select(ranked)
     if after:
@@ -309,7 +323,7 @@ async def search_groups(session: AsyncSession, *, user: CurrentUser, q: str,
 
 # --- search, suggestions and clicks ---------------------------------------------------------------
 
-async def _performed(session: AsyncSession, *, user: CurrentUser, q: str, search_type: str, result_count: int,
+async def record_search(session: AsyncSession, *, user: CurrentUser, q: str, search_type: str, result_count: int,
                      first_page: bool = True, filters: list[str] = ()) -> UUID:
     """Record the search on activity.v1 (analytics finds zero-result queries there)."""
     search_id = uuid7()
@@ -334,7 +348,7 @@ async def search(session: AsyncSession, *, user: CurrentUser, q: str, search_typ
     else:
         items, next_cursor = await search_groups(session, user=user, q=q, page=page)
         used = []
-    search_id = await _performed(session, user=user, q=q, search_type=search_type, result_count=len(items),
+    search_id = await record_search(session, user=user, q=q, search_type=search_type, result_count=len(items),
                                  first_page=page.cursor is None, filters=used)
     return items, next_cursor, search_id
 
@@ -359,7 +373,7 @@ async def suggest(session: AsyncSession, *, user: CurrentUser, q: str, limit: in
     found_people, _ = await search_people(session, q=q.lstrip("@"), filters=PeopleFilters(), page=first)
     found_groups, _ = await search_groups(session, user=user, q=q.lstrip("@"), page=first)
     tags = await suggest_tags(session, user=user, prefix=q, limit=limit)
-    search_id = await _performed(session, user=user, q=q, search_type="suggest",
+    search_id = await record_search(session, user=user, q=q, search_type="suggest",
                                  result_count=len(found_people) + len(found_groups) + len(tags))
     return found_people, found_groups, tags, search_id
 

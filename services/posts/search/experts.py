@@ -1,0 +1,141 @@
+"""The expert finder: who knows about a topic, from what they declare and what they did.
+
+Evidence, all of it from posts the caller may read (the same `readable_by` rule as search, so an
+answer in a secret group never makes anyone an expert in the eyes of someone outside it):
+- skill: a declared skill contains the topic ("Kubernetes" for "kubernetes");
+- accepted answers: their comments accepted as the answer to a question on the topic;
+- posts: their posts and articles (not questions) on the topic, by text or hashtag, among the newest
+  `EVIDENCE_POSTS` readable posts on it;
+- engagement: reactions and comments those posts received.
+
+    score = 5 * skill + 3 * accepted_answers + posts + 2 * articles + ln(1 + engagement)
+"""
+
+import math
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from sqlalchemy import Float, Integer, and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.posts.content.models import Comment, Post
+from services.posts.content.service import readable_by
+from services.posts.people.models import Person
+from services.posts.search.models import people, posts, unaccented
+from services.posts.search.schemas import Evidence, Expert, PeopleFilters, PersonHit
+from services.posts.search.service import decode, record_search, tsquery_exact
+from shared.auth import CurrentUser
+from shared.pagination import PageParams, encode_cursor
+
+EVIDENCE_POSTS = 2000
+
+
+@dataclass
+class _Found:
+    skill: str | None = None
+    accepted_answers: int = 0
+    posts: int = 0
+    articles: int = 0
+    engagement: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return (5 * (self.skill is not None) + 3 * self.accepted_answers + self.posts + 2 * self.articles
+                + math.log1p(self.engagement))
+
+
+def _tag(topic: str) -> str | None:
+    tag = topic.strip().lstrip("#").lower()
+    return tag if tag and tag.replace("_", "").isalnum() else None
+
+
+def _topic_posts(user: CurrentUser, topic: str):
+    """The newest readable posts on the topic, by text or hashtag."""
+    on_topic = posts.c.search_vector.op("@@")(tsquery_exact(topic))
+    if tag := _tag(topic):
+        on_topic = or_(on_topic, posts.c.hashtags.contains([tag]))
+    return (select(Post.id, Post.author_id, Post.kind, Post.best_answer_id, Post.reaction_count, Post.comment_count)
+            .where(on_topic, readable_by(user.id)).order_by(Post.created_at.desc()).limit(EVIDENCE_POSTS)
+            .subquery("on_topic"))
+
+
+async def _post_evidence(session: AsyncSession, found: dict[UUID, _Found], matches) -> None:
+    articles = func.sum(case((matches.c.kind == "article", 1), else_=0).cast(Integer))
+    rows = await session.execute(select(matches.c.author_id, func.count(), articles,
+                                        func.sum(matches.c.reaction_count + matches.c.comment_count))
+                                 .where(matches.c.kind != "question")  # asking is not knowing
+                                 .group_by(matches.c.author_id))
+    for author_id, count, article_count, engagement in rows:
+        entry = found.setdefault(author_id, _Found())
+        entry.posts, entry.articles, entry.engagement = count - article_count, article_count, int(engagement or 0)
+
+
+async def _answer_evidence(session: AsyncSession, found: dict[UUID, _Found], matches) -> None:
+    rows = await session.execute(
+        select(Comment.author_id, func.count()).join(matches, and_(matches.c.best_answer_id == Comment.id,
+                                                                   matches.c.kind == "question"))
+        .where(Comment.deleted_at.is_(None)).group_by(Comment.author_id))
+    for author_id, count in rows:
+        found.setdefault(author_id, _Found()).accepted_answers = count
+
+
+async def _skill_evidence(session: AsyncSession, found: dict[UUID, _Found], topic: str) -> None:
+    needle = unaccented(literal(topic))
+    contains = func.concat("%", needle, "%")
+    skill = func.unnest(Person.skills).column_valued("skill")
+    matching = (select(skill).where(unaccented(skill).like(contains)).limit(1).scalar_subquery())
+    rows = await session.execute(select(Person.id, matching).where(people.c.search_text.like(contains),
+                                                                    matching.is_not(None)))
+    for person_id, name in rows:
+        found.setdefault(person_id, _Found()).skill = name
+
+
+def _why(entry: _Found, topic: str) -> str:
+    parts = []
+    if entry.accepted_answers:
+        parts.append(f"{entry.accepted_answers} accepted answer{'s' * (entry.accepted_answers != 1)} on {topic}")
+    if entry.articles:
+        parts.append(f"{entry.articles} article{'s' * (entry.articles != 1)} on {topic}")
+    if entry.posts:
+        parts.append(f"{entry.posts} post{'s' * (entry.posts != 1)} on {topic}")
+    if entry.engagement:
+        parts.append(f"{entry.engagement} reactions and comments on them")
+    if entry.skill:
+        parts.append(f"skill: {entry.skill}")
+    return ", ".join(parts)
+
+
+async def experts(session: AsyncSession, *, user: CurrentUser, topic: str, filters: PeopleFilters,
+                  page: PageParams) -> tuple[list[Expert], str | None, UUID]:
+    """One page of experts on `topic`, and the search recorded."""
+    after = decode(page.cursor, [literal(0.0, Float), people.c.id])
+    items, next_cursor = await find_experts(session, user=user, topic=topic, filters=filters, page=page, after=after)
+    search_id = await record_search(session, user=user, q=topic, search_type="experts", result_count=len(items),
+                                    first_page=page.cursor is None, filters=filters.used())
+    return items, next_cursor, search_id
+
+
+async def find_experts(session: AsyncSession, *, user: CurrentUser, topic: str, filters: PeopleFilters,
+                       page: PageParams, after: list | None) -> tuple[list[Expert], str | None]:
+    """Active people ranked by evidence on `topic` (see the module docstring), best first."""
+    found: dict[UUID, _Found] = {}
+    matches = _topic_posts(user, topic)
+    await _post_evidence(session, found, matches)
+    await _answer_evidence(session, found, matches)
+    await _skill_evidence(session, found, topic)
+    stmt = select(Person).where(Person.id.in_(found), Person.active.is_(True))
+    if filters.department:
+        stmt = stmt.where(func.lower(Person.department) == filters.department.lower())
+    if filters.location:
+        stmt = stmt.where(func.lower(Person.location) == filters.location.lower())
+    ranked = sorted(((found[p.id].score, p.id, p) for p in await session.scalars(stmt)), key=lambda r: (-r[0], r[1].int))
+    if after:  # score descending, then id ascending
+        ranked = [r for r in ranked if r[0] < after[0] or (r[0] == after[0] and r[1].int > after[1].int)]
+    items = [Expert(person=PersonHit.model_validate(person), score=round(score, 4), why=_why(found[pid], topic),
+                    evidence=Evidence(skill=found[pid].skill is not None, accepted_answers=found[pid].accepted_answers,
+                                      posts=found[pid].posts + found[pid].articles,
+                                      engagement=found[pid].engagement))
+             for score, pid, person in ranked[: page.limit]]
+    more = len(ranked) > page.limit
+    return items, (encode_cursor([ranked[page.limit - 1][0], ranked[page.limit - 1][1]]) if more else None)
