@@ -7,6 +7,7 @@ from services.posts.auth.router import router as auth_router
 from services.posts.auth.service import TokenIssuer, load_signing_key
 from services.posts.config import Settings
 from services.posts.content.router import router as content_router
+from services.posts.feeds.router import router as feeds_router
 from services.posts.graph.router import router as graph_router
 from services.posts.groups import service as groups
 from services.posts.groups.router import router as groups_router
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin],
         description="People, sign-in, follows, groups, posts, feeds and search.",
-        routers=[auth_router, people_router, graph_router, groups_router, content_router, scim_router,
+        routers=[auth_router, people_router, graph_router, groups_router, content_router, feeds_router, scim_router,
                  search_router])
     app.state.token_issuer = issuer
     app.state.api_token_guard = check_api_token  # posts checks its own token rows, not a read model

@@ -26,7 +26,8 @@ async def test_comment_and_one_level_of_replies(client, session, make_person, au
 
 async def test_comment_mentions_reach_only_readers_of_the_post(client, session, make_person, auth):
     author = await make_person()
-    follower, stranger = await make_person(email="fan@corp.local"), await make_person(email="stranger@corp.local")
+    follower = await make_person(email="fan@corp.local")
+    await make_person(email="stranger@corp.local")
     await client.post(f"/api/v1/people/{author.id}/follow", headers=auth(follower))
     post = await publish(client, auth(author), body="followers only", audience="followers")
     response = await client.post(f"/api/v1/posts/{post['id']}/comments", headers=auth(author),

@@ -20,7 +20,8 @@ async def test_results_are_hidden_until_you_vote_and_single_choice_takes_one(cli
     assert hidden["results_visible"] is False and {o["votes"] for o in hidden["options"]} == {None}
     two = await client.post(f"/api/v1/posts/{post['id']}/votes", headers=auth(voter), json={"option_ids": options[:2]})
     assert two.status_code == 422 and two.json()["code"] == "invalid-vote"
-    voted = await client.post(f"/api/v1/posts/{post['id']}/votes", headers=auth(voter), json={"option_ids": options[:1]})
+    voted = await client.post(f"/api/v1/posts/{post['id']}/votes", headers=auth(voter),
+                              json={"option_ids": options[:1]})
     assert voted.status_code == 200
     assert [o["votes"] for o in voted.json()["poll"]["options"]] == [1, 0, 0]
     changed = await client.post(f"/api/v1/posts/{post['id']}/votes", headers=auth(voter),
@@ -59,7 +60,8 @@ async def test_closed_poll_refuses_votes_and_shows_results_to_all(client, sessio
 async def test_poll_shape_is_validated(client, session, make_person, auth):
     author = await make_person()
     for body in [poll(("only one",)), poll([f"o{i}" for i in range(11)]), poll(("same", "Same")),
-                 {"kind": "poll", "body": "no options"}, {"kind": "update", "body": "x", "poll": {"options": ["a", "b"]}},
+                 {"kind": "poll", "body": "no options"},
+                 {"kind": "update", "body": "x", "poll": {"options": ["a", "b"]}},
                  poll(closes_at="2030-01-01T00:00:00"), poll(("a", "x" * 201))]:
         response = await client.post("/api/v1/posts", headers=auth(author), json=body)
         assert response.status_code == 422, body

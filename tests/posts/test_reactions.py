@@ -37,7 +37,8 @@ async def test_bookmarks_are_private_and_idempotent(client, session, make_person
     assert (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(reader))).json()["bookmarked"] is True
     assert (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(author))).json()["bookmarked"] is False
     assert (await client.delete(url, headers=auth(reader))).status_code == 204
-    assert [e.payload().bookmarked for e in await outbox_events(session, type="hearth.post.bookmarked")] == [True, False]
+    events = await outbox_events(session, type="hearth.post.bookmarked")
+    assert [e.payload().bookmarked for e in events] == [True, False]
 
 
 async def test_outsiders_cannot_react_to_or_bookmark_a_secret_group_post(client, session, make_person, auth):

@@ -199,7 +199,8 @@ async def vote(session: AsyncSession, *, post_id: UUID, option_ids: list[UUID], 
         await session.execute(update(PollOption).where(PollOption.id.in_(previous))
                               .values(vote_count=PollOption.vote_count - 1))
     session.add_all([PollVote(option_id=o, person_id=user.id, post_id=post.id) for o in chosen])
-    await session.execute(update(PollOption).where(PollOption.id.in_(chosen)).values(vote_count=PollOption.vote_count + 1))
+    await session.execute(update(PollOption).where(PollOption.id.in_(chosen))
+                          .values(vote_count=PollOption.vote_count + 1))
     await add_event(session, PollVoted(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
                                        option_ids=chosen), subject=post.id, actor=user.id)
     await session.commit()

@@ -31,7 +31,8 @@ class Post(Table, table=True):
         Index("ix_posts_announcements", "created_at", "id",
               postgresql_where=text("kind = 'announcement' AND group_id IS NULL AND deleted_at IS NULL")),
         Index("ix_posts_hashtags", "hashtags", postgresql_using="gin"),
-        Index("ix_posts_remind_at", "remind_at", postgresql_where=text("remind_at IS NOT NULL AND reminded_at IS NULL")),
+        Index("ix_posts_remind_at", "remind_at",
+              postgresql_where=text("remind_at IS NOT NULL AND reminded_at IS NULL")),
     )
 
     id: UUID = Field(default_factory=uuid7, primary_key=True)

@@ -10,9 +10,11 @@ from services.posts.content.schemas import (AckPerson, AckState, AckSummary, Bes
                                             VoteCreate)
 from services.posts.db import SessionDep
 from shared.auth import CurrentUser, require_scope
+from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
+# Every POST honours Idempotency-Key: a retried create returns the first result.
+router = APIRouter(prefix="/api/v1/posts", tags=["posts"], route_class=IdempotentRoute)
 
 Reader = Annotated[CurrentUser, require_scope("posts:read")]
 Writer = Annotated[CurrentUser, require_scope("posts:write")]

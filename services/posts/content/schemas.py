@@ -4,7 +4,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from services.posts.content.models import BADGE_MAX, BODY_MAX, COMMENT_MAX, POLL_OPTION_MAX, TITLE_MAX
+from services.posts.content.models import BODY_MAX, COMMENT_MAX, POLL_OPTION_MAX, TITLE_MAX
 from services.posts.people.schemas import PersonSummary
 
 PostKind = Literal["update", "question", "praise", "announcement", "poll", "article"]

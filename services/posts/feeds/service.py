@@ -1,0 +1,254 @@
+"""Feeds: home (recent or top), company, a group, a person, a tag, and one's bookmarks.
+
+Every feed selects post ids with `content.service.readable_by` — the one visibility rule — and then
+presents the page with `content.service.present` (a fixed number of queries, whatever the page size).
+
+Home is the union of several small sources, each read newest-first from its own index and cut at the
+page size before they are merged (a LATERAL join per followed person, joined group and followed tag):
+followed people's posts outside groups, posts of joined groups that are not muted (and of All company),
+company announcements, posts with followed hashtags, and one's own posts. Announcements pinned at the
+time of the first page come first on that page, and stay out of the rest of the feed.
+
+Cursors are stable under concurrent inserts: the first page fixes a time `t0` that rides in every cursor;
+posts created after it never enter that pagination (a new first page shows them), and the keyset
+`(created_at, id)` continues exactly where the previous page stopped.
+
+`order=top` scores the posts of the last 14 days (at most 300 per source) at `t0`:
+
+    score = (1 + reactions + 2 × comments + 0.2 × seen_by) × affinity / (hours_since_posted + 2) ^ 1.5
+
+affinity: 1.5 someone you follow, 1.3 a company announcement, 1.2 a group you joined, 1.1 a tag you
+follow, 1.0 All company and your own posts. Pages continue by keyset on (score, id); the score of a post
+already shown can change between pages as it gets engagement, so top pages may rarely repeat or skip
+a post — recent order never does.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import Float, Select, and_, column, func, literal, or_, select, true, tuple_
+from sqlalchemy.dialects.postgresql import array, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.posts.content.models import Bookmark, Post
+from services.posts.content.schemas import PostPublic
+from services.posts.content.service import present, readable_by
+from services.posts.feeds.models import GroupMute, TagFollow
+from services.posts.graph.models import Follow
+from services.posts.groups import service as groups
+from services.posts.groups.models import Group, GroupMember
+from services.posts.people import service as people
+from shared.auth import CurrentUser
+from shared.db import utcnow
+from shared.errors import InvalidInput
+from shared.events import GroupMuted, TagFollowed
+from shared.outbox import add_event
+from shared.pagination import PageParams, decode_cursor, encode_cursor
+
+TOP_WINDOW = timedelta(days=14)
+TOP_PER_SOURCE = 300
+AFFINITY = {"follow": 1.5, "announcement": 1.3, "group": 1.2, "tag": 1.1, "company": 1.0, "own": 1.0}
+_score = column("score", Float)
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    items: list[PostPublic]
+    next_cursor: str | None
+
+
+def normalize_tag(tag: str) -> str:
+    value = tag.lstrip("#").lower()
+    if not value or len(value) > 100 or not all(c.isalnum() or c == "_" for c in value):
+        raise InvalidInput("A tag is letters, digits and underscores (at most 100).", field="tag")
+    return value
+
+
+def _newest(stmt: Select, limit: int) -> Select:
+    return stmt.order_by(Post.created_at.desc(), Post.id.desc()).limit(limit)
+
+
+def _window(me: UUID, t0: datetime, after: tuple | None, top: bool):
+    """Conditions every source shares: readable by me, not newer than t0, after the cursor (or in the window)."""
+    conditions = [readable_by(me), Post.created_at <= t0]
+    if top:
+        conditions.append(Post.created_at > t0 - TOP_WINDOW)
+    elif after is not None:
+        conditions.append(tuple_(Post.created_at, Post.id) < tuple_(*after))
+    return conditions
+
+
+def _not_pinned(t0: datetime):
+    return or_(Post.kind != "announcement", Post.pinned_until.is_(None), Post.pinned_until <= t0)
+
+
+def _home_sources(me: UUID, t0: datetime, after: tuple | None, limit: int, top: bool) -> list[Select]:
+    shared = [*_window(me, t0, after, top), _not_pinned(t0)]
+
+    def source(where, name: str, via=None, correlate=None):
+        inner = _newest(select(Post.id, Post.created_at).where(*where, *shared), limit)
+        if via is None:
+            plain = inner.subquery()
+            return select(plain.c.id, plain.c.created_at, literal(AFFINITY[name]).label("aff"))
+        lateral = inner.lateral()
+        return (select(lateral.c.id, lateral.c.created_at, literal(AFFINITY[name]).label("aff"))
+                .select_from(via).join(lateral, true()).where(*correlate))
+
+    muted = select(GroupMute.group_id).where(GroupMute.person_id == me)
+    all_company = select(Group.id).where(Group.all_company).scalar_subquery()
+    return [
+        source([Post.author_id == Follow.followee_id, Post.group_id.is_(None)], "follow", Follow,
+               [Follow.follower_id == me]),
+        source([Post.group_id == GroupMember.group_id], "group", GroupMember,
+               [GroupMember.person_id == me, GroupMember.group_id.not_in(muted)]),
+        source([Post.group_id == all_company, all_company.not_in(muted)], "company"),
+        source([Post.kind == "announcement", Post.group_id.is_(None)], "announcement"),
+        source([Post.hashtags.contains(array([TagFollow.tag]))], "tag", TagFollow, [TagFollow.person_id == me]),
+        source([Post.author_id == me], "own"),
+    ]
+
+
+def _merged(me: UUID, t0: datetime, after: tuple | None, limit: int, top: bool):
+    sources = _home_sources(me, t0, after, TOP_PER_SOURCE if top else limit + 1, top)
+    union = sources[0].union_all(*sources[1:]).subquery("candidates")
+    return (select(union.c.id, union.c.created_at, func.max(union.c.aff).label("aff"))
+            .group_by(union.c.id, union.c.created_at))
+
+
+def home_ids_query(*, me: UUID, t0: datetime, after: tuple | None, limit: int) -> Select:
+    """Recent home: the next `limit + 1` ids after the cursor (the feed's SQL, also run by bench/feeds.py)."""
+    merged = _merged(me, t0, after, limit, top=False).subquery("merged")
+    return (select(merged.c.id, merged.c.created_at)
+            .order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit + 1))
+
+
+def home_top_query(*, me: UUID, t0: datetime, after: tuple | None, limit: int) -> Select:
+    merged = _merged(me, t0, None, limit, top=True).subquery("merged")
+    hours = func.extract("epoch", literal(t0) - merged.c.created_at) / 3600.0
+    score = ((1 + Post.reaction_count + 2 * Post.comment_count + 0.2 * Post.seen_by_count) * merged.c.aff
+             / func.power(hours + 2, 1.5))
+    scored = (select(merged.c.id, score.label("score")).join(Post, Post.id == merged.c.id)).subquery("scored")
+    stmt = select(scored.c.id, scored.c.score)
+    if after is not None:
+        stmt = stmt.where(tuple_(scored.c.score, scored.c.id) < tuple_(*after))
+    return stmt.order_by(scored.c.score.desc(), scored.c.id.desc()).limit(limit + 1)
+
+
+def pinned_query(*, me: UUID, t0: datetime, limit: int) -> Select:
+    """Announcements pinned at t0 that reach my home: company-wide, or in a group I joined and did not mute."""
+    muted = select(GroupMute.group_id).where(GroupMute.person_id == me)
+    mine = select(GroupMember.group_id).where(GroupMember.person_id == me)
+    all_company = select(Group.id).where(Group.all_company)
+    return _newest(select(Post.id).where(
+        Post.kind == "announcement", Post.pinned_until > t0, readable_by(me), Post.created_at <= t0,
+        or_(Post.group_id.is_(None), and_(or_(Post.group_id.in_(mine), Post.group_id.in_(all_company)),
+                                          Post.group_id.not_in(muted)))), limit)
+
+
+def _cursor(page: PageParams, second) -> tuple[datetime, tuple | None]:
+    if not page.cursor:
+        return utcnow(), None
+    t0, key, post_id = decode_cursor(page.cursor, [Post.created_at, second, Post.id])
+    return t0, (key, post_id)
+
+
+async def home(session: AsyncSession, *, user: CurrentUser, page: PageParams, order: str = "recent") -> FeedPage:
+    top = order == "top"
+    t0, after = _cursor(page, _score if top else Post.created_at)
+    pinned = [] if after is not None else list(await session.scalars(pinned_query(me=user.id, t0=t0,
+                                                                                  limit=page.limit)))
+    limit = max(1, page.limit - len(pinned))
+    query = (home_top_query if top else home_ids_query)(me=user.id, t0=t0, after=after, limit=limit)
+    rows = (await session.execute(query)).all()
+    cursor = encode_cursor([t0, rows[limit - 1][1], rows[limit - 1][0]]) if len(rows) > limit else None
+    ids = pinned + [r[0] for r in rows[:limit]]
+    return FeedPage(items=await present(session, posts=ids, user=user, now=t0), next_cursor=cursor)
+
+
+async def _simple(session: AsyncSession, *, user: CurrentUser, page: PageParams, where: list) -> FeedPage:
+    """Newest first over one condition (plus the visibility rule), keyset on (created_at, id)."""
+    t0, after = _cursor(page, Post.created_at)
+    stmt = select(Post.id, Post.created_at).where(*where, *_window(user.id, t0, after, top=False))
+    rows = (await session.execute(_newest(stmt, page.limit + 1))).all()
+    cursor = encode_cursor([t0, rows[page.limit - 1][1], rows[page.limit - 1][0]]) if len(rows) > page.limit else None
+    return FeedPage(items=await present(session, posts=[r[0] for r in rows[:page.limit]], user=user, now=t0),
+                    next_cursor=cursor)
+
+
+async def company(session: AsyncSession, *, user: CurrentUser, page: PageParams) -> FeedPage:
+    """Everything company-wide I may read: posts outside groups and in All company."""
+    all_company = select(Group.id).where(Group.all_company).scalar_subquery()
+    return await _simple(session, user=user, page=page,
+                         where=[or_(Post.group_id.is_(None), Post.group_id == all_company)])
+
+
+async def group(session: AsyncSession, *, user: CurrentUser, group_id: UUID, page: PageParams) -> FeedPage:
+    """A group's posts: 404 when the group is secret to me, 403 when its content is for members."""
+    standing = await groups.access_or_raise(session, group_id=group_id, user=user)
+    if not await groups.can_read_content(session, group=standing.group, person_id=user.id):
+        raise groups.NotAGroupMember("Join the group to read its posts.")
+    return await _simple(session, user=user, page=page, where=[Post.group_id == group_id])
+
+
+async def person(session: AsyncSession, *, user: CurrentUser, person_id: UUID, page: PageParams) -> FeedPage:
+    """Someone's posts that I may read (none of a protected account's unless I follow it)."""
+    await people.get_or_raise(session, person_id=person_id)
+    return await _simple(session, user=user, page=page, where=[Post.author_id == person_id])
+
+
+async def tag(session: AsyncSession, *, user: CurrentUser, tag: str, page: PageParams) -> FeedPage:
+    return await _simple(session, user=user, page=page,
+                         where=[Post.hashtags.contains(array([literal(normalize_tag(tag))]))])
+
+
+async def bookmarks(session: AsyncSession, *, user: CurrentUser, page: PageParams) -> FeedPage:
+    """My bookmarks that I can still read, most recently bookmarked first."""
+    after = decode_cursor(page.cursor, [Bookmark.created_at, Bookmark.post_id]) if page.cursor else None
+    stmt = (select(Bookmark.post_id, Bookmark.created_at).join(Post, Post.id == Bookmark.post_id)
+            .where(Bookmark.person_id == user.id, readable_by(user.id)))
+    if after is not None:
+        stmt = stmt.where(tuple_(Bookmark.created_at, Bookmark.post_id) < tuple_(*after))
+    rows = (await session.execute(stmt.order_by(Bookmark.created_at.desc(), Bookmark.post_id.desc())
+                                  .limit(page.limit + 1))).all()
+    cursor = encode_cursor([rows[page.limit - 1][1], rows[page.limit - 1][0]]) if len(rows) > page.limit else None
+    return FeedPage(items=await present(session, posts=[r[0] for r in rows[:page.limit]], user=user),
+                    next_cursor=cursor)
+
+
+# --- what shapes home: followed tags and muted groups --------------------------------------------
+
+async def follow_tag(session: AsyncSession, *, user: CurrentUser, tag: str, on: bool) -> str:
+    value = normalize_tag(tag)
+    if on:
+        changed = await session.scalar(insert(TagFollow).values(person_id=user.id, tag=value, created_at=utcnow())
+                                       .on_conflict_do_nothing().returning(TagFollow.tag))
+    else:
+        changed = await session.scalar(TagFollow.__table__.delete().where(
+            TagFollow.person_id == user.id, TagFollow.tag == value).returning(TagFollow.tag))
+    if changed is not None:
+        await add_event(session, TagFollowed(tag=value, person_id=user.id, following=on), subject=user.id,
+                        actor=user.id)
+    await session.commit()
+    return value
+
+
+async def followed_tags(session: AsyncSession, *, user: CurrentUser) -> list[str]:
+    return list(await session.scalars(select(TagFollow.tag).where(TagFollow.person_id == user.id)
+                                      .order_by(TagFollow.tag)))
+
+
+async def mute_group(session: AsyncSession, *, user: CurrentUser, group_id: UUID, on: bool) -> None:
+    """Keep a group's posts out of my home feed (I stay a member); 404 for a group secret to me."""
+    await groups.access_or_raise(session, group_id=group_id, user=user)
+    if on:
+        changed = await session.scalar(insert(GroupMute).values(person_id=user.id, group_id=group_id,
+                                                                created_at=utcnow())
+                                       .on_conflict_do_nothing().returning(GroupMute.group_id))
+    else:
+        changed = await session.scalar(GroupMute.__table__.delete().where(
+            GroupMute.person_id == user.id, GroupMute.group_id == group_id).returning(GroupMute.group_id))
+    if changed is not None:
+        await add_event(session, GroupMuted(group_id=group_id, person_id=user.id, muted=on), subject=group_id,
+                        actor=user.id)
+    await session.commit()
