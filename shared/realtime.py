@@ -59,18 +59,21 @@ all for ``idle_timeout`` (60 s) is closed (4408), so a dead one never lingers pa
 server's keepalive is off.
 
 Close codes: 1009 a frame over ``max_frame_bytes`` (also set uvicorn ``--ws-max-size``); 1013 the client is
-too slow (its bounded send queue filled up); 4401 authentication failed or expired; 4403 the person
-lost access (deactivated); 4408 no hello in time / idle; 1001 the server is shutting down.
+too slow (its bounded send queue filled up); 4401 authentication failed, or the token expired (the socket
+closes at the token's ``exp``: reconnect with a fresh token and ``last_seq``); 4403 the person lost access
+(deactivated); 4408 no hello in time / idle; 1001 the server is shutting down.
 """
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+import jwt
 import structlog
 from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -185,6 +188,7 @@ class Connection:
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.state: dict[str, Any] = {}  # service-specific (presence status, subscriptions)
+        self.expires_at: float | None = None  # epoch seconds of the token's expiry
 
     @property
     def person_id(self) -> UUID:
@@ -335,7 +339,7 @@ async def serve(websocket: WebSocket, *, hub: Hub, handler: ClientHandler) -> No
         return
     hub._add(conn)
     tasks = [asyncio.create_task(_writer(conn)), asyncio.create_task(_catch_up(conn, hub)),
-             asyncio.create_task(_reader(conn, handler))]
+             asyncio.create_task(_reader(conn, handler)), asyncio.create_task(_expire(conn))]
     try:
         for callback in hub.on_connect:
             await callback(conn)
@@ -385,11 +389,27 @@ async def _hello(websocket: WebSocket, hub: Hub) -> Connection | None:
                                                                       current=current)
     start = current if last_seq is None or not resumable else last_seq
     conn = Connection(websocket, user, settings=settings, sent_seq=start)
+    conn.expires_at = _expiry(token)
     await websocket.send_text(json.dumps({"type": "welcome", "person_id": str(user.id), "seq": current,
                                           "heartbeat_seconds": settings.heartbeat_seconds}))
     if not resumable:
         await websocket.send_text(json.dumps({"type": "refetch", "seq": current}))
     return conn
+
+
+def _expiry(token: str) -> float | None:
+    """The token's `exp` (already verified by `authenticate`), so the socket ends when the token does."""
+    try:
+        return float(jwt.decode(token, options={"verify_signature": False})["exp"])
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        return None
+
+
+async def _expire(conn: Connection) -> None:
+    """Close at the token's expiry (4401): the client reconnects with a fresh token and resumes."""
+    if conn.expires_at is not None:
+        await asyncio.sleep(max(0.0, conn.expires_at - time.time()))
+        conn.close(CLOSE_UNAUTHORIZED, "token expired")
 
 
 async def _writer(conn: Connection) -> None:

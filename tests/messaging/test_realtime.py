@@ -102,3 +102,16 @@ async def test_a_client_that_does_not_read_is_disconnected_not_buffered(server, 
     assert conn.closed.is_set() and conn.close_code == CLOSE_SLOW
     assert conn.queue.qsize() <= conn.settings.send_queue  # memory stayed bounded
     await slow.close()
+
+
+async def test_the_socket_closes_when_its_token_expires(server, keys, engine):
+    from datetime import timedelta
+    from shared.db import make_sessionmaker
+    from shared.realtime import CLOSE_UNAUTHORIZED
+    app, url = server
+    someone = await person(make_sessionmaker(engine, service="messaging"))
+    short = await _hello(url, keys.token(someone, ttl=timedelta(seconds=1)), ping_interval=None)
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(short.recv(), BOUND)
+    assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED

@@ -6,6 +6,7 @@ from uuid import UUID
 
 import structlog
 from fastapi import FastAPI
+from sqlalchemy import select
 from uuid6 import uuid7
 
 from services.messaging.config import Settings
@@ -14,7 +15,8 @@ from services.messaging.realtime.models import frames
 from shared.events import Envelope
 from shared.fanout import FanoutReader
 from shared.kafka import make_producer
-from shared.realtime import CLOSE_GOING_AWAY, Connection, Hub, purge_loop
+from shared.directory import directory_people
+from shared.realtime import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Connection, Hub, purge_loop
 
 log = structlog.get_logger("hearth.messaging.realtime")
 
@@ -120,5 +122,10 @@ async def _presence_heartbeat(app: FastAPI, hub: Hub, stop: asyncio.Event) -> No
         try:
             async with app.state.sessionmaker() as session:
                 await presence.touch(session, ids)
+                # People deactivated since they connected lose their sockets (new ones are refused at hello).
+                gone = await session.scalars(select(directory_people.c.id).where(
+                    directory_people.c.id.in_(list(hub.connections)), directory_people.c.active.is_(False)))
+                for person_id in gone:
+                    hub.close_person(person_id, CLOSE_FORBIDDEN, "deactivated")
         except Exception as exc:
             log.warning("presence heartbeat failed", error=repr(exc))
