@@ -236,3 +236,32 @@ async def test_followers_only_post_endpoints_are_404_to_non_followers(client, ma
         kwargs = {"json": body} if body is not None else {}
         response = await client.request(method.upper(), base + path, headers=auth(stranger), **kwargs)
         assert response.status_code == 404, (method, path)
+
+
+async def test_control_characters_are_refused_in_every_text_field(client, session, make_person, auth):
+    author = await make_person()
+    post = (await client.post("/api/v1/posts", headers=auth(author), json={"body": "ok"})).json()
+    cases = [("/api/v1/posts", {"body": "nul \x00 here"}),
+             ("/api/v1/posts", {"kind": "article", "title": "bell\x07", "body": "x"}),
+             ("/api/v1/posts", {"kind": "poll", "body": "x", "poll": {"options": ["a\x1b", "b"]}}),
+             (f"/api/v1/posts/{post['id']}/comments", {"body": "esc \x1b"})]
+    for url, body in cases:
+        response = await client.post(url, headers=auth(author), json=body)
+        assert response.status_code == 422 and response.json()["code"] == "validation-failed", body
+    assert (await client.patch(f"/api/v1/posts/{post['id']}", headers=auth(author),
+                               json={"body": "\x00"})).status_code == 422
+    assert await count_posts(session) == 1
+
+
+async def test_a_retried_create_with_the_same_idempotency_key_returns_the_first_post(client, session, make_person,
+                                                                                    auth):
+    author = await make_person()
+    headers = auth(author) | {"Idempotency-Key": "post-1"}
+    first = await client.post("/api/v1/posts", headers=headers, json={"body": "once"})
+    again = await client.post("/api/v1/posts", headers=headers, json={"body": "once"})
+    assert first.status_code == again.status_code == 201 and first.json()["id"] == again.json()["id"]
+    assert again.headers.get("idempotent-replayed") == "true"
+    other = await client.post("/api/v1/posts", headers=headers, json={"body": "different"})
+    assert other.status_code == 422 and other.json()["code"] == "idempotency-key-reused"
+    assert await count_posts(session) == 1
+    assert len(await outbox_events(session, type="hearth.post.created")) == 1

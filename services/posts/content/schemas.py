@@ -2,16 +2,18 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from services.posts.content.models import BODY_MAX, COMMENT_MAX, POLL_OPTION_MAX, TITLE_MAX
 from services.posts.people.schemas import PersonSummary
+from shared.types import SafeStr, check_text
 
 PostKind = Literal["update", "question", "praise", "announcement", "poll", "article"]
 ReactionKind = Literal["like", "celebrate", "support", "insightful", "funny"]
 REACTION_KINDS: tuple[str, ...] = ReactionKind.__args__
 Badge = Literal["thank-you", "team-player", "above-and-beyond", "innovator", "mentor", "customer-hero"]
-PollLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=POLL_OPTION_MAX)]
+PollLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=POLL_OPTION_MAX),
+                     AfterValidator(check_text)]
 POLL_MIN, POLL_MAX = 2, 10
 
 
@@ -51,8 +53,8 @@ class PostCreate(BaseModel):
                       "poll": {"options": ["Lisbon", "Berlin"], "multiple": False}}]})
 
     kind: PostKind = "update"
-    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)  # articles
-    body: str = Field(min_length=1, max_length=BODY_MAX)
+    title: SafeStr | None = Field(default=None, min_length=1, max_length=TITLE_MAX)  # articles
+    body: SafeStr = Field(min_length=1, max_length=BODY_MAX)
     # Omitted: "company", or "group" when `group_id` is given (a group post is for the group's readers).
     audience: Literal["company", "followers", "group"] | None = None
     group_id: UUID | None = None
@@ -94,8 +96,8 @@ class PostCreate(BaseModel):
 class PostUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
-    body: str | None = Field(default=None, min_length=1, max_length=BODY_MAX)
+    title: SafeStr | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
+    body: SafeStr | None = Field(default=None, min_length=1, max_length=BODY_MAX)
     pinned_until: datetime | None = None
     remind_at: datetime | None = None
     # A must-read announcement's edit can ask everyone to acknowledge it again.
@@ -182,7 +184,7 @@ class PostEditPublic(BaseModel):
 class CommentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    body: str = Field(min_length=1, max_length=COMMENT_MAX)
+    body: SafeStr = Field(min_length=1, max_length=COMMENT_MAX)
     parent_id: UUID | None = None  # a reply to a top-level comment
 
     _blank = field_validator("body")(lambda cls, v: _not_blank(v))
@@ -191,7 +193,7 @@ class CommentCreate(BaseModel):
 class CommentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    body: str = Field(min_length=1, max_length=COMMENT_MAX)
+    body: SafeStr = Field(min_length=1, max_length=COMMENT_MAX)
 
     _blank = field_validator("body")(lambda cls, v: _not_blank(v))
 
