@@ -12,6 +12,7 @@ from services.notifications import workers
 from services.notifications.webhooks.consumers import webhook_consumer
 from services.notifications.webhooks.router import router as webhooks_router
 from services.notifications.push.router import router as push_router
+from services.notifications.digests.router import router as digests_router
 from shared.app import create_service_app
 from shared.directory import people_consumer
 
@@ -19,8 +20,8 @@ from shared.directory import people_consumer
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
-        settings=settings, title="Hearth notifications", description="Notification inbox and unread counts.",
-        routers=[preferences_router, webhooks_router, push_router, inbox_router, realtime_router],
+        settings=settings, title="Hearth notifications", description="Notification inbox, preferences, socket, push, email digests and webhooks.",
+        routers=[preferences_router, webhooks_router, push_router, digests_router, inbox_router, realtime_router],
         consumers=[people_consumer(settings), social_consumer(settings), webhook_consumer(settings)],
         on_startup=[runtime.install(settings), workers.install(settings)])
 

@@ -8,6 +8,7 @@ replicas at once.
 from fastapi import FastAPI
 
 from services.notifications.config import Settings
+from services.notifications.digests.service import run_worker as run_digests
 from services.notifications.push.service import run_worker as run_push
 from services.notifications.webhooks.service import run_worker as run_webhooks
 
@@ -20,4 +21,6 @@ def install(settings: Settings):
         app.state.supervisor.add("notifications.webhook-deliveries",
                                  lambda stop: run_webhooks(sessionmaker, settings, stop))
         app.state.supervisor.add("notifications.push", lambda stop: run_push(sessionmaker, settings, stop))
+        if settings.smtp_host:
+            app.state.supervisor.add("notifications.digests", lambda stop: run_digests(sessionmaker, settings, stop))
     return hook
