@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench-event-path events-doc openapi replay-dlq clean
+.PHONY: run test install bench-event-path bench-analytics bench-messaging events-doc openapi replay-dlq clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Hearth needs Python 3.11+")'
@@ -23,6 +23,12 @@ test: $(STAMP)
 
 bench-event-path: $(STAMP)
 	$(PY) bench/event_path.py $(BENCH_ARGS)
+
+bench-analytics: $(STAMP)
+	$(PY) bench/analytics.py $(BENCH_ARGS)
+
+bench-messaging: $(STAMP)
+	$(PY) bench/messaging.py $(BENCH_ARGS)
 
 events-doc: $(STAMP)
 	$(PY) -m shared.events.catalog > docs/events.asyncapi.json

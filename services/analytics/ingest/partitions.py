@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db import utcnow
 
 SCHEMA = "event_log_partitions"
+PARTITION_LOCK = 0x4E415254  # advisory lock key for creating partitions
 AHEAD_DAYS = 7  # created at start-up and daily: this many days ahead of today, and as many back
 
 
@@ -43,9 +44,11 @@ class Partitions:
         missing = days - known
         if not missing:
             return
+        # Concurrent writers (consumer replicas, the benchmark's workers) would race on the catalog:
+        # one creates, the others wait, then see it. Taken before this transaction touches event_log.
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITION_LOCK})
         known |= await existing_partitions(session)
         for day in sorted(missing - known):
-            # IF NOT EXISTS: another replica may have created it meanwhile.
             await session.execute(text(
                 f'CREATE TABLE IF NOT EXISTS {SCHEMA}."{partition_name(day)}" PARTITION OF public.event_log '
                 f"FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')"))

@@ -26,6 +26,13 @@ GROUP_EVENTS = {"hearth.group.created", "hearth.group.updated", "hearth.group.me
                 "hearth.group.member_removed", "hearth.group.member_role_changed"}
 
 
+def in_key_order(rows: dict) -> dict:
+    """Rows sorted by key, so every writer takes row locks in one order (no deadlocks between
+    concurrent batches); UUIDs compare by their integer, which is much cheaper than UUID.__lt__."""
+    return dict(sorted(rows.items(), key=lambda kv: tuple(k.int if isinstance(k, UUID) else k for k in (
+        kv[0] if isinstance(kv[0], tuple) else (kv[0],)))))
+
+
 def period_bit(day: date) -> tuple[int, int]:
     n = (day - EPOCH).days
     return n // BITS_PER_PERIOD, 1 << (n % BITS_PER_PERIOD)
@@ -185,7 +192,7 @@ async def upsert_posts(session: AsyncSession, created: list[Event]) -> list[UUID
                       client_of(e.client), e.time)
     if not rows:
         return []
-    rows = dict(sorted(rows.items()))
+    rows = in_key_order(rows)
     cols = list(zip(*rows.values()))
     await session.execute(text("""
         INSERT INTO posts (post_id, author_id, kind, audience, group_id, client, created_at, reach)
@@ -204,7 +211,7 @@ async def write_batch(session: AsyncSession, b: Batch, *, known: dict, new_posts
     await _upsert_counts(session, "person_day", ("day", "person_id"), ("date", "uuid"), ("activity", "contributions"),
                          b.person_day)
     if b.bits:
-        bits = dict(sorted(b.bits.items()))
+        bits = in_key_order(b.bits)
         keys, values = list(bits), list(bits.values())
         await session.execute(text("""
             INSERT INTO person_bits (person_id, period, active, contrib)
@@ -225,7 +232,7 @@ async def write_batch(session: AsyncSession, b: Batch, *, known: dict, new_posts
     await _upsert_counts(session, "search_day", ("day", "query"), ("date", "text"), ("searches", "zero_results"),
                          b.search)
     if b.comments:
-        b.comments = dict(sorted(b.comments.items()))
+        b.comments = in_key_order(b.comments)
         values = list(b.comments.values())
         await session.execute(text("""
             INSERT INTO comments (comment_id, post_id, author_id, created_at)
@@ -243,7 +250,7 @@ async def write_batch(session: AsyncSession, b: Batch, *, known: dict, new_posts
         if post not in fresh and post in known and known[post][0] != person:
             reach[post] += 1
     if reach:
-        reach = dict(sorted(reach.items()))
+        reach = in_key_order(reach)
         await session.execute(text("""
             UPDATE posts SET reach = posts.reach + d.n
             FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[])) AS d(id, n) WHERE posts.post_id = d.id"""),
@@ -257,13 +264,15 @@ async def refresh_posts(session: AsyncSession, *, reach_of: set[UUID], responses
         await session.execute(text("""
             UPDATE posts p SET reach = (SELECT count(*) FROM post_viewers v
                                         WHERE v.post_id = p.post_id AND v.person_id IS DISTINCT FROM p.author_id)
-            WHERE p.post_id = ANY(:ids)"""), {"ids": list(reach_of)})
+            WHERE p.post_id = ANY(:ids)"""), {"ids": sorted(reach_of, key=lambda u: u.int)})
     if responses_of:
         await session.execute(text("""
             UPDATE posts p SET first_response_at = (
                 SELECT min(r.first_at) FROM post_responders r
-                WHERE r.post_id = p.post_id AND r.person_id IS DISTINCT FROM p.author_id)
-            WHERE p.post_id = ANY(:ids)"""), {"ids": list(responses_of)})
+                WHERE r.post_id = p.post_id AND r.person_id IS DISTINCT FROM p.author_id
+                GROUP BY r.post_id)  -- grouped, so the plan reads the post's rows by primary key instead of
+                                     -- walking the first_at index for the smallest value
+            WHERE p.post_id = ANY(:ids)"""), {"ids": sorted(responses_of, key=lambda u: u.int)})
 
 
 async def _upsert_counts(session: AsyncSession, table: str, keys: tuple[str, ...], key_types: tuple[str, ...],
@@ -271,7 +280,7 @@ async def _upsert_counts(session: AsyncSession, table: str, keys: tuple[str, ...
     """One INSERT … ON CONFLICT adding the batch's counts to a per-day rollup."""
     if not rows:
         return
-    rows = dict(sorted(rows.items()))  # one lock order for every writer: concurrent batches never deadlock
+    rows = in_key_order(rows)
     key_rows, value_rows = list(rows), list(rows.values())
     params = {f"k{i}": [k[i] for k in key_rows] for i in range(len(keys))}
     params |= {f"v{i}": [v[i] for v in value_rows] for i in range(len(counters))}
@@ -287,7 +296,7 @@ async def _upsert_firsts(session: AsyncSession, table: str, rows: dict) -> list[
     """Add (post, person, first time) rows, keeping the earliest time; the pairs that are new."""
     if not rows:
         return []
-    rows = dict(sorted(rows.items()))
+    rows = in_key_order(rows)
     keys = list(rows)
     result = await session.execute(text(f"""
         INSERT INTO {table} (post_id, person_id, first_at)

@@ -1,0 +1,319 @@
+"""Analytics at company scale: ingest rate, `overview` and `segments` latency, and the same numbers
+computed by a naive scan of the event log in the same run (the ratio shows what the rollups buy).
+
+    .venv/bin/python bench/analytics.py [--members 10000] [--events 10000000] [--days 60]
+
+Starts its own embedded PostgreSQL (durable settings) in a temporary folder unless --database-url
+names a server. Events are generated as the broker would hand them over (JSON bytes, ordered roughly
+by time with some late and duplicated ones); the ingest figure covers decoding the envelopes and
+`services.analytics.ingest.service.ingest` in batches (event log insert with dedupe, then one upsert
+per rollup), with --workers concurrent writers as several consumer partitions would be. Generation is
+timed separately and left out. The per-event path (one transaction per event with its
+processed_events row, as the EventConsumer runs today) is measured on a sample beside it.
+Latencies are HTTP requests to the analytics app in-process (auth, query, JSON), not over a socket.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+warnings.filterwarnings("ignore", module="platformdirs")
+
+from sqlalchemy import text  # noqa: E402
+
+ACTIVITY_MIX = (  # type, share, is it about a post
+    ("hearth.post.viewed", 0.55, True), ("hearth.reaction.added", 0.12, True), ("hearth.comment.created", 0.07, True),
+    ("hearth.post.created", 0.05, False), ("hearth.search.performed", 0.06, False),
+    ("hearth.message.sent", 0.08, False), ("hearth.notification.read", 0.04, False),
+    ("hearth.notification.delivered", 0.02, False), ("hearth.announcement.acknowledged", 0.01, True),
+)
+DEPARTMENTS = [f"Department {i:02d}" for i in range(20)]
+LOCATIONS = ["Paris", "Berlin", "Lisbon", "Austin", "Toronto", "Singapore", "Sydney", "Dublin", "Madrid", "Oslo"]
+CLIENTS = ["web"] * 6 + ["ios"] * 2 + ["android"] * 2 + ["api/bot"]
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+class Company:
+    """A company of `members` people whose `events` happen over the last `days` UTC days."""
+
+    def __init__(self, members: int, days: int, seed: int = 7):
+        self.rng = random.Random(seed)
+        self.people = [str(uuid.uuid4()) for _ in range(members)]
+        self.end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        self.start = self.end - timedelta(days=days)
+        self.posts: list[tuple[str, str]] = []  # (post id, author)
+        # Uneven engagement: a few people do most things (Pareto weights), 15% never do anything.
+        self.weights = [0.0 if self.rng.random() < 0.15 else self.rng.paretovariate(1.2) for _ in self.people]
+        types, shares, _ = zip(*ACTIVITY_MIX)
+        self.types, self.shares = types, shares
+        self.about_post = {t: p for t, _, p in ACTIVITY_MIX}
+
+    def person_events(self) -> list[bytes]:
+        out = []
+        provisioned = self.start - timedelta(days=400)
+        for i, pid in enumerate(self.people):
+            person = {"id": pid, "email": f"p{i}@corp.local", "display_name": f"Person {i}",
+                      "department": DEPARTMENTS[i % len(DEPARTMENTS)], "location": LOCATIONS[(i * 7) % len(LOCATIONS)],
+                      "manager_id": self.people[i % 400] if i >= 400 else None,
+                      "hire_date": (date(2026, 1, 1) - timedelta(days=self.rng.randint(0, 3650))).isoformat(),
+                      "leader": i < 200, "official": i == 0, "active": True,
+                      "updated_at": provisioned.isoformat()}
+            out.append(self.envelope("hearth.person.created", None, provisioned, pid, {"person": person}))
+        for i in range(1, len(self.people) // 50):  # 2% deactivated during the period
+            pid = self.people[-i]
+            person = {"id": pid, "email": "x@corp.local", "display_name": "Gone", "active": False,
+                      "updated_at": (self.end - timedelta(days=5)).isoformat()}
+            out.append(self.envelope("hearth.person.deactivated", None, self.end - timedelta(days=5), pid,
+                                     {"person": person}))
+        return out
+
+    @staticmethod
+    def envelope(type_: str, actor, moment: datetime, subject, data: dict, client: str = "web") -> bytes:
+        return json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "type": type_, "source": "bench",
+                           "time": moment.isoformat(), "subject": str(subject), "actor": actor, "client": client,
+                           "dataschema": f"{type_}/1", "data": data}).encode()
+
+    def batch(self, n: int, progress: float) -> list[bytes]:
+        """`n` events around position `progress` (0..1) of the period; 2% late (up to 7 days), 0.5% duplicated."""
+        rng, out = self.rng, []
+        span = (self.end - self.start).total_seconds()
+        actors = rng.choices(self.people, weights=self.weights, k=n)
+        kinds = rng.choices(self.types, weights=self.shares, k=n)
+        for actor, kind in zip(actors, kinds):
+            moment = self.start + timedelta(seconds=min(span - 1, max(0.0, progress * span + rng.uniform(-3600, 3600))))
+            if rng.random() < 0.02:
+                moment = max(self.start, moment - timedelta(seconds=rng.uniform(0, 7 * 86400)))
+            client = rng.choice(CLIENTS)
+            if kind == "hearth.post.created" or (self.about_post[kind] and not self.posts):
+                post_id = str(uuid.uuid4())
+                self.posts.append((post_id, actor))
+                out.append(self.envelope("hearth.post.created", actor, moment, post_id, {
+                    "post_id": post_id, "author_id": actor, "kind": rng.choice(["update"] * 8 + ["question", "praise"]),
+                    "audience": "company", "excerpt": "x", "created_at": moment.isoformat()}, client))
+            elif self.about_post[kind]:
+                post_id, author = self.posts[-1 - min(len(self.posts) - 1, int(rng.expovariate(1 / 300)))]
+                data = {"post_id": post_id, "post_author_id": author, "person_id": actor}
+                if kind == "hearth.comment.created":
+                    data |= {"comment_id": str(uuid.uuid4()), "author_id": actor}
+                out.append(self.envelope(kind, actor, moment, post_id, data, client))
+            elif kind == "hearth.search.performed":
+                query = rng.choice(["expenses", "holiday policy", "onboarding", "vpn", "okr", "parking", "zz top"])
+                out.append(self.envelope(kind, actor, moment, uuid.uuid4(), {
+                    "query": query, "result_count": 0 if query == "zz top" else rng.randint(1, 40)}, client))
+            else:
+                out.append(self.envelope(kind, actor, moment, uuid.uuid4(), {}, client))
+            if rng.random() < 0.005:
+                out.append(out[-1])  # a redelivery
+        return out
+
+
+async def ingest_all(sessionmaker, company: Company, total: int, batch: int, workers: int) -> tuple[int, float, float]:
+    from services.analytics.ingest.service import ingest
+    from shared.events import Envelope
+    queue: asyncio.Queue = asyncio.Queue(maxsize=workers * 2)
+    generated = 0
+    gen_seconds = 0.0
+
+    async def produce():
+        nonlocal generated, gen_seconds
+        made, batches = 0, max(1, total // batch)
+        for i in range(batches):
+            t0 = time.perf_counter()
+            raw = company.batch(batch, (i + 0.5) / batches)
+            gen_seconds += time.perf_counter() - t0
+            made += len(raw)
+            await queue.put(raw)
+            if i % max(1, batches // 20) == 0:
+                say(f"  ingest {i * batch:,}/{total:,} events")
+        generated = made
+        for _ in range(workers):
+            await queue.put(None)
+
+    async def work():
+        while (raw := await queue.get()) is not None:
+            envelopes = [Envelope.from_bytes(r) for r in raw]
+            async with sessionmaker() as session:
+                await ingest(session, envelopes)
+                await session.commit()
+
+    started = time.perf_counter()
+    await asyncio.gather(produce(), *(work() for _ in range(workers)))
+    elapsed = time.perf_counter() - started - gen_seconds  # generation runs on the same core: take it out
+    return generated, elapsed, gen_seconds
+
+
+async def per_event_path(settings, sessionmaker, company: Company, n: int) -> float:
+    """Events/s through EventConsumer.apply: one transaction per event with its processed_events row."""
+    from services.analytics.ingest.consumers import event_log_consumer
+    from services.analytics.ingest.service import record_event
+    from shared.events import Envelope
+    consumer = event_log_consumer(settings)
+    envelopes = [Envelope.from_bytes(r) for r in company.batch(n, 0.999)]
+    started = time.perf_counter()
+    for e in envelopes:
+        await consumer.apply(sessionmaker, e, None, record_event)
+    return len(envelopes) / (time.perf_counter() - started)
+
+
+NAIVE_OVERVIEW = """
+WITH m AS (SELECT id FROM people WHERE provisioned_at < :hi AND (deactivated_at IS NULL OR deactivated_at >= :hi)),
+     a AS MATERIALIZED (SELECT DISTINCT e.day, e.actor_id, e.type = ANY(:contrib) AS c FROM event_log e JOIN m ON m.id = e.actor_id
+           WHERE e.day >= :lo_day AND e.day < :end AND e.type = ANY(:activity))
+SELECT d::date,
+       (SELECT count(DISTINCT actor_id) FROM a WHERE a.day = d::date),
+       (SELECT count(DISTINCT actor_id) FROM a WHERE a.day > d::date - 7 AND a.day <= d::date),
+       (SELECT count(DISTINCT actor_id) FROM a WHERE a.day > d::date - 28 AND a.day <= d::date),
+       (SELECT count(*) FROM m),
+       (SELECT count(DISTINCT actor_id) FROM a WHERE a.day >= :start),
+       (SELECT count(DISTINCT actor_id) FROM a WHERE a.day >= :start AND c)
+FROM generate_series(CAST(:start AS date), CAST(:end AS date) - 1, interval '1 day') AS d ORDER BY 1"""
+
+NAIVE_SEGMENTS = """
+WITH m AS (SELECT id, department FROM people WHERE provisioned_at < :hi AND (deactivated_at IS NULL OR deactivated_at >= :hi)),
+     a AS (SELECT DISTINCT actor_id FROM event_log WHERE day >= :start AND day < :end AND type = ANY(:activity))
+SELECT coalesce(m.department, '(none)'), count(*), count(a.actor_id) FROM m LEFT JOIN a ON a.actor_id = m.id
+GROUP BY 1 ORDER BY 1"""
+
+
+async def measure(client, path: str, runs: int) -> tuple[list[float], dict]:
+    times, body = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        response = await client.get(path)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, response.text
+        body = response.json()
+    return times, body
+
+
+async def naive(sessionmaker, sql: str, params: dict, runs: int) -> tuple[list[float], list]:
+    times, rows = [], None
+    for _ in range(runs):
+        async with sessionmaker() as session:
+            t0 = time.perf_counter()
+            rows = (await session.execute(text(sql), params)).all()
+            times.append((time.perf_counter() - t0) * 1000)
+    return times, rows
+
+
+async def run(args) -> None:
+    from services.analytics.config import Settings
+    from services.analytics.ingest.classify import CONTRIBUTIONS, kind_of
+    from services.analytics.main import create_app
+    from services.analytics.metrics.window import Window
+    from shared.db import make_engine, make_sessionmaker
+    from shared.devstack.stack import create_databases, drop_databases
+    from shared.events import Envelope
+    from shared.migrations import upgrade
+    from shared.testing import TestKeys, client_for
+
+    server = None
+    url = args.database_url
+    if url is None:
+        from shared.devstack.postgres import EmbeddedPostgres
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="hearth-bench-analytics-")) / "data", durable=True)
+        url = server.start()
+    name = "hearth_bench_analytics"
+    try:
+        await drop_databases(url, [name])
+        await create_databases(url, [name])
+        keys = TestKeys()
+        settings = Settings(env="test", database_url=url, database_prefix="hearth_bench_", jwks_json=keys.jwks_json,
+                            run_background=False, log_json=False, log_level="WARNING")
+        await asyncio.to_thread(upgrade, "analytics", settings.service_database_url)
+        engine = make_engine(settings.service_database_url, pool_size=args.workers + 2)
+        sessionmaker = make_sessionmaker(engine, service="analytics")
+        company = Company(args.members, args.days)
+        from services.analytics.ingest.service import ingest
+        async with sessionmaker() as session:
+            await ingest(session, [Envelope.from_bytes(r) for r in company.person_events()])
+            await session.commit()
+        say(f"{args.members:,} members; ingesting {args.events:,} events over {args.days} days "
+            f"(batches of {args.batch:,}, {args.workers} writers)")
+        done, seconds, gen = await ingest_all(sessionmaker, company, args.events, args.batch, args.workers)
+        async with sessionmaker() as session:
+            logged = await session.scalar(text("SELECT count(*) FROM event_log"))
+            await session.execute(text("ANALYZE"))
+            await session.commit()
+        rate = done / seconds
+        say(f"ingest: {done:,} events (with redeliveries) in {seconds:.1f} s = {rate:,.0f} events/s "
+            f"(generation {gen:.1f} s excluded); event log holds {logged:,}")
+        per_event = await per_event_path(settings, sessionmaker, company, args.per_event_sample)
+        say(f"per-event consumer path (one transaction per event): {per_event:,.0f} events/s "
+            f"on {args.per_event_sample:,} events")
+
+        app = create_app(settings)
+        headers = keys.headers(uuid.uuid4(), roles=["communications"])
+        window = Window.last(28)
+        q = f"from={window.start}&to={window.end}"
+        async with client_for(app, sessionmaker, headers=headers) as client:
+            await client.get(f"/api/v1/analytics/overview?{q}")  # warm caches once
+            o_times, overview = await measure(client, f"/api/v1/analytics/overview?{q}", args.runs)
+            s_times, segments = await measure(client, f"/api/v1/analytics/segments?by=department&{q}", args.runs)
+        app.dependency_overrides.clear()
+        activity = sorted({t for t, _, _ in ACTIVITY_MIX if kind_of(t)})
+        contrib = sorted({t for t in activity if kind_of(t) in CONTRIBUTIONS})
+        params = {"hi": window.hi, "start": window.start, "end": window.end, "lo_day": window.start - timedelta(days=27),
+                  "activity": activity, "contrib": contrib}
+        no_times, naive_rows = await naive(sessionmaker, NAIVE_OVERVIEW, params, args.naive_runs)
+        ns_times, naive_segments = await naive(sessionmaker, NAIVE_SEGMENTS, params, args.naive_runs)
+        await engine.dispose()
+
+        same = ([(r[1], r[2], r[3]) for r in naive_rows] == [(r["dau"], r["wau"], r["mau"]) for r in overview["series"]]
+                and naive_rows[0][4] == overview["members"] and naive_rows[0][5] == overview["active_members"]
+                and naive_rows[0][6] == overview["contributors"])
+        shown = {s["segment"]: (s["members"], s["active_members"]) for s in segments["items"] if not s["suppressed"]}
+        same_segments = shown == {d: (m, a) for d, m, a in naive_segments if m >= 5}
+        say(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other "
+            f"users; Python {platform.python_version()}")
+        say(f"overview  p50 {pct(o_times, 50):7.1f} ms  p99 {pct(o_times, 99):7.1f} ms  ({args.runs} requests)  "
+            f"naive scan p50 {pct(no_times, 50):8.1f} ms  ratio {pct(no_times, 50) / pct(o_times, 50):.1f}x  "
+            f"same numbers: {same}")
+        say(f"segments  p50 {pct(s_times, 50):7.1f} ms  p99 {pct(s_times, 99):7.1f} ms  ({args.runs} requests)  "
+            f"naive scan p50 {pct(ns_times, 50):8.1f} ms  ratio {pct(ns_times, 50) / pct(s_times, 50):.1f}x  "
+            f"same numbers: {same_segments}")
+        say(f"window {window.start}..{window.end}: members {overview['members']:,}, active {overview['active_members']:,}, "
+            f"MAU {overview['series'][-1]['mau']:,}, organic content {overview['organic_content']:,}")
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--naive-runs", type=int, default=3)
+    parser.add_argument("--per-event-sample", type=int, default=3_000)
+    parser.add_argument("--database-url", default=None)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
