@@ -3,7 +3,8 @@
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -13,9 +14,11 @@ from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import InvalidInput
+from shared.types import check_text
 
 T = TypeVar("T")
 MAX_LIMIT = 100
+MIN_CURSOR_YEAR, MAX_CURSOR_YEAR = 2, 9998
 
 
 class Page(BaseModel, Generic[T]):
@@ -48,19 +51,39 @@ def decode_cursor(cursor: str, columns) -> list[Any]:
         if not isinstance(raw, list) or len(raw) != len(columns):
             raise ValueError("shape")
         return [_typed(col, v) for col, v in zip(columns, raw)]
-    except (ValueError, TypeError, NotImplementedError):
+    except (ValueError, TypeError, NotImplementedError, AttributeError, OverflowError):
+        # A cursor is client input: whatever it decodes to, a bad one is 422, never a 500.
         raise InvalidInput("The cursor is not valid.", field="cursor")
+
+
+_INT64 = 2 ** 63
 
 
 def _typed(column, value: Any) -> Any:
     python_type = column.type.python_type
     if python_type is datetime:
-        return datetime.fromisoformat(value)
-    if python_type in (UUID, int, float):
-        return python_type(value)
+        if not isinstance(value, str):
+            raise TypeError("cursor value type")
+        moment = datetime.fromisoformat(value)
+        moment.astimezone(UTC)  # OverflowError for dates PostgreSQL's timestamptz cannot hold near the edges
+        if not MIN_CURSOR_YEAR <= moment.year <= MAX_CURSOR_YEAR:
+            raise ValueError("cursor date out of range")
+        return moment
+    if python_type is UUID:
+        if not isinstance(value, str):
+            raise TypeError("cursor value type")
+        return UUID(value)
+    if python_type is int:
+        if isinstance(value, bool) or not isinstance(value, int) or not -_INT64 <= value < _INT64:
+            raise ValueError("cursor value type")
+        return value
+    if python_type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError("cursor value type")
+        return float(value)
     if not isinstance(value, str):  # text columns (SQLModel's AutoString reports `object`)
         raise ValueError("cursor value type")
-    return value
+    return check_text(value)
 
 
 async def paginate(session: AsyncSession, stmt: Select, *, columns: list, page: PageParams,

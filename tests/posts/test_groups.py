@@ -131,7 +131,7 @@ async def test_member_cannot_patch_settings_or_make_a_group_official(client, ses
     official = await client.patch(f"{API}/{group['id']}", headers=auth(ana), json={"official": True})
     assert official.status_code == 403 and official.json()["code"] == "official-group-needs-admin"
     bad = await client.patch(f"{API}/{group['id']}", headers=auth(ana), json={"name": None})
-    assert bad.status_code == 422 and bad.json()["code"] == "invalid-input"
+    assert bad.status_code == 422 and bad.json()["code"] == "validation-failed"
     assert (await session.get(Group, group["id"], populate_existing=True)).name == "Platform guild"
     assert await outbox_events(session, type="hearth.group.updated") == []
 

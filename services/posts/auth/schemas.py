@@ -2,20 +2,23 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from services.posts.auth.models import ApiToken, LoginFailure
+from services.posts.people.schemas import PASSWORD_MAX_LENGTH
 from shared.auth import API_TOKEN_MAX_DAYS, SCOPES, Scope
+from shared.types import SafeText
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(min_length=3, max_length=320)
-    password: str = Field(min_length=1, max_length=256)
+    email: SafeText(LoginFailure.email, min_length=3)  # as typed: unknown accounts are throttled alike
+    password: SafeText(PASSWORD_MAX_LENGTH, min_length=1)
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(min_length=16, max_length=256)
+    refresh_token: SafeText(256, min_length=16)
 
 
 class TokenPair(BaseModel):
@@ -28,16 +31,9 @@ class TokenPair(BaseModel):
 class ApiTokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: SafeText(ApiToken.name, blank=False)
     scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
     expires_in_days: int | None = Field(default=None, ge=1, le=API_TOKEN_MAX_DAYS)
-
-    @field_validator("name")
-    @classmethod
-    def _strip_name(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError("the name cannot be blank")
-        return name.strip()
 
 
 class ApiTokenPublic(BaseModel):

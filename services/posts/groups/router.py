@@ -11,6 +11,7 @@ from services.posts.groups.service import GroupAccess
 from shared.auth import CurrentUser, CurrentUserDep, require_scope
 from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageDep
+from shared.types import SafeText
 
 router = APIRouter(prefix="/api/v1/groups", tags=["groups"], route_class=IdempotentRoute)
 
@@ -35,7 +36,7 @@ async def create_group(data: GroupCreateRequest, session: SessionDep, user: Writ
 
 @router.get("", response_model=Page[GroupPublic])
 async def list_groups(session: SessionDep, user: Reader, page: PageDep, member: bool | None = None,
-                      q: Annotated[str | None, Query(max_length=100)] = None):
+                      q: Annotated[SafeText(100) | None, Query()] = None):
     """Groups you can see, by name; `member=true` for yours, `q` to search names and descriptions."""
     groups, next_cursor = await service.get_all(session, user=user, page=page, member=member, q=q)
     return Page(items=await service.views(session, groups=groups, user=user), next_cursor=next_cursor)

@@ -2,32 +2,26 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.posts.groups.models import Group
 from services.posts.people.schemas import PersonSummary
+from shared.types import SafeText
 
 Visibility = Literal["public", "private", "secret"]
 GroupRole = Literal["owner", "admin", "member"]
 OfficialKind = Literal["department", "company", "announcements"]
 
 
-def _not_blank(name: str | None) -> str | None:
-    if name is not None and not name.strip():
-        raise ValueError("must not be blank")
-    return name.strip() if name is not None else None
-
-
 class GroupBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
+    name: SafeText(Group.name, blank=False)
+    description: SafeText(Group.description) = ""
     visibility: Visibility = "public"
     official: bool = False
     official_kind: OfficialKind | None = None
     admins_only_posting: bool = False
-
-    _name = field_validator("name")(_not_blank)
 
     @model_validator(mode="after")
     def _kind_needs_official(self):
@@ -46,7 +40,7 @@ class GroupCreateRequest(GroupBase):
 class GroupCreate(GroupBase):
     """What the service creates from: a person's request, or provisioning (SCIM) with the IdP's id."""
 
-    external_id: str | None = Field(default=None, max_length=200)
+    external_id: SafeText(Group.external_id) | None = None
     provisioned: bool = False
 
 
@@ -55,14 +49,19 @@ class GroupUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
+    name: SafeText(Group.name, blank=False) | None = None
+    description: SafeText(Group.description) | None = None
     visibility: Visibility | None = None
     official: bool | None = None
     official_kind: OfficialKind | None = None
     admins_only_posting: bool | None = None
 
-    _name = field_validator("name")(_not_blank)
+    @model_validator(mode="after")
+    def _no_null_for_required_columns(self):
+        nulls = sorted(f for f in self.model_fields_set - {"official_kind"} if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null")
+        return self
 
 
 class GroupPublic(BaseModel):

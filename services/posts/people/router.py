@@ -5,9 +5,12 @@ from fastapi import APIRouter, Query, status
 
 from services.posts.db import SessionDep
 from services.posts.people import service
-from services.posts.people.schemas import AdminFields, OrgChart, PersonCreate, PersonPublic, PersonSummary, ProfileFields
+from services.posts.people.models import Person
+from services.posts.people.schemas import (SKILL_MAX_LENGTH, AdminFields, OrgChart, PersonCreate, PersonPublic,
+                                           PersonSummary, ProfileFields)
 from shared.auth import CurrentUser, CurrentUserDep, require_roles
 from shared.pagination import Page, PageDep
+from shared.types import SafeText
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 
@@ -27,10 +30,10 @@ async def update_me(data: ProfileFields, session: SessionDep, user: CurrentUserD
 
 @router.get("", response_model=Page[PersonSummary])
 async def list_people(session: SessionDep, user: CurrentUserDep, page: PageDep,
-                      department: Annotated[str | None, Query(max_length=200)] = None,
-                      location: Annotated[str | None, Query(max_length=200)] = None,
-                      skill: Annotated[str | None, Query(max_length=100)] = None,
-                      q: Annotated[str | None, Query(max_length=100)] = None):
+                      department: Annotated[SafeText(Person.department) | None, Query()] = None,
+                      location: Annotated[SafeText(Person.location) | None, Query()] = None,
+                      skill: Annotated[SafeText(SKILL_MAX_LENGTH) | None, Query()] = None,
+                      q: Annotated[SafeText(100) | None, Query()] = None):
     """The directory, alphabetical; filter by department, location, skill or a name fragment."""
     items, next_cursor = await service.get_all(session, page=page, department=department, location=location,
                                                skill=skill, q=q)

@@ -20,6 +20,11 @@ from shared.pagination import PageParams, paginate
 MAX_CHAIN = 50  # deepest management chain we walk; deeper means bad data, not a real company
 
 
+def escape_like(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class PersonNotFound(NotFound):
     code, title = "person-not-found", "Person not found"
 
@@ -65,7 +70,8 @@ async def get_by_email(session: AsyncSession, *, email: str) -> Person | None:
 async def _free_handle(session: AsyncSession, email: str) -> str:
     """A handle from the email's local part, suffixed with a number when taken."""
     base = re.sub(r"[^a-z0-9._-]", "", email.split("@")[0].lower())[:56] or "user"
-    taken = set(await session.scalars(select(Person.handle).where(Person.handle.like(f"{base}%"))))
+    pattern = f"{escape_like(base)}%"
+    taken = set(await session.scalars(select(Person.handle).where(Person.handle.like(pattern, escape="\\"))))
     if base not in taken:
         return base
     return next(f"{base}{n}" for n in range(2, len(taken) + 3) if f"{base}{n}" not in taken)
@@ -198,9 +204,9 @@ async def get_all(session: AsyncSession, *, page: PageParams, department: str | 
         stmt = stmt.where(text("EXISTS (SELECT 1 FROM unnest(people.skills) AS s WHERE lower(s) = :skill)")
                           .bindparams(skill=skill.lower()))
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(or_(func.lower(Person.display_name).like(like), Person.handle.like(like),
-                              Person.email.like(like)))
+        like = f"%{escape_like(q.lower())}%"
+        stmt = stmt.where(or_(func.lower(Person.display_name).like(like, escape="\\"),
+                              Person.handle.like(like, escape="\\"), Person.email.like(like, escape="\\")))
     return await paginate(session, stmt, columns=[Person.display_name, Person.id], page=page, descending=False)
 
 
