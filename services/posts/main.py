@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from services.posts.attachments.router import router as attachments_router
 from services.posts.auth.api_tokens import check_api_token
 from services.posts.auth.router import router as auth_router
 from services.posts.auth.service import TokenIssuer, load_signing_key
@@ -36,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin],
         description="People, sign-in, follows, groups, posts, feeds and search.",
-        routers=[auth_router, people_router, graph_router, groups_router, content_router, feeds_router, scim_router,
+        routers=[auth_router, people_router, graph_router, groups_router, attachments_router, content_router,
+                 feeds_router, scim_router,
                  search_router])
     app.state.token_issuer = issuer
     app.state.api_token_guard = check_api_token  # posts checks its own token rows, not a read model

@@ -1,0 +1,149 @@
+"""Attachments: limits, Pillow dimensions, visibility through the post, and a real S3-compatible server (moto)."""
+
+import io
+import subprocess
+import sys
+
+import boto3
+import pytest
+from PIL import Image
+
+from shared.devstack.ports import free_port, wait_for_port
+from shared.storage import LocalStorage, S3Storage, StoredObjectNotFound, storage_from_url
+from tests.posts.content_helpers import make_group, publish
+
+
+def png(width=3, height=2) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "red").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def s3_url():
+    """moto's standalone S3-compatible server on a free loopback port, with a bucket."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=30, alive=lambda: server.poll() is None)
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                     aws_secret_access_key="test").create_bucket(Bucket="hearth")
+        yield f"s3://test:test@hearth/uploads?endpoint_url={endpoint}&region=us-east-1"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def storage_at(app, tmp_path):
+    """Point the app's storage somewhere for one test."""
+    original = app.state.settings.storage_url
+
+    def use(url: str | None = None):
+        app.state.settings.storage_url = url or str(tmp_path / "uploads")
+
+    use()
+    yield use
+    app.state.settings.storage_url = original
+
+
+async def upload(client, headers, data, content_type="image/png", name="photo.png"):
+    return await client.post("/api/v1/posts/attachments", headers=headers, files={"file": (name, data, content_type)})
+
+
+async def test_image_upload_gets_its_dimensions_and_is_readable_through_its_post(client, make_person, auth,
+                                                                                 storage_at):
+    author, reader = await make_person(), await make_person()
+    uploaded = await upload(client, auth(author), png(40, 30))
+    assert uploaded.status_code == 201, uploaded.text
+    meta = uploaded.json()
+    assert (meta["width"], meta["height"], meta["content_type"]) == (40, 30, "image/png")
+    assert meta["filename"] == "photo.png"
+    url = f"/api/v1/posts/attachments/{meta['id']}"
+    assert (await client.get(url, headers=auth(reader))).status_code == 404  # not on a post yet: uploader only
+    assert (await client.get(url, headers=auth(author))).content == png(40, 30)
+    post = await publish(client, auth(author), body="look", attachment_ids=[meta["id"]])
+    assert [a["id"] for a in post["attachments"]] == [meta["id"]]
+    response = await client.get(url, headers=auth(reader))
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert (await client.get(f"{url}/meta", headers=auth(reader))).json()["width"] == 40
+
+
+async def test_attachment_of_an_unreadable_post_is_not_found(client, make_person, auth, storage_at):
+    author, outsider = await make_person(), await make_person()
+    group_id = await make_group(client, auth(author), "secret")
+    meta = (await upload(client, auth(author), png())).json()
+    await publish(client, auth(author), body="secret", group_id=group_id, attachment_ids=[meta["id"]])
+    for path in ["", "/meta"]:
+        response = await client.get(f"/api/v1/posts/attachments/{meta['id']}{path}", headers=auth(outsider))
+        assert response.status_code == 404 and response.json()["code"] == "attachment-not-found"
+
+
+async def test_attachments_of_a_deleted_post_are_gone(client, make_person, auth, storage_at):
+    author, reader = await make_person(), await make_person()
+    meta = (await upload(client, auth(author), png())).json()
+    post = await publish(client, auth(author), body="soon gone", attachment_ids=[meta["id"]])
+    await client.delete(f"/api/v1/posts/{post['id']}", headers=auth(author))
+    assert (await client.get(f"/api/v1/posts/attachments/{meta['id']}", headers=auth(reader))).status_code == 404
+
+
+async def test_someone_elses_or_a_used_attachment_cannot_be_attached(client, make_person, auth, storage_at):
+    author, thief = await make_person(), await make_person()
+    meta = (await upload(client, auth(author), png())).json()
+    stolen = await client.post("/api/v1/posts", headers=auth(thief),
+                               json={"body": "mine", "attachment_ids": [meta["id"]]})
+    assert stolen.status_code == 422 and stolen.json()["code"] == "invalid-attachments"
+    await publish(client, auth(author), body="first", attachment_ids=[meta["id"]])
+    reused = await client.post("/api/v1/posts", headers=auth(author),
+                               json={"body": "again", "attachment_ids": [meta["id"]]})
+    assert reused.status_code == 422
+
+
+async def test_type_and_size_limits(client, app, make_person, auth, storage_at):
+    person = await make_person()
+    not_png = await upload(client, auth(person), b"GIF89a not really", "image/png")
+    assert not_png.status_code == 415 and not_png.json()["code"] == "unsupported-attachment"
+    exe = await upload(client, auth(person), b"MZ\x90\x00", "application/x-msdownload", "tool.exe")
+    assert exe.status_code == 415
+    empty = await upload(client, auth(person), b"", "text/plain", "empty.txt")
+    assert empty.status_code == 422 and empty.json()["code"] == "empty-attachment"
+    limit = app.state.settings.attachment_max_bytes
+    big = await upload(client, auth(person), b"x" * (limit + 1), "text/plain", "big.txt")
+    assert big.status_code == 413 and big.json()["code"] == "attachment-too-large"
+    text = await upload(client, auth(person), b"hello", "text/plain", "../../etc/notes.txt")
+    assert text.status_code == 201 and text.json()["filename"] == "notes.txt" and text.json()["width"] is None
+    download = await client.get(f"/api/v1/posts/attachments/{text.json()['id']}", headers=auth(person))
+    assert download.headers["content-disposition"].startswith("attachment;")
+
+
+async def test_local_storage_refuses_keys_that_escape_its_folder(tmp_path):
+    storage = LocalStorage(tmp_path)
+    for key in ["../escape", "a/../../b", "/absolute", ""]:
+        with pytest.raises(ValueError):
+            await storage.put(key, b"x", content_type="text/plain")
+    with pytest.raises(StoredObjectNotFound):
+        await storage.get("missing/key")
+
+
+async def test_s3_storage_round_trip_on_a_real_s3_compatible_server(s3_url):
+    storage = storage_from_url(s3_url)
+    assert isinstance(storage, S3Storage) and storage.bucket == "hearth" and storage.prefix == "uploads"
+    await storage.put("attachments/one", b"bytes", content_type="text/plain")
+    assert await storage.get("attachments/one") == b"bytes"
+    head = storage.client.head_object(Bucket="hearth", Key="uploads/attachments/one")
+    assert head["ContentType"] == "text/plain"
+    await storage.delete("attachments/one")
+    with pytest.raises(StoredObjectNotFound):
+        await storage.get("attachments/one")
+
+
+async def test_upload_and_download_through_the_api_with_s3(client, make_person, auth, storage_at, s3_url):
+    storage_at(s3_url)
+    author, reader = await make_person(), await make_person()
+    meta = (await upload(client, auth(author), png(5, 7))).json()
+    await publish(client, auth(author), body="from s3", attachment_ids=[meta["id"]])
+    response = await client.get(f"/api/v1/posts/attachments/{meta['id']}", headers=auth(reader))
+    assert response.status_code == 200 and response.content == png(5, 7)
