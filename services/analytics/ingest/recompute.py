@@ -16,9 +16,13 @@ DAY_TABLES = ("person_day", "person_client_day", "group_person_day", "post_day",
 FIRST_TABLES = ("post_viewers", "post_responders", "post_acks")
 
 
+STATE_EVENTS = sorted(PERSON_EVENTS | GROUP_EVENTS)
+
+
 async def count_events(session: AsyncSession, start: date, end: date) -> int:
-    return await session.scalar(text("SELECT count(*) FROM event_log WHERE day >= :s AND day < :e"),
-                                {"s": start, "e": end})
+    """How many events a recompute of [start, end) replays (for its progress bar)."""
+    return await session.scalar(text("SELECT count(*) FROM event_log WHERE day >= :s AND day < :e "
+                                     "AND NOT (type = ANY(:skip))"), {"s": start, "e": end, "skip": STATE_EVENTS})
 
 
 async def recompute(session: AsyncSession, *, start: date, end: date,
@@ -51,7 +55,7 @@ async def recompute(session: AsyncSession, *, start: date, end: date,
               AND NOT (type = ANY(:skip))
             ORDER BY time, event_id LIMIT :n"""),
             {"s": start, "e": end, "t": after[0], "i": after[1], "n": BATCH,
-             "skip": sorted(PERSON_EVENTS | GROUP_EVENTS)})).all()
+             "skip": STATE_EVENTS})).all()
         if not rows:
             break
         events = [Event(*r) for r in rows]
