@@ -81,7 +81,8 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from shared.auth import CurrentUser, MissingScope, check_api_token, required_scope
+from shared import auth
+from shared.auth import CurrentUser, MissingScope, required_scope
 from shared.errors import AppError, Unauthorized
 
 log = structlog.get_logger("hearth.realtime")
@@ -266,8 +267,14 @@ async def authenticate(websocket: WebSocket, token: str, session: AsyncSession) 
     from shared.directory import directory_people  # shared.directory imports shared.auth like we do
 
     user = await websocket.app.state.verifier.verify(token)
-    if user.is_api_token:
-        user = await check_api_token(session, user)
+    # The same guards as REST (shared.auth.current_user): revoked API tokens, ended sessions, deactivation.
+    guard = getattr(websocket.app.state, "api_token_guard" if user.is_api_token else "session_guard", None)
+    if guard is None and user.is_api_token:
+        guard = getattr(auth, "check_api_token", None)
+        if guard is None:
+            raise Unauthorized("This service cannot check API tokens.")
+    if guard is not None:
+        user = await guard(session, user)
     if user.scopes is not None:
         scope = required_scope("GET", websocket.url.path)
         if scope is None or scope not in user.scopes:
@@ -360,8 +367,12 @@ async def serve(websocket: WebSocket, *, hub: Hub, handler: ClientHandler) -> No
 
 async def _hello(websocket: WebSocket, hub: Hub) -> Connection | None:
     settings = hub.settings
+    deadline = asyncio.get_running_loop().time() + settings.auth_timeout  # invalid frames do not extend it
     while True:
-        raw = await _receive_text(websocket, settings, settings.auth_timeout)
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise TimeoutError
+        raw = await _receive_text(websocket, settings, remaining)
         if raw is None:
             return None
         try:
@@ -382,7 +393,9 @@ async def _hello(websocket: WebSocket, hub: Hub) -> Connection | None:
             user = await hub.authenticate(websocket, token, session)
         except AppError as exc:
             await websocket.send_text(json.dumps(_error(exc)))
-            await _close(websocket, CLOSE_UNAUTHORIZED, "unauthorized")
+            forbidden = exc.status == 403
+            await _close(websocket, CLOSE_FORBIDDEN if forbidden else CLOSE_UNAUTHORIZED,
+                         "forbidden" if forbidden else "unauthorized")
             return None
         current = await hub.tables.last_seq(session, user.id)
         resumable = last_seq is None or await hub.tables.can_resume(session, person_id=user.id, after=last_seq,

@@ -115,3 +115,33 @@ async def test_the_socket_closes_when_its_token_expires(server, keys, engine):
         while True:
             await asyncio.wait_for(short.recv(), BOUND)
     assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED
+
+
+async def test_a_read_only_token_reads_but_cannot_send_and_other_scopes_are_refused(server, keys, engine):
+    from shared.db import make_sessionmaker
+    from shared.realtime import CLOSE_FORBIDDEN
+    app, url = server
+    someone = await person(make_sessionmaker(engine, service="messaging"))
+    reader = await _hello(url, keys.token(someone, scopes=["messages:read"]), ping_interval=None)
+    await reader.send(json.dumps({"type": "message.send", "to_person_id": str(uuid7()), "body": "x", "id": 1}))
+    error = json.loads(await asyncio.wait_for(reader.recv(), BOUND))
+    assert error["code"] == "missing-scope" and error["ref"] == 1
+    await reader.close()
+    other = await websockets.connect(url, ping_interval=None)
+    await other.send(json.dumps({"type": "hello", "token": keys.token(someone, scopes=["posts:read"])}))
+    assert json.loads(await asyncio.wait_for(other.recv(), BOUND))["code"] == "missing-scope"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(other.recv(), BOUND)
+    assert closed.value.rcvd.code == CLOSE_FORBIDDEN
+
+
+async def test_invalid_frames_before_hello_do_not_extend_the_time_to_authenticate(server, keys):
+    app, url = server
+    connection = await websockets.connect(url, ping_interval=None)
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        for _ in range(100):  # 100 x 0.2 s: far past the 10 s hello deadline if each frame reset it
+            await connection.send("nonsense")
+            reply = json.loads(await asyncio.wait_for(connection.recv(), BOUND))
+            assert reply["type"] == "error"
+            await asyncio.sleep(0.2)
+    assert closed.value.rcvd.code == CLOSE_TIMEOUT

@@ -10,6 +10,7 @@ from services.messaging.conversations import service as conversations
 from services.messaging.messages import service as messages
 from services.messaging.messages.schemas import Body, ClientMsgId
 from services.messaging.realtime import presence
+from shared.auth import MissingScope
 from shared.events import Envelope
 from shared.events.messaging import TypingChanged
 from shared.realtime import Connection, FrameError, serve
@@ -59,6 +60,7 @@ class SubscribeFrame(_Frame):
     person_ids: list[UUID] = Field(max_length=500)
 
 
+WRITES = {"message.send", "typing", "read", "presence"}  # an API token needs messages:write for these
 FRAMES = {"message.send": SendFrame, "typing": TypingFrame, "read": ReadFrame, "presence": PresenceFrame,
           "presence.subscribe": SubscribeFrame}
 
@@ -72,6 +74,8 @@ async def handle_frame(conn: Connection, raw: dict) -> dict | None:
     except ValidationError as exc:
         raise FrameError("The frame has invalid fields.",
                          errors=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()])
+    if frame.type in WRITES and conn.user.scopes is not None and "messages:write" not in conn.user.scopes:
+        raise MissingScope("This API token lacks the scope messages:write.", required_scope="messages:write")
     app = conn.websocket.app
     async with app.state.sessionmaker() as session:
         return await HANDLERS[frame.type](conn, frame, session, app)
