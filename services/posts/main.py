@@ -7,6 +7,7 @@ from services.posts.auth.api_tokens import check_api_token
 from services.posts.auth.router import router as auth_router
 from services.posts.auth.service import TokenIssuer, load_signing_key
 from services.posts.config import Settings
+from services.posts.content.announcements import reminder_worker
 from services.posts.content.router import router as content_router
 from services.posts.feeds.router import router as feeds_router
 from services.posts.graph.router import router as graph_router
@@ -34,8 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with app.state.sessionmaker() as session:
             await groups.ensure_all_company_group(session)
 
+    async def schedule_reminders(app: FastAPI) -> None:
+        app.state.supervisor.add("announcement-reminders", reminder_worker(app.state.sessionmaker))
+
     app = create_service_app(
-        settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin],
+        settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin, schedule_reminders],
         description="People, sign-in, follows, groups, posts, feeds and search.",
         routers=[auth_router, people_router, graph_router, groups_router, attachments_router, content_router,
                  feeds_router, scim_router,

@@ -1,3 +1,4 @@
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from services.posts.content import announcements
@@ -123,3 +124,18 @@ async def test_secret_announcement_endpoints_are_404_to_outsiders(client, make_p
                          ("post", "reminders")]:
         response = await getattr(client, method)(f"/api/v1/posts/{post['id']}/{path}", headers=auth(outsider))
         assert response.status_code == 404, path
+
+
+async def test_the_reminder_worker_sends_what_is_due_and_stops_when_asked(client, session, sessionmaker, make_person,
+                                                                          auth):
+    comms, late = await make_person(roles=["communications"]), await make_person()
+    await must_read(client, auth(comms), remind_at=(datetime.now(UTC) - timedelta(minutes=1)).isoformat())
+    stop = asyncio.Event()
+
+    def sessions():
+        stop.set()  # one round, then the worker's sleep returns at once
+        return sessionmaker()
+
+    await asyncio.wait_for(announcements.reminder_worker(sessions, interval=60)(stop), timeout=30)
+    [event] = await outbox_events(session, type="hearth.announcement.reminder_due")
+    assert event.payload().person_ids == [late.id]

@@ -22,10 +22,12 @@ from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden
 from shared.events import AnnouncementAcknowledged, AnnouncementReminderDue
+from shared.kafka import sleep_or_stop
 from shared.outbox import add_event
 from shared.pagination import PageParams, paginate
 
 REMINDER_CHUNK = 1000
+DUE_BATCH = 100
 
 
 class NotMustRead(Conflict):
@@ -131,10 +133,21 @@ async def send_due_reminders(session: AsyncSession, *, now: datetime | None = No
     """Reminders whose time has come (each announcement once per acknowledgement version); returns how many."""
     due = list(await session.scalars(select(Post).where(
         Post.remind_at <= (now or utcnow()), Post.reminded_at.is_(None), Post.deleted_at.is_(None))
-        .with_for_update(skip_locked=True).limit(100)))
+        .with_for_update(skip_locked=True).limit(DUE_BATCH)))
     for post in due:
         await _remind(session, post=post, actor=None)
     await session.commit()
     return len(due)
 
 
+def reminder_worker(sessionmaker, *, interval: float = 30.0):
+    """A background job (run by the service's supervisor): send reminders as they fall due."""
+
+    async def run(stop) -> None:
+        while not stop.is_set():
+            async with sessionmaker() as session:
+                while await send_due_reminders(session) == DUE_BATCH:
+                    pass
+            await sleep_or_stop(stop, interval)
+
+    return run
