@@ -195,3 +195,17 @@ async def test_routes_require_a_token_and_valid_ids(client, keys):
     assert (await client.get(API)).status_code == 401
     assert (await client.get(f"{API}/not-a-uuid", headers=keys.headers(uuid7()))).status_code == 422
     assert (await client.get(f"{API}?cursor=garbage", headers=keys.headers(uuid7()))).status_code == 422
+
+
+async def test_an_idempotency_key_makes_a_retried_group_creation_one_group(client, keys, sessionmaker):
+    ana, ben = await people(sessionmaker, 2)
+    headers = keys.headers(ana) | {"Idempotency-Key": "create-team-1"}
+    body = {"title": "Once", "member_ids": [str(ben)]}
+    first = await client.post(API, headers=headers, json=body)
+    again = await client.post(API, headers=headers, json=body)
+    assert first.status_code == again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    titles = [c["title"] for c in (await client.get(API, headers=keys.headers(ana))).json()["items"]]
+    assert titles.count("Once") == 1
+    other = await client.post(API, headers=headers, json=body | {"title": "Twice"})
+    assert other.status_code == 422 and other.json()["code"] == "idempotency-key-reused"

@@ -28,7 +28,7 @@ async def test_markdown_is_sanitized_and_limits_hold(client, keys, sessionmaker)
     assert "<script" not in message["body_html"] and "href=\"javascript" not in message["body_html"]
     assert "<em>ok</em>" in message["body_html"]
     h = keys.headers(ana)
-    for bad in ({"body": ""}, {"body": "x" * 4001}, {"body": "x", "client_msg_id": "has space"},
+    for bad in ({"body": ""}, {"body": "x" * 4001}, {"body": "nul \u0000 byte"}, {"body": "x", "client_msg_id": "has space"},
                 {"body": "x", "client_msg_id": "y" * 65}, {"body": "x", "unknown": 1}):
         response = await client.post(f"{API}/{conv['id']}/messages", headers=h, json=bad)
         assert response.status_code == 422, bad

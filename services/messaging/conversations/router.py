@@ -8,9 +8,10 @@ from services.messaging.conversations.schemas import (ConversationDetail, Conver
                                                       PreferencesPublic, ReadUpdate, UnreadTotal)
 from services.messaging.db import SessionDep
 from shared.auth import CurrentUserDep
+from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"], route_class=IdempotentRoute)
 
 
 def _policy(request: Request) -> str:

@@ -1,12 +1,13 @@
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.messaging.conversations.models import MAX_MEMBERS, TITLE_MAX
+from shared.types import SafeText
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
+Title = SafeText(TITLE_MAX, blank=False)
 
 
 class GroupCreate(BaseModel):

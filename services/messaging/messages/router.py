@@ -8,16 +8,18 @@ from services.messaging.messages import service
 from services.messaging.messages.schemas import (EditPublic, Emoji, MessageCreate, MessagePage, MessagePublic,
                                                  MessageUpdate, ReactionSummary, SearchHit)
 from shared.auth import CurrentUserDep
+from shared.idempotency import IdempotentRoute
 from shared.pagination import MAX_LIMIT, Page
+from shared.types import SafeText
 
-router = APIRouter(prefix="/api/v1/conversations", tags=["messages"])
+router = APIRouter(prefix="/api/v1/conversations", tags=["messages"], route_class=IdempotentRoute)
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
 @router.get("/messages/search", response_model=Page[SearchHit])
-async def search_messages(session: SessionDep, user: CurrentUserDep, q: Annotated[str, Query(min_length=1, max_length=200)],
+async def search_messages(session: SessionDep, user: CurrentUserDep, q: Annotated[SafeText(200, blank=False), Query()],
                           limit: Limit = 20, cursor: Cursor = None):
     """Full-text search in my own conversations, newest first."""
     items, next_cursor = await service.search(session, person_id=user.id, q=q, limit=limit, cursor=cursor)

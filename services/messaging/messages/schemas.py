@@ -5,10 +5,11 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.messaging.messages.models import BODY_MAX, CLIENT_MSG_ID_MAX, EMOJI_MAX
+from shared.types import SafeText
 
-Body = Annotated[str, StringConstraints(min_length=1, max_length=BODY_MAX)]
+Body = SafeText(BODY_MAX, min_length=1)
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=CLIENT_MSG_ID_MAX, pattern=r"^[A-Za-z0-9._:-]+$")]
-Emoji = Annotated[str, StringConstraints(min_length=1, max_length=EMOJI_MAX, pattern=r"^\S+$")]
+Emoji = Annotated[SafeText(EMOJI_MAX, min_length=1), StringConstraints(pattern=r"^\S+$")]
 
 
 class MessageCreate(BaseModel):
