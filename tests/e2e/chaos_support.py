@@ -53,6 +53,7 @@ class ChaosStack:
         self.workdir, self.postgres, self.broker, self.processes = workdir, postgres, broker, processes
         self.server_url = postgres.url
         self.extra: list[ServiceProcess] = []  # more replicas started by a scenario
+        self.poison: set[str] = set()  # event ids a scenario injected on purpose: the only allowed dead letters
         self._people: dict | None = None
 
     def service(self, name: str) -> ServiceProcess:
@@ -454,28 +455,34 @@ class ReadyzWatcher:
         return [b for t, s, b in self.samples if since <= t <= until and s == 503]
 
 
-async def dead_letters(bootstrap: str, topics: list[str] | None = None, *, timeout: float = 3.0) -> dict[str, int]:
-    """Records in each dead-letter topic, read from the beginning."""
+async def dead_letters(bootstrap: str, topics: list[str] | None = None, *, timeout: float = 3.0) -> dict[str, list]:
+    """What each dead-letter topic holds, read from the beginning: (event id or None, consumer header)."""
     topics = topics or [t + DLQ_SUFFIX for t in HearthSettings().topics]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
-    counts = {t: 0 for t in topics}
+    found: dict[str, list] = {t: [] for t in topics}
     try:
         await consumer.topics()
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not partitions:
-            return counts
+            return found
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=300)
             for tp, records in batches.items():
-                counts[tp.topic] += len(records)
+                for r in records:
+                    try:
+                        event_id = json.loads(r.value)["id"]
+                    except (ValueError, KeyError, TypeError):
+                        event_id = None
+                    headers = {k: v.decode(errors="replace") for k, v in (r.headers or ())}
+                    found[tp.topic].append((event_id, headers.get("hearth-consumer")))
     finally:
         await consumer.stop()
-    return counts
+    return found
 
 
 async def dead_lettered_metric(client: httpx.AsyncClient, urls: list[str]) -> float:

@@ -9,6 +9,7 @@ ports), so the faults disturb no other test. Run with `make test-chaos` (HEARTH_
 
 import asyncio
 import os
+from datetime import UTC, datetime
 import signal
 import subprocess
 import sys
@@ -20,11 +21,15 @@ import asyncpg
 import httpx
 import psutil
 import pytest
+from aiokafka import AIOKafkaProducer
+from uuid6 import uuid7
 
 from shared.devstack.ports import free_port
+from shared.events import Envelope
+from shared.events.payloads import PostCreated
 from shared.devstack.postgres import EmbeddedPostgres
 from shared.migrations import REPO_ROOT
-from tests.e2e.chaos_support import (ADMIN, PREFIX, ReadyzWatcher, Writer, chaos_stack_running, dead_letters,
+from tests.e2e.chaos_support import (ADMIN, CONSUMERS, PREFIX, ReadyzWatcher, Writer, chaos_stack_running, dead_letters,
                                      dead_lettered_metric, first_occurrences, login, outbox_order, read_keys_in_order,
                                      read_ledger, wait_for, wait_ledger_complete, writing)
 
@@ -46,9 +51,12 @@ async def client(chaos):
 
 
 async def assert_nothing_dead_lettered(chaos, client) -> None:
-    assert await dead_letters(chaos.broker.bootstrap) == {t: 0 for t in await dead_letters(chaos.broker.bootstrap)}
+    """`.dlq` topics hold only the poison a scenario injected on purpose (none, in most)."""
+    found = await dead_letters(chaos.broker.bootstrap)
+    unexpected = {t: [r for r in records if r[0] not in chaos.poison] for t, records in found.items()}
+    assert not any(unexpected.values()), unexpected
     urls = [p.url for p in chaos.processes if p.name != "posts" and p.process.poll() is None]
-    assert await dead_lettered_metric(client, urls) == 0
+    assert await dead_lettered_metric(client, urls) <= len(chaos.poison) * len(CONSUMERS)
 
 
 async def test_consumer_service_sigkilled_and_restarted_under_load_loses_and_doubles_nothing(chaos, client):
@@ -92,6 +100,60 @@ async def test_broker_killed_three_times_under_load_every_accepted_post_applied_
         assert any(body.get("checks", {}).get("broker") is False for body in watcher.unready(began, ended))
     assert writer.count_of(500) == 0
     await assert_nothing_dead_lettered(chaos, client)
+
+
+async def test_dead_letter_send_failing_while_the_broker_stalls_keeps_the_poison_and_the_consumer(chaos, client):
+    """True poison (a post.created whose kind is longer than notifications' column: the handler fails
+    the same way every time) is dead-lettered while the broker is frozen (SIGSTOP) for 15 s: the
+    dead-letter send times out and is retried; the consumer survives, the poison lands in `.dlq`
+    exactly once, and every accepted post is still applied once."""
+    notifications = chaos.service("notifications")
+    log_size = notifications.log_file.stat().st_size
+    async with writing(client, chaos) as writer:
+        await writer.wait_accepted(15)
+        post_id = uuid7()
+        poison = Envelope.wrap(PostCreated(post_id=post_id, author_id=uuid7(), kind="k" * 40, audience="company",
+                                           excerpt="poison", created_at=datetime.now(UTC)),
+                               source="chaos", subject=post_id)
+        chaos.poison.add(str(poison.id))
+        retried = await _consumer_metric(client, notifications.url, "retried")
+        producer = AIOKafkaProducer(bootstrap_servers=chaos.broker.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait("social.v1", value=poison.to_bytes(), key=str(post_id).encode())
+        finally:
+            await producer.stop()
+        # The handler has failed once: the dead-letter send is at most ~1.5 s of retries away. Freeze the broker.
+        await wait_for(lambda: _more(client, notifications.url, "retried", retried), timeout=30, interval=0.05,
+                       message="the notifications handler to fail on the poison")
+        os.kill(chaos.broker.process.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(15)  # the stall's duration, not an assertion
+        finally:
+            os.kill(chaos.broker.process.pid, signal.SIGCONT)
+        await writer.wait_accepted(20)
+    ledger = await wait_ledger_complete(chaos, writer.accepted, timeout=120)
+    found = await dead_letters(chaos.broker.bootstrap)
+    log = notifications.log_file.read_bytes()[log_size:]
+    print(f"\ndead-letter send failing: {ledger.summary()}; social.v1.dlq={found['social.v1.dlq']}; "
+          f"dead-letter send failures logged={log.count(b'dead-letter send failed')}")
+    assert found["social.v1.dlq"] == [(str(poison.id), "notifications.social")]
+    assert b"dead-letter send failed" in log  # the fault really happened
+    assert notifications.process.poll() is None
+    ready = await client.get(f"{notifications.url}/readyz")
+    assert ready.status_code == 200 and all(ready.json()["background"].values()), ready.text
+    await assert_nothing_dead_lettered(chaos, client)
+
+
+async def _consumer_metric(client, url: str, name: str, job: str = "notifications.social") -> float:
+    for line in (await client.get(f"{url}/metrics")).text.splitlines():
+        if line.startswith(f"hearth_consumer_{name}{{") and f'job="{job}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def _more(client, url: str, name: str, than: float) -> bool:
+    return await _consumer_metric(client, url, name) > than
 
 
 async def test_notifications_database_refusing_connections_for_10s_dead_letters_and_loses_nothing(chaos, client):
@@ -206,62 +268,118 @@ async def _const(value):
     return value
 
 
+class Launcher:
+    """`python -m shared.devstack run` (what `make run` runs) in a data folder of its own."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.ports = {s: free_port() for s in ("posts", "messaging", "notifications", "analytics")}
+        self.env = {k: v for k, v in os.environ.items() if k not in ("HEARTH_DATABASE_URL", "HEARTH_KAFKA_BOOTSTRAP")} | {
+            "HEARTH_DATA_DIR": str(data_dir), "HEARTH_DEMO_PEOPLE": "0", "HEARTH_DATABASE_PREFIX": PREFIX,
+            "HEARTH_ADMIN_EMAIL": ADMIN["email"], "HEARTH_ADMIN_PASSWORD": ADMIN["password"], "HEARTH_ENV": "test",
+            "HEARTH_LOG_LEVEL": "WARNING"} | {f"HEARTH_{s.upper()}_PORT": str(p) for s, p in self.ports.items()}
+        self.output = data_dir / "launcher.out"
+        self.process: subprocess.Popen | None = None
+        self.posts_url = f"http://127.0.0.1:{self.ports['posts']}"
+
+    async def start(self) -> None:
+        with open(self.output, "ab") as out:
+            # A terminal's Ctrl-C goes to its foreground process group: the launcher's own group here.
+            self.process = subprocess.Popen([sys.executable, "-m", "shared.devstack", "run"], cwd=REPO_ROOT,
+                                            env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        runs = self.output.read_bytes().count(b"Ctrl-C stops everything")
+
+        async def started():
+            if self.process.poll() is not None:
+                raise AssertionError(f"the launcher exited with {self.process.returncode}; see {self.output}")
+            return self.output.read_bytes().count(b"Ctrl-C stops everything") > runs
+
+        await wait_for(started, timeout=180, message=f"the launcher to start everything (see {self.output})")
+
+    def database(self, service: str):
+        port = int((self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[3])
+        return asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/{PREFIX}{service}")
+
+    async def ctrl_c(self) -> tuple[float, list[int], int]:
+        """SIGINT to the launcher's process group; (seconds until it exited, processes left, how many it had)."""
+        everything = {p.pid for p in psutil.Process(self.process.pid).children(recursive=True)}
+        everything.add(int((self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0]))
+        signalled = time.time()
+        os.killpg(self.process.pid, signal.SIGINT)
+        await asyncio.to_thread(self.process.wait, 30)
+        return time.time() - signalled, [pid for pid in everything if _alive(pid)], len(everything)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
 async def test_ctrl_c_on_the_launcher_under_load_delivers_everything_accepted_and_leaves_nothing_running():
-    data_dir = Path(tempfile.mkdtemp(prefix="hearth-chaos-launcher-"))
-    ports = {s: free_port() for s in ("posts", "messaging", "notifications", "analytics")}
-    env = {k: v for k, v in os.environ.items() if k not in ("HEARTH_DATABASE_URL", "HEARTH_KAFKA_BOOTSTRAP")} | {
-        "HEARTH_DATA_DIR": str(data_dir), "HEARTH_DEMO_PEOPLE": "0", "HEARTH_DATABASE_PREFIX": PREFIX,
-        "HEARTH_ADMIN_EMAIL": ADMIN["email"], "HEARTH_ADMIN_PASSWORD": ADMIN["password"], "HEARTH_ENV": "test",
-        "HEARTH_LOG_LEVEL": "WARNING"} | {f"HEARTH_{s.upper()}_PORT": str(p) for s, p in ports.items()}
-    output = data_dir / "launcher.out"
-    with open(output, "wb") as out:
-        # A terminal's Ctrl-C goes to its foreground process group: the launcher's own group here.
-        launcher = subprocess.Popen([sys.executable, "-m", "shared.devstack", "run"], cwd=REPO_ROOT, env=env,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    launcher = Launcher(Path(tempfile.mkdtemp(prefix="hearth-chaos-launcher-")))
+    await launcher.start()
     try:
-        await wait_for(lambda: _const(b"Ctrl-C stops everything" in output.read_bytes()), timeout=180,
-                       message=f"the launcher to start everything (see {output})")
-        posts_url = f"http://127.0.0.1:{ports['posts']}"
         async with httpx.AsyncClient(timeout=10) as client:
-            admin = await login(client, posts_url, ADMIN["email"], ADMIN["password"])
-            response = await client.post(f"{posts_url}/api/v1/people", headers=admin, json={
+            admin = await login(client, launcher.posts_url, ADMIN["email"], ADMIN["password"])
+            response = await client.post(f"{launcher.posts_url}/api/v1/people", headers=admin, json={
                 "email": "mentioned@chaos.local", "display_name": "Mentioned", "password": "chaos-password"})
             assert response.status_code == 201, response.text
-            writer = Writer(client, posts_url, {"admin": admin, "mentioned": response.json()}).start()
+            writer = Writer(client, launcher.posts_url, {"admin": admin, "mentioned": response.json()}).start()
             try:
                 await writer.wait_accepted(40)
-                everything = _descendants(launcher.pid) | {_postmaster_pid(data_dir)}
                 signalled = time.time()
-                os.killpg(launcher.pid, signal.SIGINT)
-                await asyncio.to_thread(launcher.wait, 30)
-                gone_after = time.time() - signalled
+                gone_after, left, started = await launcher.ctrl_c()
             finally:
-                await writer.stop()
+                await writer.stop()  # it posts until the launcher is gone: some posts are accepted while draining
+        print(f"\nCtrl-C: launcher exited {launcher.process.returncode} after {gone_after:.2f} s; {started} processes "
+              f"it had started, {len(left)} left; statuses={dict(writer.statuses)}")
+        assert launcher.process.returncode == 0 and not left, left
+
+        # The launcher stopped its PostgreSQL last: start that data folder's server to read the ledger.
+        postgres = EmbeddedPostgres(launcher.data_dir / "pgdata")
+        postgres.start()
+        try:
+            ledger = await read_ledger(launcher.database, writer.accepted)
+            conn = await launcher.database("posts")
+            try:
+                event_of = {r["key"]: str(r["event_id"]) for r in await conn.fetch(
+                    "SELECT key, event_id FROM outbox WHERE key = ANY($1::text[]) AND "
+                    "convert_from(payload, 'UTF8')::jsonb ->> 'type' = 'hearth.post.created'", list(writer.accepted))}
+            finally:
+                await conn.close()
+        finally:
+            postgres.stop()
+        before = [p for p, at in writer.accepted.items() if at < signalled]
+        during = [p for p, at in writer.accepted.items() if at >= signalled]  # answered while draining
+        not_applied = {c: set(ids) for c, ids in ledger.missing.items()}
+        lost_before = {c: [p for p in before if event_of[p] in ids] for c, ids in not_applied.items()}
+        print(f"Ctrl-C ledger: {ledger.summary()}; accepted before the signal {len(before)}, while draining "
+              f"{len(during)}; not applied by then: before the signal {({c: len(v) for c, v in lost_before.items()})}")
+        assert len(before) >= 40 and ledger.unpublished == 0 and not ledger.no_event and not any(ledger.doubled.values())
+        assert not any(lost_before.values()), lost_before
+
+        # What was accepted while draining went into the memory-only broker that the launcher then
+        # stopped; the next `make run` publishes it again, so nothing accepted is lost.
+        await launcher.start()
+        final = await wait_ledger_complete_with(launcher.database, writer.accepted)
+        print(f"after the next run: {final.summary()}")
+        gone_after, left, _ = await launcher.ctrl_c()
+        assert launcher.process.returncode == 0 and not left, left
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    left = [pid for pid in everything if _alive(pid)]
-    print(f"\nCtrl-C: launcher exited {launcher.returncode} after {gone_after:.2f} s; {len(everything)} processes "
-          f"it had started, {len(left)} left; statuses={dict(writer.statuses)}")
-    assert launcher.returncode == 0 and not left, left
-    # The launcher stopped its PostgreSQL last; start that data folder's server again to read the ledger.
-    postgres = EmbeddedPostgres(data_dir / "pgdata")
-    base = postgres.start().rsplit("/", 1)[0]
+        launcher.kill()
+
+
+async def wait_ledger_complete_with(connect, post_ids, timeout: float = 90.0):
+    last = []
+
+    async def complete():
+        ledger = await read_ledger(connect, post_ids)
+        last[:] = [ledger]
+        return ledger if ledger.complete else None
+
     try:
-        ledger = await read_ledger(lambda s: asyncpg.connect(f"{base}/{PREFIX}{s}"), writer.accepted)
-    finally:
-        postgres.stop()
-    print(f"Ctrl-C ledger: {ledger.summary()}")
-    assert ledger.accepted >= 40 and ledger.unpublished == 0
-    assert ledger.complete, ledger.summary()
-
-
-def _descendants(pid: int) -> set[int]:
-    return {p.pid for p in psutil.Process(pid).children(recursive=True)}
-
-
-def _postmaster_pid(data_dir: Path) -> int:
-    return int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+        return await wait_for(complete, timeout=timeout, message="every accepted post applied once", interval=0.5)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; last ledger: {last[0].summary() if last else 'unreadable'}") from None
 
 
 def _alive(pid: int) -> bool:
