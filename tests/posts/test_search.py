@@ -158,6 +158,22 @@ async def test_relevance_prefers_denser_newer_matches(client, sessionmaker, make
     assert [i["id"] for i in by_date] == [passing, new, old] and by_date[0]["score"] is None
 
 
+async def test_relevance_ranks_the_newest_candidates_found_in_the_shortest_window(client, sessionmaker, make_person,
+                                                                                 auth, monkeypatch):
+    from services.posts.search import service
+    monkeypatch.setattr(service, "CANDIDATES", 3)
+    author, reader = await make_person(), await make_person()
+    by_age = {}
+    for days in (1, 2, 40, 100, 400):
+        by_age[days] = await publish(client, auth, author, f"Capacity planning notes, {days} days old")
+        await age(sessionmaker, by_age[days], days)
+    first = await search(client, auth, reader, "capacity", limit=2)
+    second = await search(client, auth, reader, "capacity", limit=2, cursor=first["next_cursor"])
+    ranked = [i["id"] for i in first["items"] + second["items"]]
+    assert ranked == [by_age[1], by_age[2], by_age[40]] and second["next_cursor"] is None
+    assert await found_ids(client, auth, reader, "capacity", order="date") == set(by_age.values())
+
+
 # --- pages ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("order", ["relevance", "date"])

@@ -23,11 +23,12 @@ from services.posts.content.service import readable_by
 from services.posts.people.models import Person
 from services.posts.search.models import people, posts, unaccented
 from services.posts.search.schemas import Evidence, Expert, PeopleFilters, PersonHit
-from services.posts.search.service import decode, record_search, tsquery_exact
+from services.posts.search.service import decode, record_search, tsquery_exact, window_start
 from shared.auth import CurrentUser
+from shared.db import utcnow
 from shared.pagination import PageParams, encode_cursor
 
-EVIDENCE_POSTS = 2000
+EVIDENCE_POSTS = 1000
 
 
 @dataclass
@@ -50,13 +51,15 @@ def _tag(topic: str) -> str | None:
     return tag if tag and tag.replace("_", "").isalnum() else None
 
 
-def _topic_posts(user: CurrentUser, topic: str):
+async def _topic_posts(session: AsyncSession, user: CurrentUser, topic: str):
     """The newest readable posts on the topic, by text or hashtag."""
     on_topic = posts.c.search_vector.op("@@")(tsquery_exact(topic))
     if tag := _tag(topic):
         on_topic = or_(on_topic, posts.c.hashtags.contains([tag]))
+    where = [on_topic, readable_by(user.id)]
+    start = await window_start(session, where, as_of=utcnow(), need=EVIDENCE_POSTS)
     return (select(Post.id, Post.author_id, Post.kind, Post.best_answer_id, Post.reaction_count, Post.comment_count)
-            .where(on_topic, readable_by(user.id)).order_by(Post.created_at.desc()).limit(EVIDENCE_POSTS)
+            .where(*where, Post.created_at > start).order_by(Post.created_at.desc()).limit(EVIDENCE_POSTS)
             .subquery("on_topic"))
 
 
@@ -120,7 +123,7 @@ async def find_experts(session: AsyncSession, *, user: CurrentUser, topic: str, 
                        page: PageParams, after: list | None) -> tuple[list[Expert], str | None]:
     """Active people ranked by evidence on `topic` (see the module docstring), best first."""
     found: dict[UUID, _Found] = {}
-    matches = _topic_posts(user, topic)
+    matches = await _topic_posts(session, user, topic)
     await _post_evidence(session, found, matches)
     await _answer_evidence(session, found, matches)
     await _skill_evidence(session, found, topic)
