@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from services.messaging.attachments.router import router as attachments_router
 from services.messaging.config import Settings
 from services.messaging.conversations.router import router as conversations_router
 from services.messaging.messages.router import router as messages_router
@@ -16,7 +17,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         settings=settings, title="Hearth messaging", description="Direct and group conversations.",
         # messages first: its fixed paths (/messages/search, /direct/...) must win over /{conversation_id}
-        routers=[messages_router, conversations_router, realtime_router], consumers=[people_consumer(settings)])
+        routers=[messages_router, attachments_router, conversations_router, realtime_router], consumers=[people_consumer(settings)])
     runtime.install(app, settings)
     return app
 

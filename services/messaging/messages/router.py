@@ -31,10 +31,11 @@ async def send_direct(person_id: UUID, body: MessageCreate, session: SessionDep,
                       response: Response):
     """Message someone directly; the first message creates our conversation (200 for a retried client_msg_id)."""
     message, created = await service.send_direct(session, sender_id=user.id, recipient_id=person_id, body=body.body,
-                                                 client_msg_id=body.client_msg_id, reply_to_id=body.reply_to_id)
+                                                 client_msg_id=body.client_msg_id, reply_to_id=body.reply_to_id,
+                                                 attachment_ids=body.attachment_ids)
     if not created:
         response.status_code = status.HTTP_200_OK
-    return service.public(message)
+    return await service.full(session, message, user.id)
 
 
 @router.post("/{conversation_id}/messages", response_model=MessagePublic, status_code=status.HTTP_201_CREATED)
@@ -42,10 +43,11 @@ async def send_message(conversation_id: UUID, body: MessageCreate, session: Sess
                        response: Response):
     """Send a message (200 with the first one when the client_msg_id was already used)."""
     message, created = await service.send(session, conversation_id=conversation_id, sender_id=user.id, body=body.body,
-                                          client_msg_id=body.client_msg_id, reply_to_id=body.reply_to_id)
+                                          client_msg_id=body.client_msg_id, reply_to_id=body.reply_to_id,
+                                          attachment_ids=body.attachment_ids)
     if not created:
         response.status_code = status.HTTP_200_OK
-    return service.public(message)
+    return await service.full(session, message, user.id)
 
 
 @router.get("/{conversation_id}/messages", response_model=MessagePage)
@@ -62,7 +64,7 @@ async def edit_message(conversation_id: UUID, message_id: UUID, body: MessageUpd
     """Edit my message (the previous text is kept in its history)."""
     await _in(session, conversation_id, message_id, user.id)
     message = await service.edit(session, message_id=message_id, editor_id=user.id, body=body.body)
-    return service.public(message, (await service.reactions_of(session, [message.id], user.id)).get(message.id))
+    return await service.full(session, message, user.id)
 
 
 @router.delete("/{conversation_id}/messages/{message_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -2,8 +2,10 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from services.messaging.attachments.models import MAX_PER_MESSAGE
+from services.messaging.attachments.schemas import AttachmentPublic
 from services.messaging.messages.models import BODY_MAX, CLIENT_MSG_ID_MAX, EMOJI_MAX
 from shared.types import SafeText
 
@@ -14,9 +16,16 @@ Emoji = Annotated[SafeText(EMOJI_MAX, min_length=1), StringConstraints(pattern=r
 
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    body: Body
+    body: SafeText(BODY_MAX) = ""
     client_msg_id: ClientMsgId | None = None
     reply_to_id: UUID | None = None
+    attachment_ids: list[UUID] = Field(default=[], max_length=MAX_PER_MESSAGE)
+
+    @model_validator(mode="after")
+    def _something_to_send(self):
+        if not self.body.strip() and not self.attachment_ids:
+            raise ValueError("a message has a body or attachments")
+        return self
 
 
 class MessageUpdate(BaseModel):
@@ -43,6 +52,7 @@ class MessagePublic(BaseModel):
     edited_at: datetime | None
     deleted: bool
     reactions: list[ReactionSummary] = []
+    attachments: list[AttachmentPublic] = []
 
 
 class MessagePage(BaseModel):

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging.attachments import service as attachments
 from services.messaging.conversations.models import Conversation, Member
 from services.messaging.conversations.service import (MessageNotFound, get_membership_or_raise, get_or_create_direct,
                                                       member_ids)
@@ -30,21 +31,29 @@ class MessageDeletedAlready(InvalidInput):
     code, title = "message-deleted", "The message was deleted"
 
 
-def public(message: Message, reactions: list[dict] | None = None) -> dict:
+def public(message: Message, reactions: list[dict] | None = None, attachments: list[dict] | None = None) -> dict:
     deleted = message.deleted_at is not None
     return {"id": message.id, "conversation_id": message.conversation_id, "seq": message.seq,
             "sender_id": message.sender_id, "client_msg_id": message.client_msg_id,
             "body": "" if deleted else message.body, "body_html": "" if deleted else message.body_html,
             "reply_to_id": message.reply_to_id, "created_at": message.created_at, "edited_at": message.edited_at,
-            "deleted": deleted, "reactions": reactions or []}
+            "deleted": deleted, "reactions": reactions or [], "attachments": [] if deleted else (attachments or [])}
 
 
-def frame_data(message: Message, reactions: list[dict] | None = None) -> dict:
-    return json.loads(json.dumps(public(message, reactions), default=str))
+def frame_data(message: Message, reactions: list[dict] | None = None, attachments: list[dict] | None = None) -> dict:
+    return json.loads(json.dumps(public(message, reactions, attachments), default=str))
+
+
+async def full(session: AsyncSession, message: Message, viewer: UUID) -> dict:
+    """A message as the API shows it, with reactions and attachments."""
+    reactions = await reactions_of(session, [message.id], viewer)
+    files = await attachments.of_messages(session, [message.id])
+    return public(message, reactions.get(message.id), files.get(message.id))
 
 
 async def send(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID, body: str,
-               client_msg_id: str | None = None, reply_to_id: UUID | None = None) -> tuple[Message, bool]:
+               client_msg_id: str | None = None, reply_to_id: UUID | None = None,
+               attachment_ids: list[UUID] = ()) -> tuple[Message, bool]:
     """Send into a conversation the sender belongs to; a retried client_msg_id returns the first message."""
     if client_msg_id:
         existing = await _by_client_id(session, conversation_id, sender_id, client_msg_id)
@@ -54,7 +63,7 @@ async def send(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID,
     await get_membership_or_raise(session, conversation_id=conversation_id, person_id=sender_id)
     try:
         message = await _insert(session, conversation_id=conversation_id, sender_id=sender_id, body=body,
-                                client_msg_id=client_msg_id, reply_to_id=reply_to_id)
+                                client_msg_id=client_msg_id, reply_to_id=reply_to_id, attachment_ids=attachment_ids)
     except IntegrityError:  # the same client_msg_id committed concurrently (a retry racing the first try)
         await session.rollback()
         existing = await _by_client_id(session, conversation_id, sender_id, client_msg_id)
@@ -66,7 +75,8 @@ async def send(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID,
 
 
 async def send_direct(session: AsyncSession, *, sender_id: UUID, recipient_id: UUID, body: str,
-                      client_msg_id: str | None = None, reply_to_id: UUID | None = None) -> tuple[Message, bool]:
+                      client_msg_id: str | None = None, reply_to_id: UUID | None = None,
+                      attachment_ids: list[UUID] = ()) -> tuple[Message, bool]:
     """The first message to someone creates the pair's conversation, in the same transaction."""
     conversation = await get_or_create_direct(session, me=sender_id, other=recipient_id)
     if client_msg_id:
@@ -74,7 +84,7 @@ async def send_direct(session: AsyncSession, *, sender_id: UUID, recipient_id: U
         if existing is not None:
             return existing, False
     message = await _insert(session, conversation_id=conversation.id, sender_id=sender_id, body=body,
-                            client_msg_id=client_msg_id, reply_to_id=reply_to_id)
+                            client_msg_id=client_msg_id, reply_to_id=reply_to_id, attachment_ids=attachment_ids)
     await session.commit()
     return message, True
 
@@ -86,7 +96,7 @@ async def _by_client_id(session, conversation_id, sender_id, client_msg_id) -> M
 
 
 async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID, body: str,
-                  client_msg_id: str | None, reply_to_id: UUID | None) -> Message:
+                  client_msg_id: str | None, reply_to_id: UUID | None, attachment_ids=()) -> Message:
     if reply_to_id is not None:
         parent = await session.get(Message, reply_to_id)
         if parent is None or parent.conversation_id != conversation_id:
@@ -102,11 +112,15 @@ async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UU
     await session.execute(update(Member).where(Member.conversation_id == conversation_id, Member.person_id == sender_id)
                           .values(last_read_seq=seq, last_read_message_id=message.id, last_read_at=now))
     await session.flush()
+    files = [attachments.public(a) for a in await attachments.attach(
+        session, attachment_ids=list(attachment_ids), conversation_id=conversation_id, sender_id=sender_id,
+        message_id=message.id)]
     recipients = await member_ids(session, conversation_id)
     await publish(session, MessageSent(message_id=message.id, conversation_id=conversation_id, sender_id=sender_id,
                                        reply_to_id=reply_to_id, excerpt=body[:EXCERPT], created_at=now,
                                        recipients=recipients),
-                  kind="message.created", data=frame_data(message), subject=conversation_id, actor=sender_id)
+                  kind="message.created", data=frame_data(message, attachments=files), subject=conversation_id,
+                  actor=sender_id)
     return message
 
 
@@ -257,7 +271,8 @@ async def history(session: AsyncSession, *, conversation_id: UUID, person_id: UU
         messages = await _older(session, conversation_id, None, limit + 1)
         has_older, messages, has_newer = len(messages) > limit, messages[-limit:], False
     reactions = await reactions_of(session, [m.id for m in messages], person_id)
-    items = [public(m, reactions.get(m.id)) for m in messages]
+    files = await attachments.of_messages(session, [m.id for m in messages])
+    items = [public(m, reactions.get(m.id), files.get(m.id)) for m in messages]
     older = _cursor("older", messages[0].seq) if messages and has_older else None
     newer = _cursor("newer", messages[-1].seq) if messages and has_newer else None
     forward_newer = cursor is not None and _decode(cursor)[0] == "newer"

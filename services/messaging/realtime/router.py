@@ -4,11 +4,14 @@ from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, WebSocket
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.messaging.conversations import service as conversations
 from services.messaging.messages import service as messages
-from services.messaging.messages.schemas import Body, ClientMsgId
+from services.messaging.attachments.models import MAX_PER_MESSAGE
+from services.messaging.messages.models import BODY_MAX
+from services.messaging.messages.schemas import ClientMsgId
+from shared.types import SafeText
 from services.messaging.realtime import presence
 from shared.auth import MissingScope
 from shared.events import Envelope
@@ -33,9 +36,16 @@ class SendFrame(_Frame):
     type: Literal["message.send"]
     conversation_id: UUID | None = None
     to_person_id: UUID | None = None  # a direct message; the first one creates the conversation
-    body: Body
+    body: SafeText(BODY_MAX) = ""
     client_msg_id: ClientMsgId | None = None
     reply_to_id: UUID | None = None
+    attachment_ids: list[UUID] = Field(default=[], max_length=MAX_PER_MESSAGE)
+
+    @model_validator(mode="after")
+    def _something_to_send(self):
+        if not self.body.strip() and not self.attachment_ids:
+            raise ValueError("a message has a body or attachments")
+        return self
 
 
 class TypingFrame(_Frame):
@@ -87,11 +97,12 @@ async def _send(conn, frame: SendFrame, session, app) -> dict:
     if frame.conversation_id:
         message, created = await messages.send(session, conversation_id=frame.conversation_id, sender_id=conn.person_id,
                                                body=frame.body, client_msg_id=frame.client_msg_id,
-                                               reply_to_id=frame.reply_to_id)
+                                               reply_to_id=frame.reply_to_id, attachment_ids=frame.attachment_ids)
     else:
         message, created = await messages.send_direct(session, sender_id=conn.person_id, recipient_id=frame.to_person_id,
                                                       body=frame.body, client_msg_id=frame.client_msg_id,
-                                                      reply_to_id=frame.reply_to_id)
+                                                      reply_to_id=frame.reply_to_id,
+                                                      attachment_ids=frame.attachment_ids)
     return {"type": "message.sent", "data": messages.frame_data(message) | {"created": created}}
 
 
