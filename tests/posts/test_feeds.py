@@ -192,3 +192,16 @@ async def test_a_feed_page_takes_the_same_number_of_queries_for_5_or_40_posts(cl
     assert len(small) == len(large)
     # pinned + page ids + posts with authors and my state + attachments + poll options, my votes, voters
     assert len([s for s in large if "FROM posts" in s or "FROM poll" in s or "FROM attachments" in s]) == 7, large
+
+
+async def test_a_first_page_full_of_pinned_announcements_continues_with_the_stream(client, make_person, auth):
+    me, friend, comms = await make_person(), await make_person(), await make_person(roles=["communications"])
+    await follow(client, auth, me, friend)
+    await publish(client, auth(friend), body="older")
+    for i in range(2):
+        await publish(client, auth(comms), kind="announcement", body=f"pinned {i}", pinned_until=LATER)
+    for order in ("recent", "top"):
+        first = await feed(client, auth(me), limit=2, order=order)
+        assert bodies(first) == ["pinned 1", "pinned 0"] and first["next_cursor"]
+        rest = await feed(client, auth(me), limit=2, order=order, cursor=first["next_cursor"])
+        assert bodies(rest) == ["older"] and rest["next_cursor"] is None

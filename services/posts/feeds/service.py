@@ -158,10 +158,13 @@ async def home(session: AsyncSession, *, user: CurrentUser, page: PageParams, or
     t0, after = _cursor(page, _score if top else Post.created_at)
     pinned = [] if after is not None else list(await session.scalars(pinned_query(me=user.id, t0=t0,
                                                                                   limit=page.limit)))
-    limit = max(1, page.limit - len(pinned))
+    limit = page.limit - len(pinned)  # pinned announcements take their place on the first page
     query = (home_top_query if top else home_ids_query)(me=user.id, t0=t0, after=after, limit=limit)
     rows = (await session.execute(query)).all()
-    cursor = encode_cursor([t0, rows[limit - 1][1], rows[limit - 1][0]]) if len(rows) > limit else None
+    cursor = None
+    if len(rows) > limit:  # a page of pinned posts only continues at the start of the stream
+        last = rows[limit - 1] if limit else (UUID(int=2**128 - 1), 1e308 if top else t0 + timedelta(microseconds=1))
+        cursor = encode_cursor([t0, last[1], last[0]])
     ids = pinned + [r[0] for r in rows[:limit]]
     return FeedPage(items=await present(session, posts=ids, user=user, now=t0), next_cursor=cursor)
 
