@@ -49,7 +49,8 @@ Server frames: stored ``{"type": kind, "seq": n, "data": {...}}``; ephemeral ``{
 ``{"type": "pong"}``; ``{"type": "error", "code": ..., "detail": ..., "ref": <client frame id>}``.
 
 Client frames: ``{"type": "ping"}`` (answered by ``pong``) and the service's own types, handed to its
-handler; an ``"id"`` field is echoed as ``ref`` in the answer or error. An invalid frame (not JSON, not an
+handler; an ``"id"`` field is echoed as ``ref`` in the answer or error. Each connection may send
+``rate_per_second`` frames (burst ``rate_burst``); beyond that each frame gets a ``rate-limited`` error (429). An invalid frame (not JSON, not an
 object, unknown type, refused by the handler) gets an error frame and the connection stays usable.
 
 Heartbeats: the server pings at the protocol level (uvicorn ``--ws-ping-interval 20 --ws-ping-timeout
@@ -167,6 +168,8 @@ class RealtimeSettings:
     auth_timeout: float = 10.0
     idle_timeout: float = 60.0
     heartbeat_seconds: int = 25
+    rate_per_second: float = 20.0  # client frames per connection (a token bucket); beyond: `rate-limited` errors
+    rate_burst: int = 40
     window: timedelta = timedelta(minutes=15)
     keep_frames: int = 1000
     batch: int = 200
@@ -176,6 +179,10 @@ class FrameError(AppError):
     """A client frame the server refuses; answered with an error frame, the connection stays open."""
 
     code, title = "invalid-frame", "Invalid frame"
+
+
+class TooManyFrames(AppError):
+    status, code, title = 429, "rate-limited", "Too many frames"
 
 
 class Connection:
@@ -190,6 +197,18 @@ class Connection:
         self.close_code: int | None = None
         self.state: dict[str, Any] = {}  # service-specific (presence status, subscriptions)
         self.expires_at: float | None = None  # epoch seconds of the token's expiry
+        self._tokens, self._refilled = float(settings.rate_burst), time.monotonic()
+
+    def allow(self) -> bool:
+        """Token bucket over client frames: a flooding client gets errors, not the server's time."""
+        now = time.monotonic()
+        self._tokens = min(float(self.settings.rate_burst),
+                           self._tokens + (now - self._refilled) * self.settings.rate_per_second)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     @property
     def person_id(self) -> UUID:
@@ -324,7 +343,8 @@ def _parse(raw: str) -> dict:
 
 
 def _error(exc: AppError, ref: Any = None) -> dict:
-    frame = {"type": "error", "code": exc.code, "status": exc.status, "detail": exc.detail}
+    frame = {"type": "error", "code": exc.code, "status": exc.status, "detail": exc.detail} | {
+        k: v for k, v in exc.data.items() if k not in ("type", "code", "status", "detail")}
     if ref is not None:
         frame["ref"] = ref
     return frame
@@ -484,6 +504,9 @@ async def _reader(conn: Connection, handler: ClientHandler) -> None:
             frame: dict = {}
             try:
                 frame = _parse(raw)
+                if not conn.allow():
+                    raise TooManyFrames(f"At most {settings.rate_per_second:g} frames per second.",
+                                        retry_after=1)
                 if frame["type"] == "ping":
                     reply = {"type": "pong"}
                 else:

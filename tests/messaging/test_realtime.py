@@ -145,3 +145,20 @@ async def test_invalid_frames_before_hello_do_not_extend_the_time_to_authenticat
             assert reply["type"] == "error"
             await asyncio.sleep(0.2)
     assert closed.value.rcvd.code == CLOSE_TIMEOUT
+
+
+async def test_a_flooding_client_is_rate_limited_and_stays_connected(server, keys, engine):
+    from shared.db import make_sessionmaker
+    app, url = server
+    someone = await person(make_sessionmaker(engine, service="messaging"))
+    connection = await _hello(url, keys.token(someone), ping_interval=None)
+    for n in range(60):  # more than the burst (40), faster than the refill
+        await connection.send(json.dumps({"type": "ping"}))
+    replies = [json.loads(await asyncio.wait_for(connection.recv(), BOUND)) for _ in range(60)]
+    limited = [r for r in replies if r["type"] == "error"]
+    assert limited and all(r["code"] == "rate-limited" and r["status"] == 429 for r in limited)
+    assert sum(r == {"type": "pong"} for r in replies) >= 40
+    await asyncio.sleep(1.0)
+    await connection.send(json.dumps({"type": "ping"}))
+    assert json.loads(await asyncio.wait_for(connection.recv(), BOUND)) == {"type": "pong"}
+    await connection.close()
