@@ -46,8 +46,12 @@ class Window:
 
 def window_params(start: Annotated[date | None, Query(alias="from", description="First UTC day (inclusive)")] = None,
                   end: Annotated[date | None, Query(alias="to", description="UTC day after the last (exclusive)")] = None,
+                  days: Annotated[int | None, Query(ge=1, le=MAX_DAYS,
+                                                    description="Instead of from/to: the last N days, today included")] = None,
                   ) -> Window:
-    """`from`/`to` UTC dates; the default is the last 28 days, today included."""
+    """`from`/`to` UTC dates (or `days`); the default is the last 28 days, today included."""
+    if days is not None and start is None and end is None:
+        return Window.last(days)
     if end is None:
         end = (start + timedelta(days=DEFAULT_DAYS)) if start else utcnow().date() + timedelta(days=1)
     if start is None:
