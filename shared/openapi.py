@@ -369,6 +369,8 @@ def merge_documents(docs: dict[str, dict[str, Any]], *, server_url: str, title: 
         renames = _schema_renames(service, doc, merged["components"]["schemas"])
         doc = _rename_refs(copy.deepcopy(doc), renames)
         for name, schema in doc.get("components", {}).get("schemas", {}).items():
+            if name in renames and "title" in schema:  # generators name their classes after the title
+                schema["title"] = renames[name]
             merged["components"]["schemas"][renames.get(name, name)] = schema
         merged["components"]["securitySchemes"].update(doc.get("components", {}).get("securitySchemes", {}))
         for path, item in doc["paths"].items():
