@@ -31,6 +31,9 @@ class Post(Table, table=True):
         Index("ix_posts_announcements", "created_at", "id",
               postgresql_where=text("kind = 'announcement' AND group_id IS NULL AND deleted_at IS NULL")),
         Index("ix_posts_hashtags", "hashtags", postgresql_using="gin"),
+        # Home feeds ask for announcements pinned now: few rows, found without scanning group posts.
+        Index("ix_posts_pinned", "pinned_until",
+              postgresql_where=text("kind = 'announcement' AND pinned_until IS NOT NULL AND deleted_at IS NULL")),
         Index("ix_posts_remind_at", "remind_at",
               postgresql_where=text("remind_at IS NOT NULL AND reminded_at IS NULL")),
     )
