@@ -42,3 +42,11 @@ replay-dlq: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .hearth
+
+# Chaos under load (own stack; ~6-8 min): broker/consumer/database/PostgreSQL/relay-holder faults, Ctrl-C.
+.PHONY: test-chaos bench-chaos
+test-chaos: $(STAMP)
+	HEARTH_CHAOS=1 $(PY) -m pytest -q tests/e2e/test_chaos.py $(PYTEST_ARGS)
+
+bench-chaos: $(STAMP)
+	$(PY) bench/chaos.py $(BENCH_ARGS)
