@@ -146,11 +146,33 @@ async def queue_push(session: AsyncSession, source: Source, *, people: list[UUID
                                             title=title[:200], body=source.excerpt[:300], data=data))
 
 
+# The same write as shared.realtime.FrameTables.append (one seq bump per person, cursors locked in person
+# order, one frame each) in one statement with array parameters: `append` binds 4 parameters per frame,
+# and 10,000 recipients would exceed PostgreSQL's 32,767 bind parameters and take long to compile.
+_APPEND_FRAMES = text(f"""
+WITH bumped AS (
+    INSERT INTO {frames.cursors.name} (person_id, last_seq)
+    SELECT p, 1 FROM unnest(CAST(:people AS uuid[])) AS p ORDER BY p
+    ON CONFLICT (person_id) DO UPDATE SET last_seq = {frames.cursors.name}.last_seq + 1
+    RETURNING person_id, last_seq)
+INSERT INTO {frames.frames.name} (person_id, seq, kind, data)
+SELECT person_id, last_seq, CAST(:kind AS varchar), CAST(:data AS jsonb) FROM bumped
+""")
+
+
+async def append_frames(session: AsyncSession, *, recipients: list[UUID], kind: str, data: dict) -> None:
+    if len(recipients) <= 100:
+        await frames.append(session, recipients=recipients, kind=kind, data=data)
+    else:
+        await session.execute(_APPEND_FRAMES, {"people": sorted(set(recipients)), "kind": kind,
+                                               "data": json.dumps(data)})
+
+
 async def deliver_in_app(session: AsyncSession, source: Source, recipients: list[UUID], *, envelope_id: UUID | None):
     """Socket frames for the recipients and the delivery events that wake their sockets on every replica."""
     if not recipients:
         return
-    await frames.append(session, recipients=recipients, kind=FRAME_KIND, data=source.frame())
+    await append_frames(session, recipients=recipients, kind=FRAME_KIND, data=source.frame())
     for start in range(0, len(recipients), EVENT_RECIPIENTS_MAX):
         chunk = recipients[start:start + EVENT_RECIPIENTS_MAX]
         await add_event(session, NotificationsDelivered(kind=source.kind, source_event_id=envelope_id,
