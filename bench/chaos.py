@@ -28,10 +28,16 @@ if str(REPO_ROOT) not in sys.path:
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
-import httpx  # noqa: E402
+import httpx
 
-from tests.e2e.chaos_support import (ChaosStack, Writer, chaos_stack_running, dead_letters, read_ledger,  # noqa: E402
-                                     wait_for)
+from tests.e2e.chaos_support import (
+    ChaosStack,
+    Writer,
+    chaos_stack_running,
+    dead_letters,
+    read_ledger,
+    wait_for,
+)
 
 
 def say(message: str) -> None:
@@ -109,61 +115,60 @@ async def _holds(stack: ChaosStack, pid: int) -> bool:
     return await stack.lease_holders("posts") == [pid]
 
 
-async def run(args) -> int:
-    with chaos_stack_running() as stack:
-        replica = stack.replica("posts")
-        replica.start()
-        await asyncio.to_thread(replica.wait_healthy, 120)
-        say(f"stack up in {stack.workdir}; writing {args.rate} posts/s for {args.minutes} min, a fault every "
-            f"{args.every} s")
-        async with httpx.AsyncClient(timeout=10) as client:
-            writer = Writer(client, stack.url("posts"), await stack.people(client), rate=args.rate).start()
-            faults = Faults(stack, writer, replica)
-            began = time.monotonic()
-            done = Counter()
-            try:
-                for fault in _forever(faults.cycle()):
-                    await asyncio.sleep(args.every)
-                    if time.monotonic() - began > args.minutes * 60:
-                        break
-                    started = time.monotonic()
-                    note = await fault()
-                    writer.url = stack.url("posts")
-                    done[fault.__name__] += 1
-                    say(f"{fault.__name__.replace('_', ' ')} ({time.monotonic() - started:.1f} s){': ' + note if note else ''}"
-                        f" — accepted so far {len(writer.accepted)}")
-            finally:
-                await writer.stop()
-            stopped = time.monotonic()
-            say(f"writing stopped after {stopped - began:.0f} s; waiting for the backlog (at most {args.drain} s)")
-            ledger = None
-            deadline = time.monotonic() + args.drain
-            while time.monotonic() < deadline:
-                try:
-                    ledger = await read_ledger(stack.connect, writer.accepted)
-                except Exception as exc:  # noqa: BLE001 - a database still coming back
-                    say(f"ledger unreadable yet: {exc!r}")
-                    await asyncio.sleep(1)
-                    continue
-                if ledger.complete:
+async def run(stack: ChaosStack, args) -> int:
+    replica = stack.replica("posts")
+    replica.start()
+    await asyncio.to_thread(replica.wait_healthy, 120)
+    say(f"stack up in {stack.workdir}; writing {args.rate} posts/s for {args.minutes} min, a fault every "
+        f"{args.every} s")
+    async with httpx.AsyncClient(timeout=10) as client:
+        writer = Writer(client, stack.url("posts"), await stack.people(client), rate=args.rate).start()
+        faults = Faults(stack, writer, replica)
+        began = time.monotonic()
+        done = Counter()
+        try:
+            for fault in _forever(faults.cycle()):
+                await asyncio.sleep(args.every)
+                if time.monotonic() - began > args.minutes * 60:
                     break
+                started = time.monotonic()
+                note = await fault()
+                writer.url = stack.url("posts")
+                done[fault.__name__] += 1
+                say(f"{fault.__name__.replace('_', ' ')} ({time.monotonic() - started:.1f} s){': ' + note if note else ''}"
+                    f" — accepted so far {len(writer.accepted)}")
+        finally:
+            await writer.stop()
+        stopped = time.monotonic()
+        say(f"writing stopped after {stopped - began:.0f} s; waiting for the backlog (at most {args.drain} s)")
+        ledger = None
+        deadline = time.monotonic() + args.drain
+        while time.monotonic() < deadline:
+            try:
+                ledger = await read_ledger(stack.connect, writer.accepted)
+            except Exception as exc:  # noqa: BLE001 - a database still coming back
+                say(f"ledger unreadable yet: {exc!r}")
                 await asyncio.sleep(1)
-            drained = time.monotonic() - stopped
-            dlq = await dead_letters(stack.broker.bootstrap)
-        print()
-        print(f"faults injected:          {dict(done)}")
-        print(f"writes attempted:         {sum(1 for _ in writer.answers)}  answers {dict(writer.statuses)}")
-        print(f"writes accepted (201):    {len(writer.accepted)}")
-        print(f"effects missing:          {ledger.missing_count}  ({ {c: len(v) for c, v in ledger.missing.items()} }, "
-              f"no outbox row {len(ledger.no_event)}, effect rows absent {ledger.effects_missing})")
-        print(f"effects doubled:          {ledger.doubled_count}")
-        print(f"worst delivery delay:     " + ", ".join(f"{c} {v:.2f} s" for c, v in ledger.worst_delay.items()))
-        p99 = {c: sorted(d.values())[int(len(d) * 0.99) - 1] if d else 0 for c, d in ledger.delays.items()}
-        print(f"p99 delivery delay:       " + ", ".join(f"{c} {v:.2f} s" for c, v in p99.items()))
-        print(f"relay lease takeovers:    {[round(t, 2) for t in faults.takeovers]} s")
-        print(f"backlog drained in:       {drained:.1f} s after writing stopped")
-        print(f"dead letters:             {sum(len(v) for v in dlq.values())}")
-        return 0 if ledger.complete and not any(dlq.values()) else 1
+                continue
+            if ledger.complete:
+                break
+            await asyncio.sleep(1)
+        drained = time.monotonic() - stopped
+        dlq = await dead_letters(stack.broker.bootstrap)
+    print()
+    print(f"faults injected:          {dict(done)}")
+    print(f"writes attempted:         {sum(1 for _ in writer.answers)}  answers {dict(writer.statuses)}")
+    print(f"writes accepted (201):    {len(writer.accepted)}")
+    print(f"effects missing:          {ledger.missing_count}  ({ {c: len(v) for c, v in ledger.missing.items()} }, "
+          f"no outbox row {len(ledger.no_event)}, effect rows absent {ledger.effects_missing})")
+    print(f"effects doubled:          {ledger.doubled_count}")
+    print("worst delivery delay:     " + ", ".join(f"{c} {v:.2f} s" for c, v in ledger.worst_delay.items()))
+    p99 = {c: sorted(d.values())[int(len(d) * 0.99) - 1] if d else 0 for c, d in ledger.delays.items()}
+    print("p99 delivery delay:       " + ", ".join(f"{c} {v:.2f} s" for c, v in p99.items()))
+    print(f"relay lease takeovers:    {[round(t, 2) for t in faults.takeovers]} s")
+    print(f"backlog drained in:       {drained:.1f} s after writing stopped")
+    print(f"dead letters:             {sum(len(v) for v in dlq.values())}")
+    return 0 if ledger.complete and not any(dlq.values()) else 1
 
 
 def _forever(items):
@@ -177,7 +182,9 @@ def main(argv=None) -> int:
     p.add_argument("--rate", type=float, default=15.0, help="posts per second (default 15)")
     p.add_argument("--every", type=float, default=20.0, help="seconds between faults (default 20)")
     p.add_argument("--drain", type=float, default=300.0, help="longest wait for the backlog, seconds (default 300)")
-    return asyncio.run(run(p.parse_args(argv)))
+    args = p.parse_args(argv)
+    with chaos_stack_running() as stack:
+        return asyncio.run(run(stack, args))
 
 
 if __name__ == "__main__":

@@ -33,8 +33,16 @@ from shared.config import HearthSettings
 from shared.devstack.broker import TansuBroker
 from shared.devstack.ports import free_port
 from shared.devstack.postgres import EmbeddedPostgres
-from shared.devstack.stack import (SERVICES, ServiceProcess, prepare_databases, prepare_topics, republish_since,
-                                   service_processes, signing_key_file, stop_all)
+from shared.devstack.stack import (
+    SERVICES,
+    ServiceProcess,
+    prepare_databases,
+    prepare_topics,
+    republish_since,
+    service_processes,
+    signing_key_file,
+    stop_all,
+)
 from shared.kafka import DLQ_SUFFIX, ensure_topics
 
 PREFIX = "hearth_chaos_"

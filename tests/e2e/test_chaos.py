@@ -9,12 +9,12 @@ ports), so the faults disturb no other test. Run with `make test-chaos` (HEARTH_
 
 import asyncio
 import os
-from datetime import UTC, datetime
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -25,13 +25,28 @@ from aiokafka import AIOKafkaProducer
 from uuid6 import uuid7
 
 from shared.devstack.ports import free_port
+from shared.devstack.postgres import EmbeddedPostgres
 from shared.events import Envelope
 from shared.events.payloads import PostCreated
-from shared.devstack.postgres import EmbeddedPostgres
 from shared.migrations import REPO_ROOT
-from tests.e2e.chaos_support import (ADMIN, CONSUMERS, PREFIX, ReadyzWatcher, Writer, chaos_stack_running, dead_letters,
-                                     dead_lettered_metric, first_occurrences, login, outbox_order, read_keys_in_order,
-                                     read_ledger, wait_for, wait_ledger_complete, writing)
+from tests.e2e.chaos_support import (
+    ADMIN,
+    CONSUMERS,
+    PREFIX,
+    ReadyzWatcher,
+    Writer,
+    chaos_stack_running,
+    dead_lettered_metric,
+    dead_letters,
+    first_occurrences,
+    login,
+    outbox_order,
+    read_keys_in_order,
+    read_ledger,
+    wait_for,
+    wait_ledger_complete,
+    writing,
+)
 
 pytestmark = pytest.mark.skipif(not os.environ.get("HEARTH_CHAOS"),
                                 reason="the chaos suite runs with `make test-chaos` (HEARTH_CHAOS=1)")
@@ -86,7 +101,7 @@ async def test_broker_killed_three_times_under_load_every_accepted_post_applied_
                 await chaos.kill_broker()
                 await writer.wait_accepted(15)  # the outbox keeps accepting writes
                 # /readyz reports the outage while it lasts (polled, bounded)
-                await wait_for(lambda: _const(watcher.unready(since=began)), timeout=30,
+                await wait_for(lambda began=began: _const(watcher.unready(since=began)), timeout=30,
                                message="/readyz to answer 503 while the broker is down")
                 republished = await chaos.start_broker_again()
                 outages.append((began, time.time(), republished))
@@ -282,12 +297,15 @@ class Launcher:
         self.process: subprocess.Popen | None = None
         self.posts_url = f"http://127.0.0.1:{self.ports['posts']}"
 
-    async def start(self) -> None:
+    def _spawn(self) -> None:
         with open(self.output, "ab") as out:
             # A terminal's Ctrl-C goes to its foreground process group: the launcher's own group here.
             self.process = subprocess.Popen([sys.executable, "-m", "shared.devstack", "run"], cwd=REPO_ROOT,
                                             env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        runs = self.output.read_bytes().count(b"Ctrl-C stops everything")
+
+    async def start(self) -> None:
+        runs = self.output.read_bytes().count(b"Ctrl-C stops everything") if self.output.exists() else 0
+        await asyncio.to_thread(self._spawn)
 
         async def started():
             if self.process.poll() is not None:
