@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.openapi import merge_documents  # noqa: E402
+from shared.openapi import merge_documents
 
 SERVICES = ("posts", "messaging", "notifications", "analytics")
 SERVER_URL = "http://localhost:8000"

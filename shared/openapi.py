@@ -102,18 +102,24 @@ PROBLEMS = {
     415: ("unsupported-media-type", "Unsupported media type", "The body's media type (or a file's) is not accepted."),
     422: ("validation-failed", "Validation failed", "A field is missing or invalid; `errors` lists them."),
     429: ("rate-limited", "Too many requests", "Too many requests; retry after `Retry-After` seconds."),
+    503: ("service-unavailable", "Service unavailable",
+          "A backing service (database, broker) is unreachable; retry after `Retry-After` seconds."),
 }
 SCIM_PROBLEMS = {400: "invalidValue", 401: None, 404: None, 409: "uniqueness", 412: None, 413: None}
 SCIM_WHEN = {400: "The request is not valid SCIM (bad syntax, value or filter).",
              401: "The SCIM bearer token is missing or wrong.", 404: "No such resource.",
              409: "A unique attribute is already in use.", 412: "`If-Match` does not match the resource's ETag.",
              413: "The body exceeds the size limit."}
+RETRY_AFTER = {"description": "Seconds to wait before trying again.", "required": True,
+               "schema": {"type": "string", "pattern": "^[0-9]+$"}}
 HEADERS = {
     401: {"WWW-Authenticate": {"description": "Why the bearer token was refused (RFC 6750).",
                                "schema": {"type": "string"}}},
-    429: {"Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
-                          "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+    429: {"Retry-After": RETRY_AFTER},
+    503: {"Retry-After": RETRY_AFTER},
 }
+# Answered from memory: no backing service to be unavailable.
+NO_OUTAGE = {"/healthz", "/.well-known/jwks.json"}
 SCIM_SECURITY_SCHEME = {"type": "http", "scheme": "bearer",
                         "description": "The SCIM provisioning token (HEARTH_SCIM_TOKEN) your identity provider sends."}
 PARAMETER_DESCRIPTIONS = {
@@ -164,7 +170,8 @@ def customise(doc: dict[str, Any], routes: dict[tuple[str, str], Any]) -> dict[s
         if path == "/readyz":
             _document_readiness(operation)
         elif path == "/.well-known/jwks.json":
-            operation["responses"]["200"]["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/JWKS"}}}
+            jwks = {"schema": {"$ref": "#/components/schemas/JWKS"}}
+            operation["responses"]["200"]["content"] = {"application/json": jwks}
         elif path.startswith(SCIM_PREFIX):
             _document_scim(path, method, operation)
         else:
@@ -240,6 +247,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
         statuses |= {404}
     if method in WRITE_METHODS:
         statuses |= {409, 422}
+    if path not in NO_OUTAGE:
+        statuses |= {503}  # RequestContextMiddleware (shared/app.py) answers an outage with 503
     return statuses
 
 

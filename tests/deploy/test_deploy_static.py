@@ -9,9 +9,9 @@ wrong service.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-import json
 from pathlib import Path
 
 import pytest
@@ -54,12 +54,12 @@ EXACT_PATHS = {"/.well-known/jwks.json", *WEBSOCKET_PATHS}
 # --------------------------------------------------------------------------
 
 class Directive:
-    def __init__(self, name: str, args: list[str], block: list["Directive"] | None):
+    def __init__(self, name: str, args: list[str], block: list[Directive] | None):
         self.name = name
         self.args = args
         self.block = block  # None for simple directives, list for blocks
 
-    def children(self, name: str) -> list["Directive"]:
+    def children(self, name: str) -> list[Directive]:
         return [d for d in (self.block or []) if d.name == name]
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
@@ -335,7 +335,7 @@ def test_migrate_job(compose):
     # The migrate image must contain every service's migrations.
     dockerfile = Path(migrate["build"]["dockerfile"])
     text = (ROOT / dockerfile).read_text()
-    assert re.search(r"^COPY\s+services/?\s", text, re.M), "migrate image must contain all services/"
+    assert re.search(r"^COPY\s+services/?\s", text, re.MULTILINE), "migrate image must contain all services/"
     for name in SERVICES:
         assert (ROOT / "services" / name / "alembic.ini").is_file(), name
 
@@ -469,7 +469,7 @@ def _cmd_argv(value: str) -> list[str]:
 
 def test_dockerfile_builds_any_service_from_the_service_arg():
     instr = _instructions(DOCKERFILE.read_text())
-    values = lambda kw: [v for k, v in instr if k == kw]  # noqa: E731
+    values = lambda kw: [v for k, v in instr if k == kw]
 
     froms = values("FROM")
     assert froms and froms[-1].split()[0].startswith("python:3.11"), froms
