@@ -12,10 +12,10 @@ answer in a secret group never makes anyone an expert in the eyes of someone out
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import Float, Integer, and_, case, func, literal, or_, select
+from sqlalchemy import Float, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.posts.content.models import Comment, Post
@@ -38,7 +38,6 @@ class _Found:
     posts: int = 0
     articles: int = 0
     engagement: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -64,34 +63,30 @@ async def _topic_posts(session: AsyncSession, user: CurrentUser, topic: str):
 
 
 async def _post_evidence(session: AsyncSession, found: dict[UUID, _Found], matches) -> None:
-    articles = func.sum(case((matches.c.kind == "article", 1), else_=0).cast(Integer))
-    rows = await session.execute(select(matches.c.author_id, func.count(), articles,
-                                        func.sum(matches.c.reaction_count + matches.c.comment_count))
-                                 .where(matches.c.kind != "question")  # asking is not knowing
-                                 .group_by(matches.c.author_id))
-    for author_id, count, article_count, engagement in rows:
+    """Posts, articles and their engagement by author; accepted answers by the answer's author."""
+    answerer = (select(Comment.author_id).where(Comment.id == matches.c.best_answer_id, Comment.deleted_at.is_(None))
+                .scalar_subquery())
+    rows = await session.execute(select(matches.c.author_id, matches.c.kind,
+                                        matches.c.reaction_count + matches.c.comment_count, answerer))
+    for author_id, kind, engagement, answered_by in rows:
+        if kind == "question":  # asking is not knowing; answering is
+            if answered_by is not None:
+                found.setdefault(answered_by, _Found()).accepted_answers += 1
+            continue
         entry = found.setdefault(author_id, _Found())
-        entry.posts, entry.articles, entry.engagement = count - article_count, article_count, int(engagement or 0)
-
-
-async def _answer_evidence(session: AsyncSession, found: dict[UUID, _Found], matches) -> None:
-    rows = await session.execute(
-        select(Comment.author_id, func.count()).join(matches, and_(matches.c.best_answer_id == Comment.id,
-                                                                   matches.c.kind == "question"))
-        .where(Comment.deleted_at.is_(None)).group_by(Comment.author_id))
-    for author_id, count in rows:
-        found.setdefault(author_id, _Found()).accepted_answers = count
+        entry.posts += kind != "article"
+        entry.articles += kind == "article"
+        entry.engagement += engagement
 
 
 async def _skill_evidence(session: AsyncSession, found: dict[UUID, _Found], topic: str) -> None:
-    needle = unaccented(literal(topic))
-    contains = func.concat("%", needle, "%")
-    skill = func.unnest(Person.skills).column_valued("skill")
-    matching = (select(skill).where(unaccented(skill).like(contains)).limit(1).scalar_subquery())
-    rows = await session.execute(select(Person.id, matching).where(people.c.search_text.like(contains),
-                                                                    matching.is_not(None)))
+    contains = func.concat("%", unaccented(literal(topic)), "%")
+    skills = func.unnest(Person.skills).table_valued("skill").render_derived()
+    rows = await session.execute(select(Person.id, skills.c.skill).join(skills, true())
+                                 .where(people.c.search_text.like(contains), unaccented(skills.c.skill).like(contains)))
     for person_id, name in rows:
-        found.setdefault(person_id, _Found()).skill = name
+        entry = found.setdefault(person_id, _Found())
+        entry.skill = entry.skill or name
 
 
 def _why(entry: _Found, topic: str) -> str:
@@ -125,7 +120,6 @@ async def find_experts(session: AsyncSession, *, user: CurrentUser, topic: str, 
     found: dict[UUID, _Found] = {}
     matches = await _topic_posts(session, user, topic)
     await _post_evidence(session, found, matches)
-    await _answer_evidence(session, found, matches)
     await _skill_evidence(session, found, topic)
     stmt = select(Person).where(Person.id.in_(found), Person.active.is_(True))
     if filters.department:

@@ -206,31 +206,26 @@ def highlight(fragment: str | None) -> str:
 
 
 async def _post_hits(session: AsyncSession, *, q: str, page: list[tuple[UUID, float | None]]) -> list[PostHit]:
-    """The page's posts with their snippets: ts_headline runs for these rows only."""
+    """The page's posts with their authors and snippets: ts_headline runs for these rows only."""
     if not page:
         return []
     query = tsquery(q)
-    columns = [posts.c.id, posts.c.author_id, posts.c.kind, posts.c.group_id, posts.c.hashtags, posts.c.created_at,
+    columns = [posts.c.id, posts.c.kind, posts.c.group_id, posts.c.hashtags, posts.c.created_at,
                posts.c.reaction_count, posts.c.comment_count,
                func.ts_headline(_regconfig(), posts.c.body, query, HEADLINE).label("snippet"),
                func.ts_headline(_regconfig(), posts.c.title, query, TITLE_HEADLINE).label("title")]
-    rows = {r.id: r for r in (await session.execute(select(*columns).where(
-        posts.c.id.in_([post_id for post_id, _ in page])))).all()}
-    authors = await _people_by_id(session, {r.author_id for r in rows.values()})
+    stmt = (select(*columns, Person).join(Person, Person.id == posts.c.author_id)
+            .where(posts.c.id.in_([post_id for post_id, _ in page])))
+    rows = {r.id: r for r in (await session.execute(stmt)).all()}
     hits = []
     for post_id, score in page:
-        row = rows[post_id]._mapping
-        hits.append(PostHit(id=post_id, author=authors[row["author_id"]], kind=row["kind"],
-                            title=highlight(row["title"]) if row["title"] is not None else None,
-                            snippet=highlight(row["snippet"]), group_id=row["group_id"], hashtags=row["hashtags"],
-                            comment_count=row["comment_count"], reaction_count=row["reaction_count"],
-                            created_at=row["created_at"], score=score))
+        row = rows[post_id]
+        hits.append(PostHit(id=post_id, author=PersonSummary.model_validate(row.Person), kind=row.kind,
+                            title=highlight(row.title) if row.title is not None else None,
+                            snippet=highlight(row.snippet), group_id=row.group_id, hashtags=row.hashtags,
+                            comment_count=row.comment_count, reaction_count=row.reaction_count,
+                            created_at=row.created_at, score=score))
     return hits
-
-
-async def _people_by_id(session: AsyncSession, ids: set[UUID]) -> dict[UUID, PersonSummary]:
-    found = await session.scalars(select(Person).where(Person.id.in_(ids)))
-    return {p.id: PersonSummary.model_validate(p) for p in found}
 
 
 async def search_posts(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
