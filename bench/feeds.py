@@ -35,6 +35,7 @@ warnings.filterwarnings("ignore", module="platformdirs")
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
+from sqlalchemy import literal_column  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
 
 from services.posts import models  # noqa: E402,F401  (every table on the metadata)
@@ -143,7 +144,7 @@ def pgbench_script(people: int) -> str:
     """The statements of one home page, for a random viewer, as pgbench runs them."""
     me = PERSON_SQL.format(n=":n")
     ids = home_ids_query(me=ME, t0=T0, after=None, limit=PAGE)
-    page = presentation_query([ME], ME)
+    page = presentation_query(literal_column(":ids::uuid[]"), ME)
 
     def bind(sql: str) -> str:
         sql = sql.replace(f"'{ME}'::UUID", me).replace(f"'{ME}'", me)
@@ -151,7 +152,7 @@ def pgbench_script(people: int) -> str:
             sql = sql.replace(rendered + "::TIMESTAMP WITH TIME ZONE", "now()").replace(rendered, "now()")
         return " ".join(sql.split())
 
-    page_sql = bind(literal_sql(page)).replace(f"posts.id IN ({me})", "posts.id = ANY (:ids::uuid[])")
+    page_sql = bind(literal_sql(page))
     return "\n".join([
         f"\\set n random(1, {people})",
         bind(literal_sql(pinned_query(me=ME, t0=T0, limit=PAGE))) + ";",

@@ -13,18 +13,27 @@ feeds, counts, comments, reactions, polls, views and attachments all go through 
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, not_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, exists, func, literal, not_, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from services.posts.attachments.models import Attachment
-from services.posts.content.models import (Acknowledgement, Bookmark, PollOption, PollVote, Post, PostEdit,
-                                           Reaction)
-from services.posts.content.schemas import (REACTION_KINDS, AttachmentSummary, PollOptionPublic, PollPublic,
-                                            PostCreate, PostPublic, PostUpdate)
+from services.posts.content.models import Acknowledgement, Bookmark, PollOption, PollVote, Post, PostEdit, Reaction
+from services.posts.content.schemas import (
+    REACTION_KINDS,
+    AttachmentSummary,
+    PollOptionPublic,
+    PollPublic,
+    PostCreate,
+    PostPublic,
+    PostUpdate,
+)
 from services.posts.graph.models import Follow
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember
@@ -259,10 +268,17 @@ def _viewer_columns(viewer_id: UUID) -> list:
     ]
 
 
-def presentation_query(ids: Any, viewer_id: UUID):
-    """The posts `ids` (a list or a subquery) with their authors and the viewer's state, in one statement."""
+def presentation_query(ids: Any, viewer_id: Any):
+    """The posts `ids` (an array expression) with their authors and the viewer's state, in one statement."""
     return (select(Post, Person, *_viewer_columns(viewer_id)).join(Person, Person.id == Post.author_id)
-            .where(Post.id.in_(ids)))
+            .where(Post.id == any_(ids)))
+
+
+@lru_cache(maxsize=1)
+def _presentation() -> Select:
+    # Built once: a statement this size costs more to build and compile than to run.
+    return presentation_query(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))),
+                              bindparam("viewer", type_=PG_UUID(as_uuid=True)))
 
 
 @dataclass
@@ -281,7 +297,8 @@ async def present(session: AsyncSession, *, posts: list[Post] | list[UUID], user
     ids = [p if isinstance(p, UUID) else p.id for p in posts]
     if not ids:
         return []
-    rows = {r.post.id: r for r in (_Row(*row) for row in (await session.execute(presentation_query(ids, user.id))))}
+    result = await session.execute(_presentation(), {"ids": ids, "viewer": user.id})
+    rows = {r.post.id: r for r in (_Row(*row) for row in result)}
     polls = await _polls(session, [r.post for r in rows.values() if r.post.kind == "poll"], user, now or utcnow())
     files: dict[UUID, list[AttachmentSummary]] = {}
     for a in await session.scalars(select(Attachment).where(Attachment.post_id.in_(ids))

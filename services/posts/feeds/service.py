@@ -25,9 +25,25 @@ a post — recent order never does.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from uuid import UUID
 
-from sqlalchemy import Float, Select, and_, column, func, literal, or_, select, true, tuple_
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,7 +99,7 @@ def _not_pinned(t0: datetime):
     return or_(Post.kind != "announcement", Post.pinned_until.is_(None), Post.pinned_until <= t0)
 
 
-def _home_sources(me: UUID, t0: datetime, after: tuple | None, limit: int, top: bool) -> list[Select]:
+def _home_sources(me, t0, after, limit, top: bool) -> list[Select]:
     shared = [*_window(me, t0, after, top), _not_pinned(t0)]
 
     def source(where, name: str, via=None, correlate=None):
@@ -109,23 +125,25 @@ def _home_sources(me: UUID, t0: datetime, after: tuple | None, limit: int, top: 
     ]
 
 
-def _merged(me: UUID, t0: datetime, after: tuple | None, limit: int, top: bool):
+def _merged(me, t0, after, limit, top: bool):
     sources = _home_sources(me, t0, after, TOP_PER_SOURCE if top else limit + 1, top)
     union = sources[0].union_all(*sources[1:]).subquery("candidates")
     return (select(union.c.id, union.c.created_at, func.max(union.c.aff).label("aff"))
             .group_by(union.c.id, union.c.created_at))
 
 
-def home_ids_query(*, me: UUID, t0: datetime, after: tuple | None, limit: int) -> Select:
-    """Recent home: the next `limit + 1` ids after the cursor (the feed's SQL, also run by bench/feeds.py)."""
+def home_ids_query(*, me, t0, after: tuple | None, limit) -> Select:
+    """Recent home: the next `limit + 1` ids after the cursor (the feed's SQL, also run by bench/feeds.py).
+
+    Arguments are values or bind parameters (the service builds each shape once, see `_statement`)."""
     merged = _merged(me, t0, after, limit, top=False).subquery("merged")
     return (select(merged.c.id, merged.c.created_at)
             .order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit + 1))
 
 
-def home_top_query(*, me: UUID, t0: datetime, after: tuple | None, limit: int) -> Select:
+def home_top_query(*, me, t0, after: tuple | None, limit) -> Select:
     merged = _merged(me, t0, None, limit, top=True).subquery("merged")
-    hours = func.extract("epoch", literal(t0) - merged.c.created_at) / 3600.0
+    hours = func.extract("epoch", t0 - merged.c.created_at) / 3600.0
     score = ((1 + Post.reaction_count + 2 * Post.comment_count + 0.2 * Post.seen_by_count) * merged.c.aff
              / func.power(hours + 2, 1.5))
     scored = (select(merged.c.id, score.label("score")).join(Post, Post.id == merged.c.id)).subquery("scored")
@@ -135,15 +153,33 @@ def home_top_query(*, me: UUID, t0: datetime, after: tuple | None, limit: int) -
     return stmt.order_by(scored.c.score.desc(), scored.c.id.desc()).limit(limit + 1)
 
 
-def pinned_query(*, me: UUID, t0: datetime, limit: int) -> Select:
+def pinned_query(*, me, t0, limit) -> Select:
     """Announcements pinned at t0 that reach my home: company-wide, or in a group I joined and did not mute."""
     muted = select(GroupMute.group_id).where(GroupMute.person_id == me)
     mine = select(GroupMember.group_id).where(GroupMember.person_id == me)
     all_company = select(Group.id).where(Group.all_company)
     return _newest(select(Post.id).where(
-        Post.kind == "announcement", Post.pinned_until > t0, readable_by(me), Post.created_at <= t0,
+        Post.kind == "announcement", Post.pinned_until.is_not(None), Post.pinned_until > t0, readable_by(me),
+        Post.created_at <= t0,
         or_(Post.group_id.is_(None), and_(or_(Post.group_id.in_(mine), Post.group_id.in_(all_company)),
                                           Post.group_id.not_in(muted)))), limit)
+
+
+_UUID, _TIME = PG_UUID(as_uuid=True), DateTime(timezone=True)
+
+
+@lru_cache(maxsize=8)
+def _statement(kind: str, paged: bool) -> Select:
+    """Each home statement built once with bind parameters: building and compiling one of this size per
+    request costs more than PostgreSQL takes to run it."""
+    me, t0, limit = bindparam("me", type_=_UUID), bindparam("t0", type_=_TIME), bindparam("limit", type_=Integer)
+    if kind == "pinned":
+        return pinned_query(me=me, t0=t0, limit=limit)
+    if kind == "top":
+        after = (bindparam("after_score", type_=Float), bindparam("after_id", type_=_UUID)) if paged else None
+        return home_top_query(me=me, t0=t0, after=after, limit=limit)
+    after = (bindparam("after_at", type_=_TIME), bindparam("after_id", type_=_UUID)) if paged else None
+    return home_ids_query(me=me, t0=t0, after=after, limit=limit)
 
 
 def _cursor(page: PageParams, second) -> tuple[datetime, tuple | None]:
@@ -156,11 +192,14 @@ def _cursor(page: PageParams, second) -> tuple[datetime, tuple | None]:
 async def home(session: AsyncSession, *, user: CurrentUser, page: PageParams, order: str = "recent") -> FeedPage:
     top = order == "top"
     t0, after = _cursor(page, _score if top else Post.created_at)
-    pinned = [] if after is not None else list(await session.scalars(pinned_query(me=user.id, t0=t0,
-                                                                                  limit=page.limit)))
+    params = {"me": user.id, "t0": t0}
+    pinned = [] if after is not None else list(await session.scalars(_statement("pinned", False),
+                                                                     params | {"limit": page.limit}))
     limit = page.limit - len(pinned)  # pinned announcements take their place on the first page
-    query = (home_top_query if top else home_ids_query)(me=user.id, t0=t0, after=after, limit=limit)
-    rows = (await session.execute(query)).all()
+    if after is not None:
+        params |= {"after_score" if top else "after_at": after[0], "after_id": after[1]}
+    rows = (await session.execute(_statement("top" if top else "recent", after is not None),
+                                  params | {"limit": limit})).all()
     cursor = None
     if len(rows) > limit:  # a page of pinned posts only continues at the start of the stream
         last = rows[limit - 1] if limit else (UUID(int=2**128 - 1), 1e308 if top else t0 + timedelta(microseconds=1))
