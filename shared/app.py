@@ -22,6 +22,7 @@ from shared.context import CLIENT_HEADER, client_var, parse_client, request_id_v
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers, problem
 from shared.faults import is_transient
+from shared.guards import install_guards
 from shared.kafka import EventConsumer, make_producer, topic_map
 from shared.logging import configure_logging
 from shared.openapi import install_openapi
@@ -173,6 +174,7 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
     app.state.verifier = verifier or TokenVerifier(issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                                                    jwks_json=settings.jwks_json, jwks_url=settings.jwks_url)
     install_error_handlers(app)
+    install_guards(app, settings)  # shared/guards.py (issue 7): token guards, rate limits, /metrics access
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        retry_after=settings.outage_retry_after_seconds)
     registry = CollectorRegistry()

@@ -4,10 +4,11 @@ import asyncio
 import base64
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal, get_args
 from uuid import UUID
@@ -19,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.algorithms import ECAlgorithm
-from sqlalchemy import Column, DateTime, Table, func, select
+from sqlalchemy import Column, DateTime, Table, func
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import SessionDep
-from shared.errors import Forbidden, InvalidInput, Unauthorized
-from shared.outbox import infra_metadata, revoked_tokens_table
+from shared.errors import AppError, Forbidden, InvalidInput, Unauthorized
+from shared.outbox import infra_metadata
 
 ALGORITHM = "ES256"
 ROLES = ("member", "moderator", "communications", "admin")
@@ -36,6 +37,9 @@ Scope = Literal["posts:read", "posts:write", "messages:read", "messages:write", 
 SCOPES: tuple[str, ...] = get_args(Scope)
 API_TOKEN_TYPE = "api"  # the `typ` claim that marks an integrator token (session tokens have none)
 API_TOKEN_MAX_DAYS = 365
+# No session access token lives longer (posts refuses a longer HEARTH_ACCESS_TOKEN_MINUTES), so a
+# revoked session's row can be purged after this.
+SESSION_TOKEN_MAX_MINUTES = 24 * 60
 
 # The scope a scoped token needs per path prefix: `<resource>:read` for safe methods, `:write` otherwise.
 # Checked for every scoped token in every service, so a route that forgets `require_scope` is still
@@ -64,6 +68,10 @@ class TokenRevoked(Unauthorized):
     code, title = "token-revoked", "Token revoked"
 
 
+class SessionEnded(Unauthorized):
+    code, title = "session-ended", "Session ended"
+
+
 class MissingScope(Forbidden):
     code, title = "missing-scope", "Missing scope"
 
@@ -82,6 +90,7 @@ class CurrentUser:
     roles: frozenset[str]
     scopes: frozenset[str] | None  # None: a person's own session, not limited by scopes
     token_id: UUID | None = None  # the `jti` of an integrator API token; None for a session token
+    session_id: UUID | None = None  # the `sid` of a session access token: the sign-in it belongs to
 
     @property
     def is_api_token(self) -> bool:
@@ -111,7 +120,8 @@ class SigningKey:
         return self.public_jwk_unlabelled() | {"kid": self.kid, "use": "sig", "alg": ALGORITHM}
 
     def sign(self, *, subject: UUID, roles: list[str], scopes: list[str] | None, ttl: timedelta, issuer: str,
-             audience: str, token_id: str | None = None, token_type: str | None = None) -> str:
+             audience: str, token_id: str | None = None, token_type: str | None = None,
+             session_id: UUID | None = None) -> str:
         now = int(time.time())
         claims = {"sub": str(subject), "roles": roles, "iat": now, "nbf": now, "exp": now + int(ttl.total_seconds()),
                   "iss": issuer, "aud": audience}
@@ -121,6 +131,8 @@ class SigningKey:
             claims["jti"] = token_id
         if token_type:
             claims["typ"] = token_type
+        if session_id:
+            claims["sid"] = str(session_id)
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
 
@@ -153,34 +165,59 @@ def _thumbprint(jwk: dict) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
+class KeysUnavailable(AppError):
+    status, code, title = 503, "token-keys-unavailable", "Token keys unavailable"
+
+
 class TokenVerifier:
-    """Verifies bearer tokens against a JWKS document, given inline or fetched (and refreshed) from a URL."""
+    """Verifies bearer tokens against a JWKS document, given inline or fetched (and refreshed) from a URL.
+
+    Keys are fetched lazily, on the first token whose `kid` is not known yet, so a service may start
+    before posts: while the JWKS cannot be fetched, requests get 503 (retry) instead of 401, and a
+    failed fetch is retried after a short backoff that grows to `max_backoff`. One fetch runs at a
+    time; the keys are kept, and a new `kid` (rotation) refetches at most once per `refresh_interval`."""
 
     def __init__(self, *, issuer: str, audience: str, jwks_json: str = "", jwks_url: str = "",
-                 refresh_interval: float = 30.0):
-        self.issuer, self.audience, self.jwks_url, self.refresh_interval = issuer, audience, jwks_url, refresh_interval
+                 refresh_interval: float = 5.0, first_backoff: float = 0.2, max_backoff: float = 5.0,
+                 fetch_timeout: float = 2.0):
+        self.issuer, self.audience, self.jwks_url = issuer, audience, jwks_url
+        self.refresh_interval, self.first_backoff, self.max_backoff = refresh_interval, first_backoff, max_backoff
+        self.fetch_timeout = fetch_timeout
         self._keys: dict[str, object] = {}
-        self._fetched_at = 0.0
+        self._next_fetch = 0.0  # monotonic time before which no fetch is tried
+        self._backoff = first_backoff
+        self._reachable = False  # whether the last fetch worked
         self._lock = asyncio.Lock()
         if jwks_json:
             self.load_jwks(json.loads(jwks_json))
+            self._reachable = True
 
     def load_jwks(self, document: dict) -> None:
         self._keys = {k["kid"]: ECAlgorithm.from_jwk(json.dumps(k)) for k in document.get("keys", [])}
 
+    async def _fetch(self) -> None:
+        try:
+            async with httpx.AsyncClient(timeout=self.fetch_timeout) as client:
+                response = await client.get(self.jwks_url)
+                response.raise_for_status()
+            self.load_jwks(response.json())
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+            self._reachable = False
+            self._next_fetch = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, self.max_backoff)
+            return
+        self._reachable, self._backoff = True, self.first_backoff
+        self._next_fetch = time.monotonic() + self.refresh_interval
+
     async def _key(self, kid: str):
         if kid not in self._keys and self.jwks_url:
-            async with self._lock:
-                # Refetch on an unknown kid (key rotation), but not more often than refresh_interval.
-                if kid not in self._keys and time.monotonic() - self._fetched_at > self.refresh_interval:
-                    self._fetched_at = time.monotonic()
-                    try:
-                        async with httpx.AsyncClient(timeout=5) as client:
-                            response = await client.get(self.jwks_url)
-                            response.raise_for_status()
-                        self.load_jwks(response.json())
-                    except (httpx.HTTPError, ValueError, KeyError):
-                        self._fetched_at = 0.0  # the issuer may still be starting; try again next request
+            async with self._lock:  # the requests that wait here use the fetch the first one made
+                if kid not in self._keys and time.monotonic() >= self._next_fetch:
+                    await self._fetch()
+            if kid not in self._keys and not self._reachable:
+                retry = max(1, math.ceil(self._next_fetch - time.monotonic()))
+                raise KeysUnavailable("The keys that verify access tokens cannot be fetched yet; retry shortly.",
+                                      headers={"Retry-After": str(retry)})
         return self._keys.get(kid)
 
     async def verify(self, token: str) -> CurrentUser:
@@ -203,7 +240,12 @@ class TokenVerifier:
         except ValueError:
             raise Unauthorized("The access token is invalid.")
         scope = claims.get("scope")
-        token_id = None
+        token_id = session_id = None
+        if "sid" in claims:
+            try:
+                session_id = UUID(str(claims["sid"]))
+            except ValueError:
+                raise Unauthorized("The access token is invalid.")
         if claims.get("typ") == API_TOKEN_TYPE:
             # An API token is always scoped and always revocable: both need their claims.
             try:
@@ -212,27 +254,14 @@ class TokenVerifier:
                 raise Unauthorized("The API token is invalid.")
             scope = scope or ""
         return CurrentUser(id=subject, roles=frozenset(claims.get("roles", [])),
-                           scopes=frozenset(scope.split()) if scope is not None else None, token_id=token_id)
+                           scopes=frozenset(scope.split()) if scope is not None else None, token_id=token_id,
+                           session_id=session_id)
 
 
-ApiTokenGuard = Callable[[AsyncSession, CurrentUser], Awaitable[CurrentUser]]
-
-
-async def check_api_token(session: AsyncSession, user: CurrentUser) -> CurrentUser:
-    """Refuse a revoked API token or one of a deactivated person, from this service's own tables.
-
-    Roles shrink to those the person still holds in the directory (a demoted admin's token is no admin)."""
-    from shared.directory import directory_people  # shared.directory imports this module's token constants
-
-    if await session.scalar(select(revoked_tokens_table.c.jti).where(revoked_tokens_table.c.jti == user.token_id)):
-        raise TokenRevoked("This API token has been revoked.")
-    person = (await session.execute(select(directory_people.c.active, directory_people.c.roles)
-                                    .where(directory_people.c.id == user.id))).first()
-    if person is None:  # not in the read model yet (events lag a new person): the signature is the proof
-        return user
-    if not person.active:
-        raise TokenRevoked("The person this API token belongs to is deactivated.")
-    return replace(user, roles=user.roles & frozenset(person.roles))
+# A guard re-checks a verified token against what the service knows now (revocations, deactivation,
+# roles) and returns the caller as it may act. Each service installs two on app.state: posts from its
+# own tables, the others from their people read model (shared.directory, via shared.guards).
+TokenGuard = Callable[[AsyncSession, CurrentUser], Awaitable[CurrentUser]]
 
 
 def required_scope(method: str, path: str) -> str | None:
@@ -260,18 +289,22 @@ _bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="JWT",
 async def current_user(request: Request, session: SessionDep,
                        _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
                        ) -> CurrentUser:
-    """The caller, verified locally; API tokens are also checked against revocations and scopes.
+    """The caller, verified locally, then checked by the service's guard (one read on the request's session).
 
-    Only an API token costs a database read (on the request's own session); a session token is a pure
-    signature check, so the hot path stays free of I/O."""
+    The guard refuses revoked API tokens, ended sessions and deactivated people, and takes roles from
+    the service's own view of the person, so a change reaches every service within seconds instead
+    of when the token expires. An API token without a guard is refused (it could not be revoked)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A bearer access token is required.", error="invalid_request")
     user = await request.app.state.verifier.verify(token.strip())
-    if user.is_api_token:
-        guard: ApiTokenGuard = getattr(request.app.state, "api_token_guard", check_api_token)
+    guard: TokenGuard | None = getattr(request.app.state, "api_token_guard" if user.is_api_token else "session_guard",
+                                       None)
+    if guard is not None:
         user = await guard(session, user)
+    elif user.is_api_token:
+        raise TokenRevoked("This service cannot check API tokens.")
     if user.scopes is not None:
         _check_scope(request, user)
     request.state.user = user

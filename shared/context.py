@@ -2,7 +2,14 @@
 
 import re
 from contextvars import ContextVar
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import (
+    IPv4Address,
+    IPv4Network,
+    IPv6Address,
+    IPv6Network,
+    ip_address,
+    ip_network,
+)
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 client_var: ContextVar[str | None] = ContextVar("client", default=None)

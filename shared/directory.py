@@ -1,17 +1,36 @@
 """The people read model that services other than posts keep from people.v1.
 
 It is the same table in messaging, notifications and analytics, so it lives here once: a service
-adds `directory_metadata` to its migrations and `people_consumer(...)` to its consumers.
+adds `directory_metadata` to its migrations and `people_consumer(...)` to its consumers. The token
+guards below check every caller against it (shared.guards installs them on each app).
 """
 
+from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import Boolean, Column, Date, DateTime, MetaData, String, Table, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    exists,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth import API_TOKEN_MAX_DAYS
+from shared.auth import (
+    API_TOKEN_MAX_DAYS,
+    SESSION_TOKEN_MAX_MINUTES,
+    CurrentUser,
+    SessionEnded,
+    TokenRevoked,
+    revoked_sessions_table,
+)
 from shared.config import HearthSettings
 from shared.db import NAMING_CONVENTION
 from shared.events import Envelope, EventData, PersonSnapshot
@@ -61,12 +80,20 @@ async def _on_api_token_revoked(session: AsyncSession, envelope: Envelope, paylo
     await session.execute(insert(revoked_tokens_table).values(**values).on_conflict_do_nothing())
 
 
+async def _on_session_revoked(session: AsyncSession, envelope: Envelope, payload: EventData) -> None:
+    values = [{"sid": sid, "person_id": payload.person_id, "revoked_at": envelope.time,
+               "expires_at": envelope.time + timedelta(minutes=SESSION_TOKEN_MAX_MINUTES)} for sid in payload.session_ids]
+    if values:
+        await session.execute(insert(revoked_sessions_table).values(values).on_conflict_do_nothing())
+
+
 PERSON_SNAPSHOT_EVENTS = ("hearth.person.created", "hearth.person.updated", "hearth.person.deactivated",
                           "hearth.person.reactivated")
 
 
 def people_consumer(settings: HearthSettings) -> EventConsumer:
-    handlers = {t: _on_person for t in PERSON_SNAPSHOT_EVENTS} | {"hearth.api_token.revoked": _on_api_token_revoked}
+    handlers = {t: _on_person for t in PERSON_SNAPSHOT_EVENTS} | {"hearth.api_token.revoked": _on_api_token_revoked,
+                                                                   "hearth.session.revoked": _on_session_revoked}
     return EventConsumer(name=f"{settings.service_name}.directory", topics=[settings.topic_people],
                          handlers=handlers, max_attempts=settings.consumer_max_attempts)
 
@@ -74,3 +101,38 @@ def people_consumer(settings: HearthSettings) -> EventConsumer:
 async def get_person(session: AsyncSession, person_id) -> dict | None:
     row = (await session.execute(select(directory_people).where(directory_people.c.id == person_id))).mappings().first()
     return dict(row) if row else None
+
+
+async def _person_and(session: AsyncSession, user: CurrentUser, flag):
+    """One round trip: `flag`, and the person's active flag and roles (NULL when not in the read model)."""
+    person = directory_people.c.id == user.id
+    return (await session.execute(select(flag.label("flag"),
+                                         select(directory_people.c.active).where(person).scalar_subquery().label("active"),
+                                         select(directory_people.c.roles).where(person).scalar_subquery().label("roles"))
+                                  )).one()
+
+
+async def check_api_token(session: AsyncSession, user: CurrentUser) -> CurrentUser:
+    """Refuse a revoked API token or one of a deactivated person, from this service's own tables.
+
+    Roles shrink to those the person still holds in the directory (a demoted admin's token is no admin)."""
+    row = await _person_and(session, user, exists().where(revoked_tokens_table.c.jti == user.token_id))
+    if row.flag:
+        raise TokenRevoked("This API token has been revoked.")
+    if row.active is None:  # not in the read model yet (events lag a new person): the signature is the proof
+        return user
+    if not row.active:
+        raise TokenRevoked("The person this API token belongs to is deactivated.")
+    return replace(user, roles=user.roles & frozenset(row.roles))
+
+
+async def check_session_token(session: AsyncSession, user: CurrentUser) -> CurrentUser:
+    """Refuse an ended session or a deactivated person's token; roles are the directory's, not the token's."""
+    row = await _person_and(session, user, exists().where(revoked_sessions_table.c.sid == user.session_id))
+    if row.flag:
+        raise SessionEnded("This sign-in has ended; sign in again.")
+    if row.active is None:  # not in the read model yet: the token's own claims are all we know
+        return user
+    if not row.active:
+        raise TokenRevoked("This person is deactivated.")
+    return replace(user, roles=frozenset(row.roles))

@@ -29,12 +29,22 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import Request, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi.routing import APIRoute
-from sqlalchemy import (Column, DateTime, Integer, LargeBinary, PrimaryKeyConstraint, String, Table, delete, select,
-                        update)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import get_session, utcnow
 from shared.errors import AppError, Conflict, InvalidInput

@@ -2,8 +2,8 @@
 
 import base64
 import json
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID

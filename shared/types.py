@@ -47,7 +47,7 @@ SafeStr = Annotated[str, AfterValidator(check_text)]
 """Any length; add `Field`/`Query(max_length=...)` or use SafeText(n)."""
 
 
-def SafeText(max_length: int | Any, *, min_length: int = 0, blank: bool = True) -> Any:  # noqa: N802
+def SafeText(max_length: int | Any, *, min_length: int = 0, blank: bool = True) -> Any:
     """A text type limited to `max_length`, or to the length of a column (`Person.display_name`).
 
     `blank=False` also refuses text that is only whitespace and strips what it accepts. Use it for

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from services.posts.attachments.router import router as attachments_router
 from services.posts.auth.api_tokens import check_api_token
 from services.posts.auth.router import router as auth_router
-from services.posts.auth.service import TokenIssuer, load_signing_key
+from services.posts.auth.service import TokenIssuer, check_session_token, load_signing_key
 from services.posts.config import Settings
 from services.posts.content.announcements import reminder_worker
 from services.posts.content.router import router as content_router
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                  search_router])
     app.state.token_issuer = issuer
     app.state.api_token_guard = check_api_token  # posts checks its own token rows, not a read model
+    app.state.session_guard = check_session_token  # and its own people and revoked sessions
     return app
 
 

@@ -92,6 +92,16 @@ class ApiTokenRevoked(EventData):
     person_id: UUID
 
 
+class SessionRevoked(EventData):
+    """Sign-ins ended (logout, refresh-token reuse, new password, deactivation): every service refuses
+    access tokens carrying one of these `sid`s from now on, though their signatures still verify."""
+
+    TOPIC = "people"
+    type: Literal["hearth.session.revoked"] = "hearth.session.revoked"
+    person_id: UUID
+    session_ids: list[UUID]
+
+
 class FollowCreated(EventData):
     """`follower_id` now follows `followee_id` (directly, or by an approved request)."""
 

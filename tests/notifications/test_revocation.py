@@ -7,7 +7,7 @@ from uuid6 import uuid7
 
 from shared.auth import API_TOKEN_TYPE
 from shared.directory import people_consumer
-from shared.events import ApiTokenRevoked, Envelope, PersonDeactivated
+from shared.events import ApiTokenRevoked, Envelope, PersonDeactivated, SessionRevoked
 from shared.outbox import revoked_tokens_table
 from tests.events import person_created
 
@@ -71,3 +71,50 @@ async def test_session_tokens_are_not_affected_by_revocations(client, settings, 
     await apply(settings, sessionmaker, Envelope.wrap(ApiTokenRevoked(token_id=uuid7(), person_id=person_id),
                                                       source="posts", subject=person_id))
     assert (await client.get("/api/v1/notifications", headers=keys.headers(person_id))).status_code == 200
+
+
+def session_headers(keys, person_id, *, roles=("member",), session_id=None) -> dict[str, str]:
+    token = keys.key.sign(subject=person_id, roles=list(roles), scopes=None, ttl=timedelta(minutes=15),
+                          issuer="hearth", audience="hearth", session_id=session_id or uuid7())
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_ended_session_is_refused_once_the_event_is_consumed(client, settings, sessionmaker, keys):
+    created = person_created()
+    person_id = created.payload().person.id
+    await apply(settings, sessionmaker, created)
+    ended_sid, other_sid = uuid7(), uuid7()
+    ended, other = session_headers(keys, person_id, session_id=ended_sid), session_headers(keys, person_id,
+                                                                                           session_id=other_sid)
+    assert (await client.get("/api/v1/notifications", headers=ended)).status_code == 200
+    event = Envelope.wrap(SessionRevoked(person_id=person_id, session_ids=[ended_sid]), source="posts",
+                          subject=person_id)
+    await apply(settings, sessionmaker, event)
+    await apply(settings, sessionmaker, event)  # redelivery is a no-op
+    refused = await client.get("/api/v1/notifications", headers=ended)
+    assert refused.status_code == 401 and refused.json()["code"] == "session-ended"
+    assert (await client.get("/api/v1/notifications", headers=other)).status_code == 200
+
+
+async def test_deactivated_persons_session_tokens_are_refused(client, settings, sessionmaker, keys):
+    created = person_created()
+    person = created.payload().person
+    await apply(settings, sessionmaker, created)
+    headers = session_headers(keys, person.id)
+    assert (await client.get("/api/v1/notifications/unread-count", headers=headers)).status_code == 200
+    gone = person.model_copy(update={"active": False, "updated_at": person.updated_at + timedelta(seconds=1)})
+    await apply(settings, sessionmaker, Envelope.wrap(PersonDeactivated(person=gone), source="posts", subject=gone.id))
+    refused = await client.get("/api/v1/notifications/unread-count", headers=headers)
+    assert refused.status_code == 401 and refused.json()["code"] == "token-revoked"
+
+
+async def test_roles_come_from_the_read_model_not_the_token(settings, sessionmaker, keys):
+    from shared.auth import CurrentUser
+    from shared.directory import check_session_token
+    created = person_created(roles=["member"])  # a member in the read model
+    person = created.payload().person
+    await apply(settings, sessionmaker, created)
+    claimed = CurrentUser(id=person.id, roles=frozenset({"admin"}), scopes=None, session_id=uuid7())
+    async with sessionmaker() as s:
+        checked = await check_session_token(s, claimed)
+    assert checked.roles == frozenset(person.roles) and "admin" not in checked.roles

@@ -461,8 +461,9 @@ async def test_all_company_group_is_created_once_and_everyone_belongs(client, se
     assert str(ana.id) in [m["person"]["id"] for m in members]
     stay = await client.post(f"{API}/{first.id}/leave", headers=auth(ana))
     assert stay.status_code == 409 and stay.json()["code"] == "all-company-group"
+    bo = await make_person(display_name="Bo")
     await people.deactivate(session, person=await people.get(session, person_id=ana.id), actor=None)
-    members = (await client.get(f"{API}/{first.id}/members", headers=auth(ana))).json()["items"]
+    members = (await client.get(f"{API}/{first.id}/members", headers=auth(bo))).json()["items"]
     assert str(ana.id) not in [m["person"]["id"] for m in members]
 
 

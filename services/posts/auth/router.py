@@ -5,8 +5,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from services.posts.auth import api_tokens, service, sso
-from services.posts.auth.schemas import (ApiTokenCreate, ApiTokenCreated, ApiTokenPublic, LoginRequest,
-                                         RefreshRequest, TokenPair)
+from services.posts.auth.schemas import (
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenPublic,
+    LoginRequest,
+    RefreshRequest,
+    TokenPair,
+)
 from services.posts.db import SessionDep
 from shared.auth import CurrentUserDep
 from shared.context import request_client_address

@@ -1,11 +1,11 @@
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
@@ -13,10 +13,19 @@ from services.posts.auth import throttle
 from services.posts.auth.models import RefreshToken
 from services.posts.auth.passwords import verify_password_off_loop
 from services.posts.auth.schemas import TokenPair
+from services.posts.auth.sessions import end_sessions
 from services.posts.config import Settings
 from services.posts.people import service as people
 from services.posts.people.models import Person
-from shared.auth import API_TOKEN_TYPE, SigningKey, public_jwks_from_pem
+from shared.auth import (
+    API_TOKEN_TYPE,
+    CurrentUser,
+    SessionEnded,
+    SigningKey,
+    TokenRevoked,
+    public_jwks_from_pem,
+    revoked_sessions_table,
+)
 from shared.db import utcnow
 from shared.errors import Unauthorized
 
@@ -43,10 +52,11 @@ class TokenIssuer:
             configured = {k["kid"]: k for k in public_jwks_from_pem(self.settings.previous_keys_pem)}
             self.previous_jwks = [k for kid, k in configured.items() if kid != self.key.kid]
 
-    def access_token(self, person: Person) -> str:
+    def access_token(self, person: Person, *, session_id: UUID | None = None) -> str:
         return self.key.sign(subject=person.id, roles=list(person.roles), scopes=None,
                              ttl=timedelta(minutes=self.settings.access_token_minutes),
-                             issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience)
+                             issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience,
+                             session_id=session_id)
 
     def api_token(self, *, person: Person, token_id: UUID, scopes: list[str], ttl: timedelta) -> str:
         return self.key.sign(subject=person.id, roles=list(person.roles), scopes=scopes, ttl=ttl,
@@ -76,7 +86,7 @@ async def issue_pair(session: AsyncSession, *, issuer: TokenIssuer, person: Pers
     session.add(RefreshToken(person_id=person.id, family_id=family_id, token_hash=token_hash(refresh),
                              expires_at=utcnow() + timedelta(days=issuer.settings.refresh_token_days)))
     await session.commit()
-    return TokenPair(access_token=issuer.access_token(person), refresh_token=refresh,
+    return TokenPair(access_token=issuer.access_token(person, session_id=family_id), refresh_token=refresh,
                      expires_in=issuer.settings.access_token_minutes * 60)
 
 
@@ -100,7 +110,7 @@ async def refresh(session: AsyncSession, *, issuer: TokenIssuer, refresh_token: 
     if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
         raise InvalidRefreshToken()
     if token.rotated_at is not None:
-        await _revoke_family(session, token.family_id)
+        await end_sessions(session, person_id=token.person_id, family_ids=[token.family_id])
         await session.commit()
         raise InvalidRefreshToken("This refresh token was already used; every session from that sign-in is ended.")
     person = await people.get(session, person_id=token.person_id)
@@ -113,10 +123,19 @@ async def refresh(session: AsyncSession, *, issuer: TokenIssuer, refresh_token: 
 async def logout(session: AsyncSession, *, refresh_token: str) -> None:
     token = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token)))
     if token is not None:
-        await _revoke_family(session, token.family_id)
+        await end_sessions(session, person_id=token.person_id, family_ids=[token.family_id])
         await session.commit()
 
 
-async def _revoke_family(session: AsyncSession, family_id: UUID) -> None:
-    await session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id,
-                                                     RefreshToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+async def check_session_token(session: AsyncSession, user: CurrentUser) -> CurrentUser:
+    """posts' guard for session tokens: the person and revoked_sessions here are the truth.
+
+    A token of someone posts does not know is refused: posts signed every real one."""
+    ended = exists().where(revoked_sessions_table.c.sid == user.session_id)
+    row = (await session.execute(select(Person.active, Person.roles, ended.label("ended"))
+                                 .where(Person.id == user.id))).first()
+    if row is None or not row.active:
+        raise TokenRevoked("This person is unknown or deactivated.")
+    if row.ended:
+        raise SessionEnded("This sign-in has ended; sign in again.")
+    return replace(user, roles=frozenset(row.roles))

@@ -6,8 +6,15 @@ from fastapi import APIRouter, Query, status
 from services.posts.db import SessionDep
 from services.posts.people import service
 from services.posts.people.models import Person
-from services.posts.people.schemas import (SKILL_MAX_LENGTH, AdminFields, OrgChart, PersonCreate, PersonPublic,
-                                           PersonSummary, ProfileFields)
+from services.posts.people.schemas import (
+    SKILL_MAX_LENGTH,
+    AdminFields,
+    OrgChart,
+    PersonCreate,
+    PersonPublic,
+    PersonSummary,
+    ProfileFields,
+)
 from shared.auth import CurrentUser, CurrentUserDep, require_roles
 from shared.pagination import Page, PageDep
 from shared.types import SafeText

@@ -3,17 +3,22 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, or_, select, text
-from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.posts.auth.models import RefreshToken
 from services.posts.auth.passwords import hash_password_off_loop
+from services.posts.auth.sessions import end_sessions
 from services.posts.people.models import Person
 from services.posts.people.schemas import PersonCreate, ProfileFields
 from shared.db import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.events import PersonCreated, PersonDeactivated, PersonReactivated, PersonSnapshot, PersonUpdated
+from shared.events import (
+    PersonCreated,
+    PersonDeactivated,
+    PersonReactivated,
+    PersonSnapshot,
+    PersonUpdated,
+)
 from shared.outbox import add_event
 from shared.pagination import PageParams, paginate
 
@@ -138,7 +143,9 @@ async def update(session: AsyncSession, *, person: Person, changes: ProfileField
             raise InvalidInput(f"{required} cannot be empty.", field=required)
     changed = sorted(k for k, v in values.items() if getattr(person, k) != v)
     if "protected" in changed and not values["protected"]:
-        from services.posts.graph import service as graph  # the graph builds on people, not the reverse
+        from services.posts.graph import (
+            service as graph,  # the graph builds on people, not the reverse
+        )
         await graph.approve_all_requests(session, followee=person, actor=actor)
     for key in changed:
         setattr(person, key, values[key])
@@ -184,8 +191,7 @@ async def reactivate(session: AsyncSession, *, person: Person, actor: UUID | Non
 
 
 async def _revoke_sessions(session: AsyncSession, person_id: UUID) -> None:
-    await session.execute(sql_update(RefreshToken).where(RefreshToken.person_id == person_id,
-                                                         RefreshToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    await end_sessions(session, person_id=person_id)
 
 
 async def get_all(session: AsyncSession, *, page: PageParams, department: str | None = None,
