@@ -76,7 +76,7 @@ from uuid import UUID
 
 import jwt
 import structlog
-from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, delete, func, select
+from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -121,14 +121,16 @@ class FrameTables:
         people = sorted(set(recipients))  # a fixed lock order: concurrent appends cannot deadlock
         if not people:
             return {}
-        stmt = insert(self.cursors).values([{"person_id": p, "last_seq": 1} for p in people])
-        stmt = stmt.on_conflict_do_update(index_elements=[self.cursors.c.person_id],
-                                          set_={"last_seq": self.cursors.c.last_seq + 1})
-        rows = await session.execute(stmt.returning(self.cursors.c.person_id, self.cursors.c.last_seq))
-        seqs = {r.person_id: r.last_seq for r in rows}
-        await session.execute(insert(self.frames).values(
-            [{"person_id": p, "seq": s, "kind": kind, "data": data} for p, s in seqs.items()]))
-        return seqs
+        bump = insert(self.cursors).values([{"person_id": p, "last_seq": 1} for p in people])
+        bump = bump.on_conflict_do_update(index_elements=[self.cursors.c.person_id],
+                                          set_={"last_seq": self.cursors.c.last_seq + 1}) \
+            .returning(self.cursors.c.person_id, self.cursors.c.last_seq).cte("bumped")
+        # One round trip: bump every counter and store the frames from what the bump returned.
+        store = insert(self.frames).from_select(
+            ["person_id", "seq", "kind", "data"],
+            select(bump.c.person_id, bump.c.last_seq, literal(kind), literal(data, JSONB)))
+        rows = await session.execute(store.returning(self.frames.c.person_id, self.frames.c.seq))
+        return {r.person_id: r.seq for r in rows}
 
     async def last_seq(self, session: AsyncSession, person_id: UUID) -> int:
         return await session.scalar(select(self.cursors.c.last_seq).where(self.cursors.c.person_id == person_id)) or 0

@@ -110,10 +110,12 @@ async def test_the_socket_closes_when_its_token_expires(server, keys, engine):
     from shared.realtime import CLOSE_UNAUTHORIZED
     app, url = server
     someone = await person(make_sessionmaker(engine, service="messaging"))
-    short = await _hello(url, keys.token(someone, ttl=timedelta(seconds=1)), ping_interval=None)
+    short = await _hello(url, keys.token(someone, ttl=timedelta(seconds=4)), ping_interval=None)
     with pytest.raises(websockets.ConnectionClosed) as closed:
-        while True:
+        for _ in range(100):  # stay active (the fixture's idle timeout is 1.5 s) until the token runs out
+            await short.send(json.dumps({"type": "ping"}))
             await asyncio.wait_for(short.recv(), BOUND)
+            await asyncio.sleep(0.5)
     assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED
 
 

@@ -7,6 +7,7 @@ from uuid import UUID
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from uuid6 import uuid7
 
 from services.messaging.attachments import service as attachments
 from services.messaging.conversations.models import Conversation, Member
@@ -101,21 +102,26 @@ async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UU
         parent = await session.get(Message, reply_to_id)
         if parent is None or parent.conversation_id != conversation_id:
             raise MessageNotFound("The message replied to is not in this conversation.")
-    now = utcnow()
-    # Bumping the conversation's counter locks its row: seq follows commit order, the order every reader sees.
-    seq = await session.scalar(update(Conversation).where(Conversation.id == conversation_id)
-                               .values(last_seq=Conversation.last_seq + 1, last_message_at=now)
-                               .returning(Conversation.last_seq))
-    message = Message(conversation_id=conversation_id, seq=seq, sender_id=sender_id, client_msg_id=client_msg_id,
-                      body=body, body_html=render(body), reply_to_id=reply_to_id, created_at=now)
+    now, message_id = utcnow(), uuid7()
+    # One round trip: bump the conversation's counter (locking its row, so seq follows commit order, the
+    # order every reader sees), move the sender's read marker to it, and read who gets the message.
+    bump = (update(Conversation).where(Conversation.id == conversation_id)
+            .values(last_seq=Conversation.last_seq + 1, last_message_at=now)
+            .returning(Conversation.last_seq).cte("bump"))
+    mark = (update(Member).where(Member.conversation_id == conversation_id, Member.person_id == sender_id)
+            .values(last_read_seq=select(bump.c.last_seq).scalar_subquery(), last_read_message_id=message_id,
+                    last_read_at=now).returning(Member.person_id).cte("mark"))
+    members = select(func.array_agg(Member.person_id)).where(Member.conversation_id == conversation_id)
+    seq, recipients = (await session.execute(
+        select(bump.c.last_seq, members.scalar_subquery()).add_cte(mark))).one()
+    message = Message(id=message_id, conversation_id=conversation_id, seq=seq, sender_id=sender_id,
+                      client_msg_id=client_msg_id, body=body, body_html=render(body), reply_to_id=reply_to_id,
+                      created_at=now)
     session.add(message)
-    await session.execute(update(Member).where(Member.conversation_id == conversation_id, Member.person_id == sender_id)
-                          .values(last_read_seq=seq, last_read_message_id=message.id, last_read_at=now))
     await session.flush()
     files = [attachments.public(a) for a in await attachments.attach(
         session, attachment_ids=list(attachment_ids), conversation_id=conversation_id, sender_id=sender_id,
         message_id=message.id)]
-    recipients = await member_ids(session, conversation_id)
     await publish(session, MessageSent(message_id=message.id, conversation_id=conversation_id, sender_id=sender_id,
                                        reply_to_id=reply_to_id, excerpt=body[:EXCERPT], created_at=now,
                                        recipients=recipients),
