@@ -516,3 +516,16 @@ def test_dockerignore():
     }
     for entry in (".venv", ".hearth", ".git", "__pycache__", "tests", "bench"):
         assert entry in entries, f".dockerignore should exclude {entry}"
+
+
+def test_services_trust_forwarded_addresses_from_the_gateway_only(compose):
+    """Per-address login throttling must see clients: the gateway, and nobody else, is a trusted proxy."""
+    from ipaddress import ip_address, ip_network
+
+    gateway = compose["services"]["gateway"]["networks"]["default"]["ipv4_address"]
+    subnets = [ip_network(c["subnet"]) for c in compose["networks"]["default"]["ipam"]["config"]]
+    assert any(ip_address(gateway) in subnet for subnet in subnets), "the gateway's address must be on the network"
+    for name in SERVICES:
+        env = compose["services"][name]["environment"]
+        assert env["HEARTH_TRUSTED_PROXIES"] == gateway, f"{name} must trust exactly the gateway"
+        assert "networks" not in compose["services"][name] or "default" in compose["services"][name]["networks"]
