@@ -265,3 +265,17 @@ async def test_a_retried_create_with_the_same_idempotency_key_returns_the_first_
     assert other.status_code == 422 and other.json()["code"] == "idempotency-key-reused"
     assert await count_posts(session) == 1
     assert len(await outbox_events(session, type="hearth.post.created")) == 1
+
+
+async def test_groups_are_mentioned_by_their_name_and_secret_ones_only_by_members(client, make_person, auth):
+    author, outsider = await make_person(), await make_person()
+    public = (await client.post("/api/v1/groups", headers=auth(author),
+                                json={"name": "Platform Guild", "visibility": "public"})).json()["id"]
+    secret = (await client.post("/api/v1/groups", headers=auth(author),
+                                json={"name": "Skunk Works", "visibility": "secret"})).json()["id"]
+    body = "ping @platform-guild and @skunk-works and @no-such-group"
+    mine = (await client.post("/api/v1/posts", headers=auth(author), json={"body": body})).json()
+    assert sorted(mine["group_mentions"]) == sorted([public, secret]) and mine["mentions"] == []
+    theirs = (await client.post("/api/v1/posts", headers=auth(outsider), json={"body": body})).json()
+    assert theirs["group_mentions"] == [public]
+    assert "@no-such-group" in theirs["body_html"]  # unknown names stay text

@@ -87,6 +87,21 @@ def excerpt(body: str) -> str:
     return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
 
 
+def group_slug(column):
+    """SQL: a group's name as it is @mentioned ("Platform Guild" -> platform-guild)."""
+    return func.trim(func.lower(func.regexp_replace(column, "[^a-zA-Z0-9]+", "-", "g")), "-")
+
+
+async def resolve_group_mentions(session: AsyncSession, *, handles: set[str], user: CurrentUser) -> list[UUID]:
+    """Groups @mentioned by their name's slug, among those the author can see (never a secret group of others)."""
+    if not handles:
+        return []
+    visible = or_(Group.visibility != "secret",
+                  exists().where(GroupMember.group_id == Group.id, GroupMember.person_id == user.id))
+    return list(await session.scalars(select(Group.id).where(group_slug(Group.name).in_(handles), visible,
+                                                             Group.archived.is_(False)).order_by(Group.id)))
+
+
 # --- the visibility rule ---------------------------------------------------------------------------
 
 def readable_by(viewer: Any, post=Post) -> ColumnElement[bool]:
@@ -160,7 +175,10 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
                                      user=author)
     if data.kind == "announcement":
         await _check_announcer(session, data=data, user=author)
-    mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
+    handles = parse_mentions(data.body)
+    mentioned = await people.resolve_handles(session, handles=handles)
+    group_mentions = await resolve_group_mentions(session, handles=handles - {p.handle for p in mentioned},
+                                                  user=author)
     recipient_ids = list(dict.fromkeys(data.recipients)) or (
         [p.id for p in mentioned if p.id != author.id] if data.kind == "praise" else [])
     found = await people.by_ids(session, person_ids=recipient_ids)
@@ -170,7 +188,7 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
         raise InvalidRecipients("Praise needs recipients (given, or @mentioned).", field="recipients")
     post = Post(author_id=author.id, kind=data.kind, title=data.title, body=data.body, body_html=render(data.body),
                 audience=data.audience, group_id=data.group_id, mentions=[p.id for p in mentioned],
-                hashtags=parse_hashtags(data.body), client=client_var.get(),
+                group_mentions=group_mentions, hashtags=parse_hashtags(data.body), client=client_var.get(),
                 recipients=recipient_ids, badge=data.badge,
                 pinned_until=data.pinned_until, must_read=data.must_read, remind_at=data.remind_at)
     if data.poll is not None:
@@ -207,9 +225,12 @@ async def edit(session: AsyncSession, *, post_id: UUID, data: PostUpdate, user: 
         raise InvalidInput("Only announcements are pinned.", field="pinned_until")
     session.add(PostEdit(post_id=post.id, version=post.version, title=post.title, body=post.body, edited_by=user.id))
     if data.body is not None:
-        mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
+        handles = parse_mentions(data.body)
+        mentioned = await people.resolve_handles(session, handles=handles)
         post.body, post.body_html = data.body, render(data.body)
         post.mentions, post.hashtags = [p.id for p in mentioned], parse_hashtags(data.body)
+        post.group_mentions = await resolve_group_mentions(session, handles=handles - {p.handle for p in mentioned},
+                                                           user=user)
     if data.title is not None:
         post.title = data.title
     if data.pinned_until is not None:
