@@ -34,6 +34,7 @@ if str(REPO_ROOT) not in sys.path:
 warnings.filterwarnings("ignore", module="platformdirs")
 
 from sqlalchemy import text  # noqa: E402
+from uuid6 import uuid7  # noqa: E402
 
 ACTIVITY_MIX = (  # type, share, is it about a post
     ("hearth.post.viewed", 0.55, True), ("hearth.reaction.added", 0.12, True), ("hearth.comment.created", 0.07, True),
@@ -60,7 +61,7 @@ class Company:
 
     def __init__(self, members: int, days: int, seed: int = 7):
         self.rng = random.Random(seed)
-        self.people = [str(uuid.uuid4()) for _ in range(members)]
+        self.people = [str(uuid7()) for _ in range(members)]  # ids as the services make them (time-ordered)
         self.end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         self.start = self.end - timedelta(days=days)
         self.posts: list[tuple[str, str]] = []  # (post id, author)
@@ -91,7 +92,7 @@ class Company:
 
     @staticmethod
     def envelope(type_: str, actor, moment: datetime, subject, data: dict, client: str = "web") -> bytes:
-        return json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "type": type_, "source": "bench",
+        return json.dumps({"specversion": "1.0", "id": str(uuid7()), "type": type_, "source": "bench",
                            "time": moment.isoformat(), "subject": str(subject), "actor": actor, "client": client,
                            "dataschema": f"{type_}/1", "data": data}).encode()
 
@@ -107,7 +108,7 @@ class Company:
                 moment = max(self.start, moment - timedelta(seconds=rng.uniform(0, 7 * 86400)))
             client = rng.choice(CLIENTS)
             if kind == "hearth.post.created" or (self.about_post[kind] and not self.posts):
-                post_id = str(uuid.uuid4())
+                post_id = str(uuid7())
                 self.posts.append((post_id, actor))
                 out.append(self.envelope("hearth.post.created", actor, moment, post_id, {
                     "post_id": post_id, "author_id": actor, "kind": rng.choice(["update"] * 8 + ["question", "praise"]),
@@ -116,7 +117,7 @@ class Company:
                 post_id, author = self.posts[-1 - min(len(self.posts) - 1, int(rng.expovariate(1 / 300)))]
                 data = {"post_id": post_id, "post_author_id": author, "person_id": actor}
                 if kind == "hearth.comment.created":
-                    data |= {"comment_id": str(uuid.uuid4()), "author_id": actor}
+                    data |= {"comment_id": str(uuid7()), "author_id": actor}
                 out.append(self.envelope(kind, actor, moment, post_id, data, client))
             elif kind == "hearth.search.performed":
                 query = rng.choice(["expenses", "holiday policy", "onboarding", "vpn", "okr", "parking", "zz top"])
@@ -235,6 +236,14 @@ async def run(args) -> None:
         from shared.devstack.postgres import EmbeddedPostgres
         server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="hearth-bench-analytics-")) / "data", durable=True)
         url = server.start()
+        if args.shared_buffers:  # PostgreSQL's default (128 MB) is a laptop setting; a server gets ~25% of RAM
+            import asyncpg
+            conn = await asyncpg.connect(url)
+            await conn.execute(f"ALTER SYSTEM SET shared_buffers = '{args.shared_buffers}'")
+            await conn.close()
+            server.stop()
+            url = server.start()
+        say(f"PostgreSQL: embedded, durable (fsync, synchronous commit), shared_buffers {args.shared_buffers or 'default'}")
     name = "hearth_bench_analytics"
     try:
         await drop_databases(url, [name])
@@ -312,6 +321,7 @@ def main() -> None:
     parser.add_argument("--naive-runs", type=int, default=3)
     parser.add_argument("--per-event-sample", type=int, default=3_000)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--shared-buffers", default="1GB", help="for the bench's own server ('' keeps the default)")
     asyncio.run(run(parser.parse_args()))
 
 

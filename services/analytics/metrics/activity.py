@@ -5,7 +5,6 @@ from datetime import date, timedelta
 from uuid import UUID
 
 import numpy as np
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.ingest.service import BITS_PER_PERIOD, EPOCH
@@ -67,12 +66,19 @@ class Activity:
         return out
 
 
+async def fetch(session: AsyncSession, sql: str, *args) -> list:
+    """Rows straight from asyncpg (`$n` parameters): the wide reads here are tens of thousands of rows,
+    where building SQLAlchemy Row objects would cost more than the query."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return await raw.driver_connection.fetch(sql, *args)
+
+
 async def load_members(session: AsyncSession, window: Window) -> list[Member]:
     """A member: provisioned, and not deactivated, at the end of W."""
-    rows = await session.execute(text("""
+    rows = await fetch(session, """
         SELECT id, display_name, department, location, manager_id, hire_date, leader, official FROM people
-        WHERE provisioned_at < :hi AND (deactivated_at IS NULL OR deactivated_at >= :hi) ORDER BY id"""),
-        {"hi": window.hi})
+        WHERE provisioned_at < $1 AND (deactivated_at IS NULL OR deactivated_at >= $1) ORDER BY id""", window.hi)
     return [Member(*r) for r in rows]
 
 
@@ -83,9 +89,8 @@ async def load_activity(session: AsyncSession, window: Window) -> Activity:
     ndays = (window.end - first).days
     offset = (first - EPOCH).days
     p0, p1 = offset // BITS_PER_PERIOD, (offset + ndays - 1) // BITS_PER_PERIOD
-    rows = (await session.execute(text(
-        "SELECT person_id, period, active, contrib FROM person_bits WHERE period BETWEEN :p0 AND :p1"),
-        {"p0": p0, "p1": p1})).all()
+    rows = await fetch(session, "SELECT person_id, period, active, contrib FROM person_bits "
+                                "WHERE period BETWEEN $1 AND $2", p0, p1)
     nperiods = p1 - p0 + 1
     packed = np.zeros((len(members), nperiods, 2), dtype=np.int64)
     for person, period, active, contrib in rows:

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics.metrics.activity import Activity, Member, load_activity
+from services.analytics.metrics.activity import Activity, Member, fetch, load_activity
 from services.analytics.metrics.window import Window
 from shared.errors import NotFound
 
@@ -36,44 +36,42 @@ def rate(part: float, whole: float) -> float | None:
 @dataclass
 class AuthorContent:
     posts: int = 0
-    organic: int = 0  # posts that are not announcements + comments (officials' excluded by the caller)
+    organic: int = 0  # posts that are not announcements + comments, 0 for official accounts
     reach: int = 0
     responded: int = 0
 
 
+# Per author, content created in W. Reach counts members: viewers who are not members at the end of W
+# (deactivated, or provisioned later) are taken out — few people, found through their own views.
+CONTENT_BY_AUTHOR = f"""
+WITH p AS (SELECT post_id, author_id, kind, reach, first_response_at, created_at FROM posts
+           WHERE created_at >= $1 AND created_at < $2),
+     a AS (SELECT author_id, count(*) AS posts, count(*) FILTER (WHERE kind IS DISTINCT FROM 'announcement') AS organic,
+                  sum(reach) AS reach, count(*) FILTER (WHERE {RESPONDED}) AS responded FROM p GROUP BY author_id
+           UNION ALL
+           SELECT author_id, 0, count(*), 0, 0 FROM comments WHERE created_at >= $1 AND created_at < $2 GROUP BY author_id
+           UNION ALL
+           SELECT p.author_id, 0, 0, -count(*), 0 FROM people x JOIN post_viewers v ON v.person_id = x.id
+             JOIN p ON p.post_id = v.post_id
+           WHERE NOT ({MEMBER.format(p="x").replace(":hi", "$2")}) AND v.person_id IS DISTINCT FROM p.author_id
+           GROUP BY p.author_id)
+SELECT a.author_id, sum(a.posts)::int AS posts,
+       coalesce(sum(a.organic) FILTER (WHERE NOT coalesce(o.official, false)), 0)::int AS organic,
+       coalesce(sum(a.reach), 0)::int AS reach, sum(a.responded)::int AS responded
+FROM a LEFT JOIN people o ON o.id = a.author_id GROUP BY a.author_id"""
+CONTENT_TOTALS = f"""SELECT count(*) FILTER (WHERE posts > 0), coalesce(sum(posts), 0), coalesce(sum(organic), 0),
+    coalesce(sum(reach), 0), coalesce(sum(responded), 0) FROM ({CONTENT_BY_AUTHOR}) t"""
+
+
 async def content_by_author(session: AsyncSession, window: Window) -> dict[UUID | None, AuthorContent]:
-    out: dict = defaultdict(AuthorContent)
-    rows = await session.execute(text(f"""
-        SELECT author_id, count(*), count(*) FILTER (WHERE kind IS DISTINCT FROM 'announcement'), sum(reach),
-               count(*) FILTER (WHERE {RESPONDED})
-        FROM posts WHERE created_at >= :lo AND created_at < :hi GROUP BY author_id"""),
-        {"lo": window.lo, "hi": window.hi})
-    for author, posts, organic, reach, responded in rows:
-        out[author] = AuthorContent(posts, organic, int(reach or 0), responded)
-    rows = await session.execute(text("""
-        SELECT author_id, count(*) FROM comments WHERE created_at >= :lo AND created_at < :hi GROUP BY author_id"""),
-        {"lo": window.lo, "hi": window.hi})
-    for author, comments in rows:
-        out[author].organic += comments
-    # Reach counts members: take out viewers who are not members at the end of W (deactivated, or
-    # provisioned later) — few people, found through their own views.
-    rows = await session.execute(text(f"""
-        SELECT p.author_id, count(*) FROM people x JOIN post_viewers v ON v.person_id = x.id
-        JOIN posts p ON p.post_id = v.post_id
-        WHERE NOT ({MEMBER.format(p="x")}) AND p.created_at >= :lo AND p.created_at < :hi
-          AND v.person_id IS DISTINCT FROM p.author_id GROUP BY p.author_id"""),
-        {"lo": window.lo, "hi": window.hi})
-    for author, viewers in rows:
-        out[author].reach -= viewers
-    return out
+    rows = await fetch(session, CONTENT_BY_AUTHOR, window.lo, window.hi)
+    return {r[0]: AuthorContent(r[1], r[2], r[3], r[4]) for r in rows}
 
 
-async def official_ids(session: AsyncSession) -> set[UUID]:
-    return set((await session.execute(text("SELECT id FROM people WHERE official"))).scalars())
-
-
-def organic_total(content: dict, officials: set[UUID]) -> int:
-    return sum(c.organic for author, c in content.items() if author not in officials)
+async def content_totals(session: AsyncSession, window: Window) -> AuthorContent:
+    """The same numbers summed over every author, computed in the database (one row back)."""
+    row = (await fetch(session, CONTENT_TOTALS, window.lo, window.hi))[0]
+    return AuthorContent(row[1], row[2], row[3], row[4])
 
 
 async def median_first_response_seconds(session: AsyncSession, window: Window) -> float | None:
@@ -97,21 +95,18 @@ def people_numbers(act: Activity, rows: np.ndarray | None = None) -> dict:
             "contributor_rate": rate(n_contrib, members)}
 
 
-def content_numbers(content: dict, officials: set[UUID], authors: set[UUID] | None = None) -> dict:
-    chosen = {a: c for a, c in content.items() if authors is None or a in authors}
-    posts = sum(c.posts for c in chosen.values())
-    return {"organic_content": organic_total(chosen, officials), "posts": posts,
-            "average_social_reach": round(sum(c.reach for c in chosen.values()) / posts, 2) if posts else None,
-            "response_rate": rate(sum(c.responded for c in chosen.values()), posts)}
+def content_numbers(content: list[AuthorContent]) -> dict:
+    posts = sum(c.posts for c in content)
+    return {"organic_content": sum(c.organic for c in content), "posts": posts,
+            "average_social_reach": round(sum(c.reach for c in content) / posts, 2) if posts else None,
+            "response_rate": rate(sum(c.responded for c in content), posts)}
 
 
 async def overview(session: AsyncSession, window: Window) -> dict:
     act = await load_activity(session, window)
-    officials = await official_ids(session)
-    content = await content_by_author(session, window)
-    previous = organic_total(await content_by_author(session, window.previous()), officials)
+    previous = (await content_totals(session, window.previous())).organic
     series = act.series()
-    numbers = people_numbers(act) | content_numbers(content, officials)
+    numbers = people_numbers(act) | content_numbers([await content_totals(session, window)])
     mau_end = series["mau"][-1] if series["mau"] else 0
     days = [window.start.fromordinal(window.start.toordinal() + i) for i in range(window.days)]
     return {
@@ -171,7 +166,6 @@ def label(by: str, m: Member, window: Window, names: dict) -> str:
 
 async def segments(session: AsyncSession, window: Window, by: str) -> dict:
     act = await load_activity(session, window)
-    officials = await official_ids(session)
     content = await content_by_author(session, window)
     network = people_numbers(act)
     items = []
@@ -180,9 +174,8 @@ async def segments(session: AsyncSession, window: Window, by: str) -> dict:
             items.append({"segment": name, "suppressed": True})
             continue
         idx = np.array(rows, dtype=int)
-        authors = {act.members[i].id for i in rows}
-        items.append({"segment": name, "suppressed": False, **people_numbers(act, idx),
-                      **content_numbers(content, officials, authors)})
+        mine = [content[m.id] for m in (act.members[i] for i in rows) if m.id in content]
+        items.append({"segment": name, "suppressed": False, **people_numbers(act, idx), **content_numbers(mine)})
     return {"start": window.start, "end": window.end, "by": by, "min_members": MIN_SEGMENT,
             "network_active_rate": network["active_rate"], "items": items}
 
