@@ -475,7 +475,12 @@ async def _catch_up(conn: Connection, hub: Hub) -> None:
                     frames = await hub.tables.read(session, person_id=conn.person_id, after=conn.sent_seq,
                                                    limit=hub.settings.batch)
                 for frame in frames:
-                    if not conn.push(frame):
+                    # Stored frames wait for room (they are safe in the database, a long replay is not
+                    # a slow client); a client that takes none for send_timeout is one.
+                    try:
+                        await asyncio.wait_for(conn.queue.put(frame), timeout=conn.settings.send_timeout)
+                    except TimeoutError:
+                        conn.close(CLOSE_SLOW, "send queue full")
                         return
                     conn.sent_seq = frame["seq"]
                 if len(frames) < hub.settings.batch:

@@ -164,3 +164,20 @@ async def test_a_flooding_client_is_rate_limited_and_stays_connected(server, key
     await connection.send(json.dumps({"type": "ping"}))
     assert json.loads(await asyncio.wait_for(connection.recv(), BOUND)) == {"type": "pong"}
     await connection.close()
+
+
+async def test_a_long_replay_is_not_mistaken_for_a_slow_client(server, keys, engine):
+    from shared.db import make_sessionmaker
+    app, url = server  # this server's send queue holds 4 frames
+    maker = make_sessionmaker(engine, service="messaging")
+    someone = await person(maker)
+    async with maker() as session:
+        for n in range(300):
+            await frames.append(session, recipients=[someone], kind="test.frame", data={"n": n})
+        await session.commit()
+    connection = await websockets.connect(url, ping_interval=None)
+    await connection.send(json.dumps({"type": "hello", "token": keys.token(someone), "last_seq": 0}))
+    assert json.loads(await asyncio.wait_for(connection.recv(), BOUND))["type"] == "welcome"
+    got = [json.loads(await asyncio.wait_for(connection.recv(), BOUND)) for _ in range(300)]
+    assert [f["seq"] for f in got] == list(range(1, 301)) and [f["data"]["n"] for f in got] == list(range(300))
+    await connection.close()
