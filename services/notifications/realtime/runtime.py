@@ -136,13 +136,19 @@ def install(settings: Settings):
         if not settings.run_background:
             return
         supervisor = app.state.supervisor
-        wake = FanoutReader(name="notifications.fanout", topics=[settings.topic_notifications],
-                            deliver=wake_recipients(hub, prefetch, app.state.sessionmaker), settings=settings,
-                            on_start=lambda: hub.wake(list(hub.connections)))
-        hints = FanoutReader(name="notifications.hints", topics=[settings.topic_social],
-                             deliver=new_post_hints(hub, app.state.sessionmaker), settings=settings)
-        supervisor.add(wake.name, wake.run, kind="fanout", source=wake)
-        supervisor.add(hints.name, hints.run, kind="fanout", source=hints)
+        wake = wake_recipients(hub, prefetch, app.state.sessionmaker)
+        hints = new_post_hints(hub, app.state.sessionmaker)
+
+        async def deliver(envelope: Envelope) -> None:
+            if envelope.type.startswith("hearth.notification."):
+                await wake(envelope)
+            elif envelope.type == "hearth.post.created":
+                await hints(envelope)
+
+        # One reader for both topics: every reader polls the broker all the time (20 ms fetch wait on Tansu).
+        reader = FanoutReader(name="notifications.fanout", topics=[settings.topic_notifications, settings.topic_social],
+                              deliver=deliver, settings=settings, on_start=lambda: hub.wake(list(hub.connections)))
+        supervisor.add(reader.name, reader.run, kind="fanout", source=reader)
         supervisor.add("notifications.frame-purge",
                        lambda stop: purge_loop(frames, app.state.sessionmaker, hub.settings, stop))
     return hook
