@@ -2,24 +2,19 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
+from services.posts.content.models import HASHTAG_MAX
 from services.posts.groups.schemas import Visibility
+from services.posts.people.models import Person
 from services.posts.people.schemas import PersonSummary
+from shared.types import SafeText
 
 QUERY_MAX = 200  # also the longest query an event carries
 SUGGEST_MAX = 10
 
 
-def _printable(value: str) -> str:
-    # PostgreSQL refuses NUL in text and control characters have no place in a query.
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=QUERY_MAX),
-                       AfterValidator(_printable)]
+SearchText = SafeText(QUERY_MAX, blank=False)
 SearchType = Literal["posts", "people", "groups"]
 PostOrder = Literal["relevance", "date"]
 
@@ -29,8 +24,7 @@ class PostFilters(BaseModel):
 
     author_id: UUID | None = None
     group_id: UUID | None = None
-    tag: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-                   AfterValidator(_printable)] | None = None
+    tag: SafeText(HASHTAG_MAX, blank=False) | None = None
     kind: Literal["update", "question", "praise", "announcement", "poll", "article"] | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -42,8 +36,8 @@ class PostFilters(BaseModel):
 
 
 class PeopleFilters(BaseModel):
-    department: Annotated[str, StringConstraints(max_length=200), AfterValidator(_printable)] | None = None
-    location: Annotated[str, StringConstraints(max_length=200), AfterValidator(_printable)] | None = None
+    department: SafeText(Person.department) | None = None
+    location: SafeText(Person.location) | None = None
 
     def used(self) -> list[str]:
         return sorted(k for k, v in self.model_dump().items() if v)
@@ -119,7 +113,7 @@ class ResultOpened(BaseModel):
     search_id: UUID | None = None
     query: SearchText | None = None
     result_type: Literal["post", "person", "group", "tag"]
-    result_id: Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_printable)]
+    result_id: SafeText(100, blank=False)
     position: Annotated[int, Field(ge=0, le=10_000)] | None = None
 
 
