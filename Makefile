@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench-event-path bench-analytics bench-messaging events-doc openapi replay-dlq clean
+.PHONY: run test install bench-event-path bench-analytics bench-messaging bench-search events-doc openapi replay-dlq clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Hearth needs Python 3.11+")'
@@ -29,6 +29,9 @@ bench-analytics: $(STAMP)
 
 bench-messaging: $(STAMP)
 	$(PY) bench/messaging.py $(BENCH_ARGS)
+
+bench-search: $(STAMP)
+	$(PY) bench/search.py $(BENCH_ARGS)
 
 events-doc: $(STAMP)
 	$(PY) -m shared.events.catalog > docs/events.asyncapi.json
