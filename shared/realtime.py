@@ -60,7 +60,9 @@ all for ``idle_timeout`` (60 s) is closed (4408), so a dead one never lingers pa
 server's keepalive is off.
 
 Close codes: 1009 a frame over ``max_frame_bytes`` (also set uvicorn ``--ws-max-size``); 1013 the client is
-too slow (its bounded send queue filled up); 4401 authentication failed, or the token expired (the socket
+too slow (its bounded send queue filled up: half of it is for stored frames, which wait for room during a
+replay, half for replies and ephemeral frames, whose overflow disconnects; or a frame could not be
+written for ``send_timeout``); 4401 authentication failed, or the token expired (the socket
 closes at the token's ``exp``: reconnect with a fresh token and ``last_seq``); 4403 the person lost access
 (deactivated); 4408 no hello in time / idle; 1001 the server is shutting down.
 """
@@ -194,6 +196,9 @@ class Connection:
         self.websocket, self.user, self.settings = websocket, user, settings
         self.sent_seq = sent_seq  # highest stored seq queued on this connection
         self.queue: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=settings.send_queue)
+        # Stored frames (a replay) may take half the queue and wait for room; the other half is for
+        # replies and ephemeral frames, whose overflow means the client is too slow.
+        self.stored_slots = asyncio.Semaphore(max(1, settings.send_queue // 2))
         self.woken = asyncio.Event()
         self.closed = asyncio.Event()
         self.close_code: int | None = None
@@ -457,9 +462,11 @@ async def _writer(conn: Connection) -> None:
             except TimeoutError:
                 conn.close(CLOSE_SLOW, "send timeout")
                 return
+            if "seq" in frame:
+                conn.stored_slots.release()
     except Exception as exc:  # the peer went away mid-send
         if not isinstance(exc, asyncio.CancelledError):
-            conn.close(1006)
+            conn.close(1000)
         raise
 
 
@@ -478,9 +485,11 @@ async def _catch_up(conn: Connection, hub: Hub) -> None:
                     # Stored frames wait for room (they are safe in the database, a long replay is not
                     # a slow client); a client that takes none for send_timeout is one.
                     try:
-                        await asyncio.wait_for(conn.queue.put(frame), timeout=conn.settings.send_timeout)
+                        await asyncio.wait_for(conn.stored_slots.acquire(), timeout=conn.settings.send_timeout)
                     except TimeoutError:
                         conn.close(CLOSE_SLOW, "send queue full")
+                        return
+                    if not conn.push(frame):
                         return
                     conn.sent_seq = frame["seq"]
                 if len(frames) < hub.settings.batch:
