@@ -49,6 +49,17 @@ class HearthSettings(BaseSettings):
     # Proxies (the gateway) whose X-Forwarded-For is believed: comma-separated addresses or CIDRs.
     # Empty: the direct peer is the client, whatever headers it sends.
     trusted_proxies: str = ""
+    # Rate limits (shared/ratelimit.py), each "<requests>/<seconds>": per person (or API token) on
+    # every route, per client address for callers without a token, and stricter ones per route.
+    # Off when HEARTH_ENV=test unless this says otherwise (tests make many requests as one person).
+    rate_limits_enabled: bool | None = None
+    rate_limit_person: str = "200/60"
+    rate_limit_address: str = "300/60"
+    rate_limit_login: str = "30/60"
+    rate_limit_scim: str = "300/60"
+    rate_limit_token_create: str = "10/3600"
+    rate_limit_follow: str = "100/3600"
+    rate_limit_post: str = "30/60"
     log_json: bool = True
     log_level: str = "INFO"
     run_background: bool = True  # relay and consumers; tests of a single app switch it off
@@ -64,6 +75,10 @@ class HearthSettings(BaseSettings):
     def _valid_networks(cls, value: str) -> str:
         parse_networks(value)  # a typo must stop the service, not silently trust nobody (or everybody)
         return value
+
+    @property
+    def rate_limits_on(self) -> bool:
+        return self.env != "test" if self.rate_limits_enabled is None else self.rate_limits_enabled
 
     @property
     def database_name(self) -> str:

@@ -99,7 +99,7 @@ def _valid_key(key: str) -> str:
 
 
 @asynccontextmanager
-async def _session(request: Request):
+async def app_session(request: Request):
     """A session from the app's own session dependency (tests override it with savepoint sessions)."""
     provider = request.app.dependency_overrides.get(get_session, get_session)
     generator = provider() if provider is not get_session else get_session(request)
@@ -204,7 +204,7 @@ def _idempotent(app: ASGIApp) -> ASGIApp:
         key = _valid_key(raw_key)
         body = await request.body()
         print_ = fingerprint("POST", f"{request.url.path}?{request.url.query}", body)
-        async with _session(request) as session:
+        async with app_session(request) as session:
             stored = await claim(session, principal=principal, key=key, print_=print_)
         if stored is not None:
             return await stored(scope, receive, send)
@@ -235,7 +235,7 @@ def _idempotent(app: ASGIApp) -> ASGIApp:
             response = Response(b"".join(chunks), status_code=start.get("status", 500),
                                 media_type=headers.get("content-type"))
         finally:
-            async with _session(request) as session:
+            async with app_session(request) as session:
                 await finish(session, principal=principal, key=key, response=response)
 
     return asgi

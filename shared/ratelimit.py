@@ -1,10 +1,45 @@
-"""Rate limits kept in PostgreSQL (fixed windows), per person or token and per client address."""
+"""Rate limits kept in PostgreSQL (fixed windows), per person or API token and per client address.
 
-from sqlalchemy import Column, DateTime, Integer, PrimaryKeyConstraint, String, Table
+Every request of every service passes `RateLimitMiddleware` (installed by shared.guards): a caller
+with a verified bearer token is counted per person (per token for API tokens), anyone else per
+client address (shared.context.client_address, so HEARTH_TRUSTED_PROXIES decides). Some routes
+also have a stricter rule of their own (sign-in, SCIM, API token creation, follows, posting); each
+rule is a setting. Over a limit: 429 problem+json with `Retry-After`; every counted response
+carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` of its tightest rule.
 
+Counting is one `INSERT … ON CONFLICT DO UPDATE … RETURNING` per rule, committed on its own, so
+every replica sees the same counts. Code that needs a counter of its own (failed SCIM sign-ins)
+uses `hit` / `peek` directly.
+"""
+
+import random
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from fastapi import Request
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.context import request_client_address
+from shared.errors import AppError, TooManyRequests, problem
+from shared.idempotency import app_session
 from shared.outbox import infra_metadata
 
 BUCKET_MAX_LENGTH = 160
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PURGE_AFTER = timedelta(days=1)  # longer than any rule's period
 
 rate_limits_table = Table(
     "rate_limits", infra_metadata,
@@ -13,3 +48,140 @@ rate_limits_table = Table(
     Column("hits", Integer, nullable=False),
     PrimaryKeyConstraint("bucket", "window_start"),
 )
+
+
+class RateLimited(TooManyRequests):
+    code, title = "rate-limited", "Too many requests"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    limit: int
+    period: int  # seconds
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule: Rule
+    hits: int
+    reset_after: int  # seconds until the window ends
+
+    @property
+    def allowed(self) -> bool:
+        return self.hits <= self.rule.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(self.rule.limit - self.hits, 0)
+
+
+def _window(rule: Rule, now: datetime) -> tuple[datetime, int]:
+    epoch = int(now.timestamp())
+    start = epoch - epoch % rule.period
+    return datetime.fromtimestamp(start, UTC), start + rule.period - epoch
+
+
+def _bucket(rule: Rule, subject: str) -> str:
+    return f"{rule.name}:{subject}"[:BUCKET_MAX_LENGTH]
+
+
+async def hit(session: AsyncSession, *, rule: Rule, subject: str, now: datetime | None = None) -> Decision:
+    """Count one request of `subject` under `rule` and commit; the decision says whether it is allowed."""
+    now = now or datetime.now(UTC)
+    start, reset_after = _window(rule, now)
+    t = rate_limits_table
+    stmt = insert(t).values(bucket=_bucket(rule, subject), window_start=start, hits=1)
+    hits = await session.scalar(stmt.on_conflict_do_update(index_elements=[t.c.bucket, t.c.window_start],
+                                                           set_={"hits": t.c.hits + 1}).returning(t.c.hits))
+    if random.random() < 0.001:  # purge now and then instead of a job; old windows are never read
+        await session.execute(delete(t).where(t.c.window_start < now - PURGE_AFTER))
+    await session.commit()
+    return Decision(rule, hits, reset_after)
+
+
+async def peek(session: AsyncSession, *, rule: Rule, subject: str, now: datetime | None = None) -> Decision:
+    """The count so far in the current window, without counting."""
+    now = now or datetime.now(UTC)
+    start, reset_after = _window(rule, now)
+    t = rate_limits_table
+    hits = await session.scalar(select(t.c.hits).where(t.c.bucket == _bucket(rule, subject),
+                                                       t.c.window_start == start)) or 0
+    return Decision(rule, hits, reset_after)
+
+
+def refuse(decision: Decision, detail: str = "Too many requests; slow down.") -> RateLimited:
+    return RateLimited(detail, retry_after=max(1, decision.reset_after), limit=decision.rule.limit,
+                       rule=decision.rule.name)
+
+
+# (method or "*", path pattern, rule name) → the settings field holding "<limit>/<period seconds>".
+ROUTE_RULES: tuple[tuple[str, re.Pattern, str], ...] = (
+    ("POST", re.compile(r"^/auth/(login|refresh)$"), "rate_limit_login"),
+    ("*", re.compile(r"^/scim/v2(/|$)"), "rate_limit_scim"),
+    ("POST", re.compile(r"^/auth/tokens$"), "rate_limit_token_create"),
+    ("*", re.compile(r"^/api/v1/people/[^/]+/follow$"), "rate_limit_follow"),
+    ("POST", re.compile(r"^/api/v1/posts(/[^/]+/comments)?$"), "rate_limit_post"),
+    ("POST", re.compile(r"^/api/v1/conversations/[^/]+/messages$"), "rate_limit_post"),
+)
+
+
+def parse_rule(name: str, value: str) -> Rule:
+    """`"200/60"`: 200 requests per 60 seconds."""
+    limit, _, period = value.partition("/")
+    rule = Rule(name=name.removeprefix("rate_limit_"), limit=int(limit), period=int(period or 60))
+    if rule.limit < 1 or not 1 <= rule.period <= PURGE_AFTER.total_seconds():
+        raise ValueError(f"{name}: a limit of at least 1 per 1 to 86400 seconds")
+    return rule
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, settings):
+        self.app = app
+        self.person_rule = parse_rule("rate_limit_person", settings.rate_limit_person)
+        self.address_rule = parse_rule("rate_limit_address", settings.rate_limit_address)
+        self.route_rules = [(method, pattern, parse_rule(field, getattr(settings, field)))
+                            for method, pattern, field in ROUTE_RULES]
+        self.enabled = settings.rate_limits_on
+
+    def rules_for(self, method: str, path: str, caller: str | None) -> list[tuple[Rule, str]]:
+        return [(self.person_rule, caller) if caller else (self.address_rule, "")] + [
+            (rule, caller or "") for m, pattern, rule in self.route_rules if m in ("*", method) and pattern.match(path)]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.enabled or scope["path"] in UNLIMITED_PATHS:
+            return await self.app(scope, receive, send)
+        request = Request(scope, receive)
+        caller = await _caller(request)
+        address = request_client_address(request) or "unknown"
+        decisions = []
+        async with app_session(request) as session:  # the session factory the routes use (tests' too)
+            for rule, who in self.rules_for(request.method, scope["path"], caller):
+                decisions.append(await hit(session, rule=rule, subject=who or f"ip:{address}"))
+        tightest = min(decisions, key=lambda d: (d.allowed, d.remaining))
+        headers = {"RateLimit-Limit": str(tightest.rule.limit), "RateLimit-Remaining": str(tightest.remaining),
+                   "RateLimit-Reset": str(tightest.reset_after)}
+        if not tightest.allowed:
+            error = refuse(tightest)
+            response = problem(error.status, error.code, error.title, error.detail, request,
+                               headers | error.headers, **error.data)
+            return await response(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _caller(request: Request) -> str | None:
+    """`person:<id>` or `token:<jti>` for a verified bearer token; None otherwise (counted by address)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        user = await request.app.state.verifier.verify(token.strip())
+    except AppError:
+        return None
+    return f"token:{user.token_id}" if user.is_api_token else f"person:{user.id}"
