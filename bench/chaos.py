@@ -163,8 +163,9 @@ async def run(stack: ChaosStack, args) -> int:
           f"no outbox row {len(ledger.no_event)}, effect rows absent {ledger.effects_missing})")
     print(f"effects doubled:          {ledger.doubled_count}")
     print("worst delivery delay:     " + ", ".join(f"{c} {v:.2f} s" for c, v in ledger.worst_delay.items()))
-    p99 = {c: sorted(d.values())[int(len(d) * 0.99) - 1] if d else 0 for c, d in ledger.delays.items()}
-    print("p99 delivery delay:       " + ", ".join(f"{c} {v:.2f} s" for c, v in p99.items()))
+    for q in (0.5, 0.99):
+        at = {c: sorted(d.values())[max(0, int(len(d) * q) - 1)] if d else 0 for c, d in ledger.delays.items()}
+        print(f"p{int(q * 100)} delivery delay:".ljust(26) + ", ".join(f"{c} {v:.2f} s" for c, v in at.items()))
     print(f"relay lease takeovers:    {[round(t, 2) for t in faults.takeovers]} s")
     print(f"backlog drained in:       {drained:.1f} s after writing stopped")
     print(f"dead letters:             {sum(len(v) for v in dlq.values())}")
