@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from services.notifications.config import Settings
 from services.notifications.inbox.consumers import social_consumer
+from services.notifications.inbox.messaging import messaging_consumer
 from services.notifications.inbox.router import router as inbox_router
 from services.notifications.preferences.router import router as preferences_router
 from services.notifications.realtime import runtime
@@ -22,7 +23,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         settings=settings, title="Hearth notifications", description="Notification inbox, preferences, socket, push, email digests and webhooks.",
         routers=[preferences_router, webhooks_router, push_router, digests_router, inbox_router, realtime_router],
-        consumers=[people_consumer(settings), social_consumer(settings), webhook_consumer(settings)],
+        consumers=[people_consumer(settings), social_consumer(settings), messaging_consumer(settings),
+                   webhook_consumer(settings)],
         on_startup=[runtime.install(settings), workers.install(settings)])
 
 

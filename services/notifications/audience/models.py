@@ -53,3 +53,13 @@ class PostReaction(Table, table=True):
     post_id: UUID = Field(primary_key=True)
     person_id: UUID = Field(primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class Presence(Table, table=True):
+    """Messaging's presence (from messaging.v1): a new message is pushed only to people not online."""
+
+    __tablename__ = "messaging_presence"
+
+    person_id: UUID = Field(primary_key=True)
+    status: str = Field(max_length=16)  # online | away | offline
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -126,7 +126,7 @@ async def notify(session: AsyncSession, envelope: Envelope, source: Source, *, r
     channels = DEFAULTS[source.kind]
     values = _params(source, envelope) | {"eligible": people}
     inserted = []
-    if channels.in_app or await _has_overrides(session, source.kind):
+    if source.kind != "message" and (channels.in_app or await _has_overrides(session, source.kind)):
         inserted = list(await session.scalars(text(_INSERT), values | {"default": channels.in_app}))
     await queue_push(session, source, people=people, dedupe_key=f"{source.kind}:{envelope.id}",
                      title=await title_for(session, source), default=channels.push)
