@@ -297,15 +297,18 @@ def visible_groups(user: CurrentUser):
     return or_(Group.visibility != "secret", Group.all_company.is_(True), Group.id.in_(mine))
 
 
-def groups_query(user: CurrentUser, q: str):
-    document = func.concat_ws(" ", unaccented(groups.c.name), unaccented(groups.c.description))
+def groups_query(user: CurrentUser, q: str, *, names_only: bool = False):
+    """Groups `user` can see whose name (and description) match every word; names use ix_groups_name_trgm."""
+    document = unaccented(groups.c.name)
+    if not names_only:
+        document = func.concat_ws(" ", document, unaccented(groups.c.description))
     condition, score = _text_match(document, q, boost_prefix_of=(groups.c.name,))
     return select(groups.c.id).where(visible_groups(user), condition), score
 
 
-async def search_groups(session: AsyncSession, *, user: CurrentUser, q: str,
-                        page: PageParams) -> tuple[list[GroupHit], str | None]:
-    stmt, score = groups_query(user, q)
+async def search_groups(session: AsyncSession, *, user: CurrentUser, q: str, page: PageParams,
+                        names_only: bool = False) -> tuple[list[GroupHit], str | None]:
+    stmt, score = groups_query(user, q, names_only=names_only)
     rows, next_cursor = _split_page((await session.execute(_ranked_page(stmt, score, groups.c.id, page))).all(), page)
     found = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_([r.id for r in rows])))}
     return [GroupHit.model_validate(found[r.id]) for r in rows], next_cursor
@@ -359,7 +362,7 @@ async def suggest(session: AsyncSession, *, user: CurrentUser, q: str, limit: in
     """Typeahead for mentions: people, groups and tags matching what was typed."""
     first = PageParams(limit=limit, cursor=None)
     found_people, _ = await search_people(session, q=q.lstrip("@"), filters=PeopleFilters(), page=first)
-    found_groups, _ = await search_groups(session, user=user, q=q.lstrip("@"), page=first)
+    found_groups, _ = await search_groups(session, user=user, q=q.lstrip("@"), page=first, names_only=True)
     tags = await suggest_tags(session, user=user, prefix=q, limit=limit)
     search_id = await record_search(session, user=user, q=q, search_type="suggest",
                                  result_count=len(found_people) + len(found_groups) + len(tags))
