@@ -1,10 +1,12 @@
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.auth import API_TOKEN_MAX_DAYS
 from shared.config import HearthSettings
+
+SCIM_TOKEN_MIN_LENGTH = 32
 
 
 class Settings(HearthSettings):
@@ -27,7 +29,12 @@ class Settings(HearthSettings):
     login_max_failures: int = 5
     login_ip_max_failures: int = 50
     login_failure_window_minutes: int = 30
+    # Bearer tokens for /scim/v2: the current one and, while an identity provider is being moved to a
+    # new one, the next (both are accepted). In prod each must be a long random string.
     scim_token: str = "change-me"
+    scim_token_next: str = ""
+    # Failed SCIM sign-ins tolerated per client address ("<failures>/<seconds>"), then 429.
+    scim_auth_failures: str = "10/600"
     # OpenID Connect SSO; off unless an issuer is set.
     oidc_issuer: str = ""
     oidc_client_id: str = ""
@@ -44,6 +51,18 @@ class Settings(HearthSettings):
     @property
     def oidc_enabled(self) -> bool:
         return bool(self.oidc_issuer)
+
+    @property
+    def scim_tokens(self) -> list[str]:
+        return [t for t in (self.scim_token, self.scim_token_next) if t]
+
+    @model_validator(mode="after")
+    def _scim_tokens_are_long_in_prod(self):
+        if self.env == "prod" and any(len(t) < SCIM_TOKEN_MIN_LENGTH for t in self.scim_tokens):
+            raise ValueError(f"HEARTH_SCIM_TOKEN(_NEXT) must be random strings of at least {SCIM_TOKEN_MIN_LENGTH} "
+                             "characters when HEARTH_ENV=prod (e.g. `python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))'`)")
+        return self
 
     def secret_fields(self) -> dict[str, str]:
         has_key = bool(self.jwt_private_key or self.jwt_private_key_file)

@@ -10,15 +10,42 @@ from services.posts.db import SessionDep
 from services.posts.groups.models import Group
 from services.posts.people.models import Person
 from services.posts.scim import groups, users
-from services.posts.scim.errors import ScimNotFound, ScimPreconditionFailed, ScimRoute, ScimUnauthorized, scim_response
-from services.posts.scim.schemas import MAX_RESULTS, POLICY, PROVIDER, ScimGroup, ScimUser
+from services.posts.scim.errors import (
+    ScimError,
+    ScimNotFound,
+    ScimPreconditionFailed,
+    ScimRoute,
+    ScimUnauthorized,
+    scim_response,
+)
+from services.posts.scim.schemas import (
+    MAX_RESULTS,
+    POLICY,
+    PROVIDER,
+    ScimGroup,
+    ScimUser,
+)
+from shared import ratelimit
+from shared.context import request_client_address
+from shared.ratelimit import parse_rule
 
 
-async def require_scim_token(request: Request) -> None:
-    """The caller holds the SCIM token (HEARTH_SCIM_TOKEN); compared in constant time."""
+async def require_scim_token(request: Request, session: SessionDep) -> None:
+    """The caller holds a SCIM token (HEARTH_SCIM_TOKEN or _NEXT), compared in constant time; an address
+    that failed too often is refused (429) before its token is even looked at."""
+    settings = request.app.state.settings
+    rule = parse_rule("scim_auth_failures", settings.scim_auth_failures)
+    address = f"ip:{request_client_address(request) or 'unknown'}"
+    failures = await ratelimit.peek(session, rule=rule, subject=address)
+    if failures.hits >= rule.limit:
+        raise ScimError("Too many failed SCIM sign-ins from this address; try again later.", status=429,
+                        headers={"Retry-After": str(max(1, failures.reset_after))})
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    expected = request.app.state.settings.scim_token
-    if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    presented = token.strip().encode()
+    # Every configured token is compared (no early exit), so timing says nothing about which matched.
+    matches = [hmac.compare_digest(presented, expected.encode()) for expected in settings.scim_tokens]
+    if scheme.lower() != "bearer" or not any(matches):
+        await ratelimit.hit(session, rule=rule, subject=address)
         raise ScimUnauthorized()
 
 
