@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench-event-path bench-analytics bench-messaging bench-search events-doc openapi replay-dlq clean
+.PHONY: run test install bench-event-path bench-analytics bench-messaging bench-search bench-notifications events-doc openapi replay-dlq clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Hearth needs Python 3.11+")'
@@ -32,6 +32,9 @@ bench-messaging: $(STAMP)
 
 bench-search: $(STAMP)
 	$(PY) bench/search.py $(BENCH_ARGS)
+
+bench-notifications: $(STAMP)
+	$(PY) bench/notifications.py $(BENCH_ARGS)
 
 events-doc: $(STAMP)
 	$(PY) -m shared.events.catalog > docs/events.asyncapi.json
