@@ -370,8 +370,9 @@ async def test_ctrl_c_on_the_launcher_under_load_delivers_everything_accepted_an
         during = [p for p, at in writer.accepted.items() if at >= signalled]  # answered while draining
         not_applied = {c: set(ids) for c, ids in ledger.missing.items()}
         lost_before = {c: [p for p in before if event_of[p] in ids] for c, ids in not_applied.items()}
+        last = max(writer.accepted.values()) - signalled
         print(f"Ctrl-C ledger: {ledger.summary()}; accepted before the signal {len(before)}, while draining "
-              f"{len(during)}; not applied when everything had stopped: of those accepted before the signal "
+              f"{len(during)} (the last {last:.2f} s after the signal); not applied when everything had stopped: of those accepted before the signal "
               f"{({c: len(v) for c, v in lost_before.items()})}")
         # Every accepted write is in the outbox, none applied twice. (Rows still unpublished — a posts
         # process that did not drain within the launcher's bound — are published by the next run.)
