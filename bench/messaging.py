@@ -202,14 +202,23 @@ class Client:
             await self.conn.close()
 
 
-async def open_all(clients: list[Client], concurrency: int = 100) -> None:
+async def open_all(clients: list[Client], concurrency: int = 100) -> int:
+    """Open every socket (at most `concurrency` handshakes at a time); returns how many failed."""
     gate = asyncio.Semaphore(concurrency)
+    failures: list[str] = []
 
     async def one(c):
         async with gate:
-            await c.open()
+            try:
+                await c.open()
+            except Exception as exc:
+                c.conn = None
+                failures.append(repr(exc))
 
     await asyncio.gather(*(one(c) for c in clients))
+    if failures:
+        say(f"{len(failures)} sockets failed to open, e.g. {failures[0]}")
+    return len(failures)
 
 
 # ------------------------------------------------------------------------------------------- phases
@@ -252,6 +261,9 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
             await asyncio.sleep(delay)
         i = rng.randrange(pairs)
         sender = clients[i] if rng.random() < 0.5 else clients[pairs + i]
+        if sender.conn is None:
+            send_errors += 1
+            continue
         msg_id = f"b{n}"
         pending[msg_id] = time.perf_counter()
         try:

@@ -78,8 +78,8 @@ from uuid import UUID
 
 import jwt
 import structlog
-from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, delete, func, literal, select
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, delete, func, literal, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -144,6 +144,23 @@ class FrameTables:
             .where(self.frames.c.person_id == person_id, self.frames.c.seq > after)
             .order_by(self.frames.c.seq).limit(limit))
         return [{"type": r.kind, "seq": r.seq, "data": r.data} for r in rows]
+
+    async def read_many(self, session: AsyncSession, requests: list[tuple[UUID, int]],
+                        limit: int = 200) -> list[list[dict]]:
+        """`read` for many (person, after) pairs in one query; the answers in the order asked."""
+        f = self.frames
+        wanted = func.unnest(literal([p for p, _ in requests], ARRAY(PG_UUID(as_uuid=True))),
+                             literal([a for _, a in requests], ARRAY(BigInteger))) \
+            .table_valued("person_id", "after", with_ordinality="i").render_derived("w")
+        rows = (select(f.c.seq, f.c.kind, f.c.data).where(f.c.person_id == wanted.c.person_id,
+                                                          f.c.seq > wanted.c.after)
+                .order_by(f.c.seq).limit(limit).lateral("f"))
+        result = await session.execute(select(wanted.c.i, rows.c.seq, rows.c.kind, rows.c.data)
+                                       .select_from(wanted).join(rows, true()).order_by(wanted.c.i, rows.c.seq))
+        out: list[list[dict]] = [[] for _ in requests]
+        for i, seq, kind, data in result:
+            out[i - 1].append({"type": kind, "seq": seq, "data": data})
+        return out
 
     async def can_resume(self, session: AsyncSession, *, person_id: UUID, after: int, current: int) -> bool:
         """True when every frame after `after` is still stored (the client can replay instead of refetching)."""
@@ -250,6 +267,34 @@ class Hub:
         self.connections: dict[UUID, set[Connection]] = {}
         self.on_connect: list[Callable[[Connection], Awaitable[None]]] = []
         self.on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
+        self._requests: list[tuple[UUID, int, asyncio.Future]] = []
+        self._reader_task: asyncio.Task | None = None
+
+    async def fetch(self, person_id: UUID, after: int) -> list[dict]:
+        """Stored frames after `after`: reads of all sockets waiting at once go to the database as one query."""
+        future = asyncio.get_running_loop().create_future()
+        self._requests.append((person_id, after, future))
+        if self._reader_task is None or self._reader_task.done():
+            self._reader_task = asyncio.create_task(self._read_batches())
+        return await future
+
+    async def _read_batches(self) -> None:
+        # One query in flight at a time: under load the batches grow instead of the queries.
+        while self._requests:
+            await asyncio.sleep(0)  # let the sockets woken by the same event ask too
+            requests, self._requests = self._requests[:1000], self._requests[1000:]
+            try:
+                async with self.sessionmaker() as session:
+                    answers = await self.tables.read_many(session, [(p, a) for p, a, _ in requests],
+                                                          limit=self.settings.batch)
+            except Exception as exc:
+                for _, _, future in requests:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), frames in zip(requests, answers):
+                if not future.done():
+                    future.set_result(frames)
 
     def local(self, person_id: UUID) -> set[Connection]:
         return self.connections.get(person_id, set())
@@ -369,6 +414,10 @@ async def serve(websocket: WebSocket, *, hub: Hub, handler: ClientHandler) -> No
     except (TimeoutError, WebSocketDisconnect):
         await _close(websocket, CLOSE_TIMEOUT, "no hello in time")
         return
+    except Exception as exc:  # the database is unreachable or overloaded: the client retries later
+        log.warning("socket hello failed", error=repr(exc))
+        await _close(websocket, 1011, "try again later")
+        return
     if conn is None:
         return
     hub._add(conn)
@@ -478,9 +527,7 @@ async def _catch_up(conn: Connection, hub: Hub) -> None:
         conn.woken.clear()
         try:
             while True:
-                async with hub.sessionmaker() as session:
-                    frames = await hub.tables.read(session, person_id=conn.person_id, after=conn.sent_seq,
-                                                   limit=hub.settings.batch)
+                frames = await hub.fetch(conn.person_id, conn.sent_seq)
                 for frame in frames:
                     # Stored frames wait for room (they are safe in the database, a long replay is not
                     # a slow client); a client that takes none for send_timeout is one.

@@ -181,3 +181,12 @@ async def test_a_long_replay_is_not_mistaken_for_a_slow_client(server, keys, eng
     got = [json.loads(await asyncio.wait_for(connection.recv(), BOUND)) for _ in range(300)]
     assert [f["seq"] for f in got] == list(range(1, 301)) and [f["data"]["n"] for f in got] == list(range(300))
     await connection.close()
+
+
+async def test_many_reads_in_one_query_answer_each_reader_in_order(session):
+    ana, ben, cara = uuid7(), uuid7(), uuid7()
+    for n in range(1, 6):
+        await frames.append(session, recipients=[ana, ben], kind="k", data={"n": n})
+    answers = await frames.read_many(session, [(ana, 0), (ben, 3), (cara, 0), (ana, 4)], limit=3)
+    assert [[f["seq"] for f in a] for a in answers] == [[1, 2, 3], [4, 5], [], [5]]
+    assert answers[1][0] == {"type": "k", "seq": 4, "data": {"n": 4}}
