@@ -51,6 +51,12 @@ TAGS = ["release", "kubernetes", "hiring", "security", "design", "sales", "onboa
 SKILLS = ["Kubernetes", "Python", "Go", "Terraform", "Sales", "Design", "Security", "Rust", "SQL", "Figma"]
 DEPARTMENTS = ["Platform", "Sales", "Design", "Security", "Finance", "People", "Support", "Marketing"]
 LOCATIONS = ["Lisbon", "Berlin", "Paris", "London", "Remote", "New York"]
+FIRST_NAMES = ["Maria", "João", "Ana", "Pedro", "Chen", "Aisha", "Lars", "Sofia", "Omar", "Yuki", "Ines", "Kofi",
+               "Priya", "Mateo", "Lena", "Tomás", "Hana", "Ivan", "Zoe", "Ravi", "Elif", "Noah", "Amara", "Jonas"]
+LAST_NAMES = ["Silva", "Müller", "Dubois", "Smith", "Kowalski", "Rossi", "Tanaka", "Okafor", "García", "Nowak",
+              "Jensen", "Haddad", "Ivanova", "Costa", "Fischer", "Moreau", "Sato", "Mensah", "Novak", "Lindqvist",
+              "Petrov", "Ferreira", "Keller", "Yilmaz", "Andersen", "Bianchi", "Kim", "Nair", "Schulz", "Almeida",
+              "O'Brien", "Horvat", "Dimitrov", "Larsen", "Santos", "Weber", "Mäkinen", "Ortiz", "Chopra", "Vogel"]
 SYLLABLES = ["ka", "lo", "mi", "ra", "tu", "ve", "zo", "pe", "ni", "sa", "do", "fu", "gi", "ho", "ju", "be"]
 
 
@@ -77,11 +83,11 @@ async def seed_people(conn, people: int) -> None:
         INSERT INTO people (id, email, handle, display_name, title, skills, leader, official, protected, active, roles,
                             created_at, updated_at)
         SELECT gen_random_uuid(), 'p' || g || '@corp.local', 'p' || g,
-               (ARRAY['Maria','João','Ana','Pedro','Chen','Aisha','Lars','Sofia','Omar','Yuki'])[1 + g % 10] || ' ' ||
-               (ARRAY['Silva','Müller','Dubois','Smith','Kowalski','Rossi','Tanaka','Okafor'])[1 + (g / 10) % 8],
+               ($2::text[])[1 + g % array_length($2::text[], 1)] || ' ' ||
+               ($3::text[])[1 + (g / 7) % array_length($3::text[], 1)],
                (ARRAY['Engineer','Designer','Manager','Analyst','Recruiter'])[1 + g % 5],
                '{}', false, false, g % 20 = 0, true, ARRAY['member'], now(), now()
-        FROM generate_series(1, $1) g""", people)
+        FROM generate_series(1, $1) g""", people, FIRST_NAMES, LAST_NAMES)
     await conn.execute("""
         UPDATE people SET department = ($1::text[])[1 + abs(hashtext(id::text)) % array_length($1::text[], 1)],
                           location = ($2::text[])[1 + abs(hashtext(id::text || 'l')) % array_length($2::text[], 1)],

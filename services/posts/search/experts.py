@@ -121,18 +121,21 @@ async def find_experts(session: AsyncSession, *, user: CurrentUser, topic: str, 
     matches = await _topic_posts(session, user, topic)
     await _post_evidence(session, found, matches)
     await _skill_evidence(session, found, topic)
-    stmt = select(Person).where(Person.id.in_(found), Person.active.is_(True))
+    eligible = select(Person.id).where(Person.id.in_(found), Person.active.is_(True))
     if filters.department:
-        stmt = stmt.where(func.lower(Person.department) == filters.department.lower())
+        eligible = eligible.where(func.lower(Person.department) == filters.department.lower())
     if filters.location:
-        stmt = stmt.where(func.lower(Person.location) == filters.location.lower())
-    ranked = sorted(((found[p.id].score, p.id, p) for p in await session.scalars(stmt)), key=lambda r: (-r[0], r[1].int))
+        eligible = eligible.where(func.lower(Person.location) == filters.location.lower())
+    ranked = sorted(((found[pid].score, pid) for pid in await session.scalars(eligible)),
+                    key=lambda r: (-r[0], r[1].int))
     if after:  # score descending, then id ascending
         ranked = [r for r in ranked if r[0] < after[0] or (r[0] == after[0] and r[1].int > after[1].int)]
-    items = [Expert(person=PersonHit.model_validate(person), score=round(score, 4), why=_why(found[pid], topic),
+    shown = ranked[: page.limit]
+    people_by_id = {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_([i for _, i in shown])))}
+    items = [Expert(person=PersonHit.model_validate(people_by_id[pid]), score=round(score, 4),
+                    why=_why(found[pid], topic),
                     evidence=Evidence(skill=found[pid].skill is not None, accepted_answers=found[pid].accepted_answers,
-                                      posts=found[pid].posts + found[pid].articles,
-                                      engagement=found[pid].engagement))
-             for score, pid, person in ranked[: page.limit]]
+                                      posts=found[pid].posts + found[pid].articles, engagement=found[pid].engagement))
+             for score, pid in shown]
     more = len(ranked) > page.limit
-    return items, (encode_cursor([ranked[page.limit - 1][0], ranked[page.limit - 1][1]]) if more else None)
+    return items, (encode_cursor([shown[-1][0], shown[-1][1]]) if more else None)
