@@ -17,13 +17,14 @@ page through), each by
 text relevance (normalized by document length; title A > body B), engagement with diminishing returns,
 and a 30-day half-life that never takes more than three quarters away. Bounding the candidates keeps a
 very common word as cheap as a rare one, and finding them inside the shortest recent window that holds
-enough of them (`window_start`) keeps a middling word cheap too; `order=date` pages through every
+enough of them (7, 30, 90, 365 days, then all time) keeps a middling word cheap too; `order=date` pages through every
 match. Snippets (`ts_headline`) are computed only for the page returned.
 """
 
 import html
 import re
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from uuid import UUID
 
 from sqlalchemy import (
@@ -181,6 +182,22 @@ async def _newest_by_date(session: AsyncSession, where: list, after: list | None
     return [(r.id, None) for r in rows], (encode_cursor([rows[-1].created_at, rows[-1].id]) if more else None)
 
 
+async def _ranked(session: AsyncSession, *, where: list, query, as_of: datetime, start: datetime,
+                  after: list | None, limit: int) -> list:
+    """A page of the newest `CANDIDATES` matches in (start, as_of] by score, each row with `found`:
+    how many candidates there were."""
+    candidates = (select(posts.c.id, posts.c.created_at, posts.c.search_vector, posts.c.reaction_count,
+                         posts.c.comment_count)
+                  .where(*where, posts.c.created_at > start, posts.c.created_at <= as_of)
+                  .order_by(posts.c.created_at.desc()).limit(CANDIDATES).subquery("candidates"))
+    ranked = select(candidates.c.id, _score(candidates, query, as_of).label("score"),
+                    func.count().over().label("found")).subquery("ranked")
+    stmt = select(ranked.c.id, ranked.c.score, ranked.c.found)
+    if after:
+        stmt = stmt.where(tuple_(ranked.c.score, ranked.c.id) < tuple_(literal(after[0], Float), after[1]))
+    return (await session.execute(stmt.order_by(ranked.c.score.desc(), ranked.c.id.desc()).limit(limit))).all()
+
+
 async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
                      order: PostOrder, page: PageParams) -> tuple[list[tuple[UUID, float | None]], str | None]:
     query = tsquery(q)
@@ -188,20 +205,18 @@ async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filter
     after = decode(page.cursor, _post_cursor_columns(order))
     if order == "date":
         return await _newest_by_date(session, where, after, page)
-    as_of, start = (after[2], after[3]) if after else (utcnow(), None)
-    if start is None:
-        start = await window_start(session, where, as_of=as_of, need=CANDIDATES)
-    candidates = (select(posts.c.id, posts.c.created_at, posts.c.search_vector, posts.c.reaction_count,
-                         posts.c.comment_count)
-                  .where(*where, posts.c.created_at > start, posts.c.created_at <= as_of)
-                  .order_by(posts.c.created_at.desc()).limit(CANDIDATES).subquery("candidates"))
-    score = _score(candidates, query, as_of).label("score")
-    ranked = select(candidates.c.id, score).subquery("ranked")
-    stmt = select(ranked.c.id, ranked.c.score)
-    if after:
-        stmt = stmt.where(tuple_(ranked.c.score, ranked.c.id) < tuple_(literal(after[0], Float), after[1]))
-    rows = (await session.execute(stmt.order_by(ranked.c.score.desc(), ranked.c.id.desc())
-                                  .limit(page.limit + 1))).all()
+    rank = partial(_ranked, session, where=where, query=query, after=after, limit=page.limit + 1)
+    if after:  # the window the first page settled on
+        as_of, start = after[2], after[3]
+        rows = await rank(as_of=as_of, start=start)
+    else:
+        # The newest CANDIDATES matches are the same rows in any window that holds that many; the
+        # shortest such window lets PostgreSQL combine the text and created_at indexes.
+        as_of = utcnow()
+        for start in [as_of - timedelta(days=days) for days in WINDOWS_DAYS] + [EPOCH]:
+            rows = await rank(as_of=as_of, start=start)
+            if rows and rows[0].found >= CANDIDATES:
+                break
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     cursor = encode_cursor([rows[-1].score, rows[-1].id, as_of, start]) if more else None
