@@ -36,6 +36,10 @@ class Settings(HearthSettings):
     apns_team_id: str = ""
     apns_topic: str = ""  # the app's bundle id
     apns_use_sandbox: bool = False
+    # "host:port" instead of Apple's (api[.development].push.apple.com:443), and extra CA certificates to trust
+    # for it: a gateway in between, or the tests' stand-in.
+    apns_endpoint: str = ""
+    apns_ca_file: str = ""
 
     # Email digests.
     smtp_host: str = ""  # digests are off while empty

@@ -199,3 +199,30 @@ async def test_devices_are_the_callers_own_and_validated(client, keys):
         assert response.status_code == 422, bad
     assert (await client.delete(f"/api/v1/notifications/devices/{device['id']}",
                                 headers=keys.headers(ana))).status_code == 204
+
+
+async def test_apns_through_aioapns_is_token_signed_and_prunes_unregistered(settings, sessionmaker, client, keys):
+    from tests.notifications.apns_standin import ApnsStandIn
+    apns_key = ec.generate_private_key(ec.SECP256R1())
+    pem = apns_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+    person = uuid7()
+    await register(client, keys, person, {"platform": "ios", "token": "a" * 64})
+    await register(client, keys, person, {"platform": "ios", "token": "b" * 64})
+    await send(settings, sessionmaker, mention(person))
+    async with ApnsStandIn(answers={"b" * 64: (410, "Unregistered")}) as apple:
+        ios = settings.model_copy(update={
+            "apns_key": pem, "apns_key_id": "KEY123", "apns_team_id": "TEAM42", "apns_topic": "com.example.hearth",
+            "apns_endpoint": apple.endpoint, "apns_ca_file": apple.ca_file.name})
+        async with httpx.AsyncClient() as http:
+            assert await send_due(sessionmaker, make_providers(ios, http), ios) == 2
+    first = next(r for r in apple.requests if r.headers[":path"] == "/3/device/" + "a" * 64)
+    assert first.headers["apns-topic"] == "com.example.hearth"
+    scheme, token = first.headers["authorization"].split()
+    assert scheme == "bearer"
+    assert jwt.get_unverified_header(token)["kid"] == "KEY123"
+    assert jwt.decode(token, apns_key.public_key(), algorithms=["ES256"])["iss"] == "TEAM42"
+    assert first.body["aps"]["alert"]["title"].endswith("mentioned you") and first.body["aps"]["alert"]["body"] == \
+        "Lunch?"
+    assert [d.token for d in await devices(sessionmaker, person)] == ["a" * 64]  # the unregistered one is gone
+    assert [j.status for j in await jobs(sessionmaker, person)] == ["sent"]

@@ -111,15 +111,25 @@ class APNs:
     """Apple Push Notification service over HTTP/2 with a token (.p8) key, through aioapns."""
 
     def __init__(self, settings: Settings):
+        import ssl
+
         from aioapns import APNs as Client
+        context = ssl.create_default_context(cafile=settings.apns_ca_file or None)
         self.client = Client(key=settings.apns_key, key_id=settings.apns_key_id, team_id=settings.apns_team_id,
-                             topic=settings.apns_topic, use_sandbox=settings.apns_use_sandbox)
+                             topic=settings.apns_topic, use_sandbox=settings.apns_use_sandbox, ssl_context=context,
+                             max_connection_attempts=2)
+        if settings.apns_endpoint:
+            # aioapns dials the protocol class's APNS_SERVER:APNS_PORT (its proxy option fails on Python 3.11:
+            # it hands asyncio's TransportSocket to create_connection), so the endpoint goes in a subclass.
+            host, _, port = settings.apns_endpoint.rpartition(":")
+            pool = self.client.pool
+            pool.protocol_class = type("APNsEndpoint", (pool.protocol_class,),
+                                       {"APNS_SERVER": host, "APNS_PORT": int(port)})
 
     async def send(self, device: Device, message: dict) -> Outcome:
         from aioapns import NotificationRequest
-        request = NotificationRequest(device_token=device.token, message={
-            "aps": {"alert": {"title": message["title"], "body": message["body"]}, "badge": message.get("badge")},
-            "hearth": message["data"]})
+        aps = {"alert": {"title": message["title"], "body": message["body"]}, "sound": "default"}
+        request = NotificationRequest(device_token=device.token, message={"aps": aps, "hearth": message["data"]})
         try:
             result = await self.client.send_notification(request)
         except Exception as exc:
