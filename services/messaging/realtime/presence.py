@@ -1,9 +1,17 @@
-"""Presence from socket activity across a person's devices: online > away > offline."""
+"""Presence from socket activity across a person's devices and replicas: online > away > offline.
 
+Each replica keeps one row per person it holds sockets of (the best status over those sockets) and
+writes the changes of the last second in one transaction, emitting `hearth.presence.changed` when a
+person's overall status changes. Rows are refreshed every HEARTBEAT; a crashed replica's rows age
+out after STALE.
+"""
+
+import uuid
 from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.realtime.models import PresenceConnection
@@ -11,52 +19,56 @@ from shared.db import utcnow
 from shared.events.messaging import PresenceChanged
 from shared.outbox import add_event
 
-# A replica refreshes its connections' rows every HEARTBEAT; rows older than STALE belong to a dead replica.
 HEARTBEAT = timedelta(seconds=30)
 STALE = timedelta(seconds=90)
 RANK = {"online": 2, "away": 1}
 
 
-async def status_of(session: AsyncSession, person_id: UUID) -> str:
-    statuses = set(await session.scalars(select(PresenceConnection.status).where(
-        PresenceConnection.person_id == person_id, PresenceConnection.last_seen > utcnow() - STALE)))
+def row_id(replica_id: UUID, person_id: UUID) -> UUID:
+    return uuid.uuid5(replica_id, str(person_id))
+
+
+def best(statuses) -> str:
+    statuses = [s for s in statuses if s in RANK]
     return max(statuses, key=RANK.get) if statuses else "offline"
 
 
 async def statuses(session: AsyncSession, person_ids: list[UUID]) -> dict[UUID, str]:
     rows = await session.execute(select(PresenceConnection.person_id, PresenceConnection.status).where(
         PresenceConnection.person_id.in_(person_ids), PresenceConnection.last_seen > utcnow() - STALE))
-    out = {p: "offline" for p in person_ids}
+    found: dict[UUID, list[str]] = {}
     for person_id, status in rows:
-        if RANK[status] > RANK.get(out[person_id], 0):
-            out[person_id] = status
-    return out
+        found.setdefault(person_id, []).append(status)
+    return {p: best(found.get(p, [])) for p in person_ids}
 
 
-async def set_connection(session: AsyncSession, *, connection_id: UUID, person_id: UUID,
-                         status: str | None) -> str | None:
-    """Record a connection's status (None: it closed); returns the person's new presence when it changed."""
-    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(person_id)))))
-    before = await status_of(session, person_id)
-    if status is None:
-        await session.execute(delete(PresenceConnection).where(PresenceConnection.id == connection_id))
-    else:
-        row = await session.get(PresenceConnection, connection_id)
-        if row is None:
-            session.add(PresenceConnection(id=connection_id, person_id=person_id, status=status))
-        else:
-            row.status, row.last_seen = status, utcnow()
-        await session.flush()
-    after = await status_of(session, person_id)
-    if after != before:
-        await add_event(session, PresenceChanged(person_id=person_id, status=after), subject=person_id,
+async def apply(session: AsyncSession, *, replica_id: UUID, local: dict[UUID, str]) -> dict[UUID, str]:
+    """Write this replica's status per person (`offline`: no socket here any more) in one transaction;
+    returns the people whose overall presence changed, with their new status."""
+    people = sorted(local)
+    for person_id in people:  # one writer per person at a time, in a fixed order (no deadlocks)
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"presence:{person_id}"))))
+    before = await statuses(session, people)
+    gone = [row_id(replica_id, p) for p in people if local[p] == "offline"]
+    if gone:
+        await session.execute(delete(PresenceConnection).where(PresenceConnection.id.in_(gone)))
+    here = [{"id": row_id(replica_id, p), "person_id": p, "status": local[p], "last_seen": utcnow()}
+            for p in people if local[p] != "offline"]
+    if here:
+        stmt = insert(PresenceConnection).values(here)
+        await session.execute(stmt.on_conflict_do_update(index_elements=[PresenceConnection.id], set_={
+            "status": stmt.excluded.status, "last_seen": stmt.excluded.last_seen}))
+    after = await statuses(session, people)
+    changed = {p: after[p] for p in people if after[p] != before[p]}
+    for person_id, status in changed.items():
+        await add_event(session, PresenceChanged(person_id=person_id, status=status), subject=person_id,
                         actor=person_id)
     await session.commit()
-    return after if after != before else None
+    return changed
 
 
-async def touch(session: AsyncSession, connection_ids: list[UUID]) -> None:
-    if connection_ids:
-        await session.execute(update(PresenceConnection).where(PresenceConnection.id.in_(connection_ids))
-                              .values(last_seen=utcnow()))
+async def touch(session: AsyncSession, *, replica_id: UUID, person_ids: list[UUID]) -> None:
+    if person_ids:
+        await session.execute(update(PresenceConnection).where(
+            PresenceConnection.id.in_([row_id(replica_id, p) for p in person_ids])).values(last_seen=utcnow()))
         await session.commit()

@@ -131,8 +131,7 @@ async def _read(conn, frame: ReadFrame, session, app) -> dict:
 
 async def _presence(conn, frame: PresenceFrame, session, app) -> dict:
     conn.state["status"] = frame.status
-    await presence.set_connection(session, connection_id=conn.state["connection_id"], person_id=conn.person_id,
-                                  status=frame.status)
+    app.state.presence.mark(conn.person_id)
     return {"type": "presence.ok", "data": {"status": frame.status}}
 
 

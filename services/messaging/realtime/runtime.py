@@ -47,16 +47,17 @@ def install(app: FastAPI, settings: Settings) -> None:
             hub = Hub(tables=frames, sessionmaker=app.state.sessionmaker, settings=settings.realtime)
             watchers: dict[UUID, set[Connection]] = {}
             app.state.hub, app.state.presence_watchers = hub, watchers
-            hub.on_connect.append(lambda conn: _connected(app, conn))
-            hub.on_disconnect.append(lambda conn: _disconnected(app, conn))
-            stop, tasks = asyncio.Event(), []
+            app.state.presence = tracker = PresenceTracker(app, hub)
+            hub.on_connect.append(tracker.connected)
+            hub.on_disconnect.append(tracker.disconnected)
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(tracker.run(stop), name="messaging-presence")]
             if settings.run_background:
                 app.state.fanout = reader = FanoutReader(
                     name="messaging.fanout", topics=[settings.topic_messaging], deliver=make_deliver(hub, watchers),
                     settings=settings, on_start=lambda: hub.wake(list(hub.connections)))
                 tasks += [asyncio.create_task(reader.run(stop), name="messaging-fanout"),
                           asyncio.create_task(purge_loop(frames, app.state.sessionmaker, settings.realtime, stop)),
-                          asyncio.create_task(_presence_heartbeat(app, hub, stop)),
                           asyncio.create_task(_start_producer(app, settings, stop))]
             try:
                 yield state
@@ -93,39 +94,72 @@ async def _start_producer(app: FastAPI, settings: Settings, stop: asyncio.Event)
             backoff = min(backoff * 2, 5.0)
 
 
-async def _connected(app: FastAPI, conn: Connection) -> None:
-    conn.state["connection_id"] = uuid7()
-    conn.state["status"] = "online"
-    async with app.state.sessionmaker() as session:
-        await presence.set_connection(session, connection_id=conn.state["connection_id"], person_id=conn.person_id,
-                                      status="online")
+class PresenceTracker:
+    """This replica's presence: changes are marked as sockets come, go or change status, and written
+    once a second in one transaction; every HEARTBEAT the rows are refreshed and deactivated people's
+    sockets are closed."""
 
+    def __init__(self, app: FastAPI, hub: Hub, flush_seconds: float = 1.0):
+        self.app, self.hub, self.flush_seconds = app, hub, flush_seconds
+        self.replica_id = uuid7()
+        self.dirty: set[UUID] = set()
+        self.wake = asyncio.Event()
 
-async def _disconnected(app: FastAPI, conn: Connection) -> None:
-    for person_id in conn.state.get("watching", set()):
-        app.state.presence_watchers.get(person_id, set()).discard(conn)
-    if "connection_id" in conn.state:
-        async with app.state.sessionmaker() as session:
-            await presence.set_connection(session, connection_id=conn.state["connection_id"],
-                                          person_id=conn.person_id, status=None)
+    async def connected(self, conn: Connection) -> None:
+        conn.state["status"] = "online"
+        self.mark(conn.person_id)
 
+    async def disconnected(self, conn: Connection) -> None:
+        for person_id in conn.state.get("watching", set()):
+            self.app.state.presence_watchers.get(person_id, set()).discard(conn)
+        self.mark(conn.person_id)
 
-async def _presence_heartbeat(app: FastAPI, hub: Hub, stop: asyncio.Event) -> None:
-    """Keep this replica's connections fresh, so a crashed replica's rows age out of presence."""
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=presence.HEARTBEAT.total_seconds())
-        except TimeoutError:
-            pass
-        ids = [c.state["connection_id"] for conns in hub.connections.values() for c in conns
-               if "connection_id" in c.state]
-        try:
-            async with app.state.sessionmaker() as session:
-                await presence.touch(session, ids)
-                # People deactivated since they connected lose their sockets (new ones are refused at hello).
-                gone = await session.scalars(select(directory_people.c.id).where(
-                    directory_people.c.id.in_(list(hub.connections)), directory_people.c.active.is_(False)))
-                for person_id in gone:
-                    hub.close_person(person_id, CLOSE_FORBIDDEN, "deactivated")
-        except Exception as exc:
-            log.warning("presence heartbeat failed", error=repr(exc))
+    def mark(self, person_id: UUID) -> None:
+        self.dirty.add(person_id)
+        self.wake.set()
+
+    def local_status(self, person_id: UUID) -> str:
+        return presence.best(c.state.get("status") for c in self.hub.local(person_id))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        last_beat = asyncio.get_running_loop().time()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=self.flush_seconds)
+            except TimeoutError:
+                pass
+            await asyncio.sleep(self.flush_seconds)  # gather a second's worth of changes
+            self.wake.clear()
+            people, self.dirty = self.dirty, set()
+            try:
+                if people:
+                    async with self.app.state.sessionmaker() as session:
+                        await presence.apply(session, replica_id=self.replica_id,
+                                             local={p: self.local_status(p) for p in people})
+                now = asyncio.get_running_loop().time()
+                if now - last_beat > presence.HEARTBEAT.total_seconds():
+                    last_beat = now
+                    await self._heartbeat()
+            except Exception as exc:  # keep the changes for the next round
+                self.dirty |= people
+                log.warning("presence write failed; retrying", error=repr(exc))
+        await self._final()
+
+    async def _heartbeat(self) -> None:
+        async with self.app.state.sessionmaker() as session:
+            await presence.touch(session, replica_id=self.replica_id, person_ids=list(self.hub.connections))
+            # People deactivated since they connected lose their sockets (new ones are refused at hello).
+            gone = await session.scalars(select(directory_people.c.id).where(
+                directory_people.c.id.in_(list(self.hub.connections)), directory_people.c.active.is_(False)))
+            for person_id in gone:
+                self.hub.close_person(person_id, CLOSE_FORBIDDEN, "deactivated")
+
+    async def _final(self) -> None:
+        """On shutdown: this replica's people go offline here (their other replicas keep theirs)."""
+        people = self.dirty | set(self.hub.connections)
+        if people:
+            try:
+                async with self.app.state.sessionmaker() as session:
+                    await presence.apply(session, replica_id=self.replica_id, local={p: "offline" for p in people})
+            except Exception as exc:
+                log.warning("presence could not be cleared on shutdown", error=repr(exc))
