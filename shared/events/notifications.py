@@ -35,3 +35,13 @@ class NotificationsRead(EventData):
     notification_ids: list[UUID] = []
     all: bool = False
     count: int
+
+
+class NotificationsDeleted(EventData):
+    """A person deleted notifications from their inbox (their other sockets update the badge)."""
+
+    TOPIC = "notifications"
+    type: Literal["hearth.notification.deleted"] = "hearth.notification.deleted"
+    person_id: UUID
+    notification_ids: list[UUID]
+    unread: int  # how many of them were unread

@@ -109,6 +109,10 @@ async def test_delete_is_only_for_the_owner(settings, sessionmaker, client, keys
     assert (await client.delete(f"/api/v1/notifications/{item['id']}", headers=keys.headers(maria))).status_code == 204
     assert (await client.get("/api/v1/notifications", headers=keys.headers(maria))).json()["items"] == []
     assert (await client.delete(f"/api/v1/notifications/{item['id']}", headers=keys.headers(maria))).status_code == 404
+    from shared.testing import outbox_events
+    async with sessionmaker() as session:
+        [deleted] = await outbox_events(session, type="hearth.notification.deleted")
+    assert deleted.data["notification_ids"] == [item["id"]] and deleted.data["unread"] == 1
 
 
 async def test_reading_emits_a_read_event_and_a_badge_frame(settings, sessionmaker, client, keys, session):

@@ -13,7 +13,7 @@ from services.notifications.preferences.defaults import DEFAULTS
 from shared.db import utcnow
 from shared.directory import directory_people
 from shared.errors import NotFound
-from shared.events import Envelope, NotificationsDelivered, NotificationsRead
+from shared.events import Envelope, NotificationsDeleted, NotificationsDelivered, NotificationsRead
 from shared.outbox import add_event
 from shared.pagination import PageParams, paginate
 
@@ -306,4 +306,6 @@ async def delete_one(session: AsyncSession, *, notification_id: UUID, recipient_
     await session.flush()
     if was_unread:
         await _badge(session, recipient_id)
+    await add_event(session, NotificationsDeleted(person_id=recipient_id, notification_ids=[notification_id],
+                                                  unread=int(was_unread)), subject=recipient_id, actor=recipient_id)
     await session.commit()
