@@ -17,8 +17,8 @@ page through), each by
 text relevance (normalized by document length; title A > body B), engagement with diminishing returns,
 and a 30-day half-life that never takes more than three quarters away. Bounding the candidates keeps a
 very common word as cheap as a rare one, and finding them inside the shortest recent window that holds
-enough of them (7, 30, 90, 365 days, then all time) keeps a middling word cheap too; `order=date` pages through every
-match. Snippets (`ts_headline`) are computed only for the page returned.
+enough of them (7, 30, 90, 365 days, then all time) keeps a middling word cheap too; `order=date` pages
+through every match. Snippets (`ts_headline`) are computed only for the page returned.
 """
 
 import html
@@ -70,10 +70,10 @@ from shared.outbox import add_event
 from shared.pagination import PageParams, decode_cursor, encode_cursor
 
 CANDIDATES = 500  # relevance order ranks at most this many of the newest matches (25 pages of 20)
-WINDOWS_DAYS = (7, 30, 90, 365)  # candidate windows tried before all time (see window_start)
+WINDOWS_DAYS = (7, 30, 90, 365)  # candidate windows tried before all time (see _post_page)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HALF_LIFE_DAYS = 30
-TAG_WINDOW = 2000  # tags are suggested from the caller's newest readable posts with tags
+TAG_WINDOW = 1000  # tags are suggested from the caller's newest readable posts with tags
 MARK_START, MARK_END = "\ue000", "\ue001"  # private-use characters: html-escaped text cannot contain them
 HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=35, MinWords=15, MaxFragments=2"
 TITLE_HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, HighlightAll=true"
