@@ -49,13 +49,13 @@ def _settings(name: str, server_url: str, keys):
     extra = {"jwt_private_key": keys.pem.decode(), "admin_email": ADMIN_EMAIL, "admin_password": ADMIN_PASSWORD,
              "scim_token": SCIM_TOKEN} if name == "posts" else {}
     return settings_cls(env="test", database_url=server_url, database_prefix=CONTRACT_PREFIX,
-                        jwks_json=keys.jwks_json, run_background=False, log_json=False, log_level="ERROR", **extra)
+                        jwks_json=keys.jwks_json, run_background=False, log_json=False, log_level="WARNING", **extra)
 
 
 def _serve(app) -> tuple[uvicorn.Server, threading.Thread, int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # the port is ours before uvicorn starts: no free-port race
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

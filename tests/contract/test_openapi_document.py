@@ -32,7 +32,9 @@ def operations(doc):
 
 def test_docs_openapi_json_is_fresh(document):
     committed = json.loads(DOCUMENT.read_text())
-    assert committed == document, "docs/openapi.json is stale: run `make openapi` and commit it"
+    changed = sorted(p for p in committed["paths"].keys() | document["paths"].keys()
+                     if committed["paths"].get(p) != document["paths"].get(p))
+    assert committed == document, f"docs/openapi.json is stale (paths: {changed}): run `make openapi` and commit it"
 
 
 def test_gateway_document_has_every_public_path_of_every_service_and_one_server(document):
