@@ -93,7 +93,10 @@ class Stack:
         say(f"PostgreSQL {self.server_url} (durable), Tansu {self.bootstrap}, databases migrated")
         env = os.environ | {"HEARTH_DATABASE_URL": self.server_url, "HEARTH_DATABASE_PREFIX": DB_PREFIX,
                             "HEARTH_KAFKA_BOOTSTRAP": self.bootstrap, "HEARTH_KAFKA_FETCH_MAX_WAIT_MS": "20",
-                            "HEARTH_JWKS_JSON": self.jwks, "HEARTH_ENV": "dev", "HEARTH_LOG_LEVEL": "WARNING"}
+                            "HEARTH_JWKS_JSON": self.jwks, "HEARTH_ENV": "dev", "HEARTH_LOG_LEVEL": "WARNING",
+                            "HEARTH_DATABASE_POOL_SIZE": str(self.args.pool_size),
+                            # REST rate limits cost a write per request in the set-up (sockets are not REST)
+                            "HEARTH_RATE_LIMITS_ENABLED": "false"}
         for name in ("a", "b"):
             port = free_port()
             log = open(self.root / f"messaging-{name}.log", "ab")
@@ -367,10 +370,12 @@ async def relay_stage(stack: Stack) -> list[float]:
 
 
 async def main_async(stack: Stack, args) -> None:
+    # Memory first, on fresh processes: afterwards the allocator would hand the idle sockets memory
+    # that the latency phase's sockets freed, and the delta would read low.
+    before, after, open_count = await memory_phase(stack, args)
     latencies, lost, send_errors = await latency_phase(stack, args)
     relay = await relay_stage(stack)
     raw = await raw_kafka_phase(stack, args)
-    before, after, open_count = await memory_phase(stack, args)
     delta = sum(after) - sum(before)
     print()
     print(f"machine: {os.cpu_count()} cores shared by PostgreSQL, Tansu, both replicas and this client "
@@ -400,6 +405,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--raw-seconds", type=float, default=20)
     parser.add_argument("--idle", type=int, default=10_000)
+    parser.add_argument("--pool-size", type=int, default=10, help="each replica's database pool (+ as much overflow)")
     parser.add_argument("--keep-temp", action="store_true")
     args = parser.parse_args()
     stack = Stack(args)

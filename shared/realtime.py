@@ -462,7 +462,9 @@ async def _hello(websocket: WebSocket, hub: Hub) -> Connection | None:
         except FrameError as exc:
             await websocket.send_text(json.dumps(_error(exc)))
     token = frame.get("token") if isinstance(frame.get("token"), str) else _bearer(websocket)
-    async with hub.sessionmaker() as session:
+    # The app's own sessions (the hub's may be a small pool kept for frame reads).
+    sessionmaker = getattr(websocket.app.state, "sessionmaker", None) or hub.sessionmaker
+    async with sessionmaker() as session:
         try:
             if not token:
                 raise FrameError("An access token is required (Authorization header or hello.token).")

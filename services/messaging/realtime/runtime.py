@@ -15,6 +15,7 @@ from services.messaging.realtime.models import frames
 from shared.events import Envelope
 from shared.fanout import FanoutReader
 from shared.kafka import make_producer
+from shared.db import make_engine, make_sessionmaker
 from shared.directory import directory_people
 from shared.realtime import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Connection, Hub, purge_loop
 
@@ -44,7 +45,10 @@ def install(app: FastAPI, settings: Settings) -> None:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with inner(app) as state:
-            hub = Hub(tables=frames, sessionmaker=app.state.sessionmaker, settings=settings.realtime)
+            # Frame reads get connections of their own: a burst of writes must not starve delivery.
+            read_engine = make_engine(settings.service_database_url, pool_size=2)
+            hub = Hub(tables=frames, sessionmaker=make_sessionmaker(read_engine, service=settings.service_name),
+                      settings=settings.realtime)
             watchers: dict[UUID, set[Connection]] = {}
             app.state.hub, app.state.presence_watchers = hub, watchers
             app.state.presence = tracker = PresenceTracker(app, hub)
@@ -71,6 +75,7 @@ def install(app: FastAPI, settings: Settings) -> None:
                 producer = getattr(app.state, "ephemeral_producer", None)
                 if producer is not None:
                     await producer.stop()
+                await read_engine.dispose()
 
     app.router.lifespan_context = lifespan
 
