@@ -230,6 +230,7 @@ async def run(args) -> None:
     from shared.migrations import upgrade
     from shared.testing import TestKeys, client_for
 
+    load_at_start = os.getloadavg()[0]
     server = None
     url = args.database_url
     if url is None:
@@ -296,7 +297,8 @@ async def run(args) -> None:
         shown = {s["segment"]: (s["members"], s["active_members"]) for s in segments["items"] if not s["suppressed"]}
         same_segments = shown == {d: (m, a) for d, m, a in naive_segments if m >= 5}
         say(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other "
-            f"users; Python {platform.python_version()}")
+            f"users (load average now {os.getloadavg()[0]:.1f}, at start {load_at_start:.1f}); "
+            f"Python {platform.python_version()}")
         say(f"overview  p50 {pct(o_times, 50):7.1f} ms  p99 {pct(o_times, 99):7.1f} ms  ({args.runs} requests)  "
             f"naive scan p50 {pct(no_times, 50):8.1f} ms  ratio {pct(no_times, 50) / pct(o_times, 50):.1f}x  "
             f"same numbers: {same}")

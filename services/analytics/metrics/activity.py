@@ -82,26 +82,38 @@ async def load_members(session: AsyncSession, window: Window) -> list[Member]:
     return [Member(*r) for r in rows]
 
 
-async def load_activity(session: AsyncSession, window: Window) -> Activity:
-    members = await load_members(session, window)
-    index = {m.id: i for i, m in enumerate(members)}
+# Packed days travel as one bytea (no per-row Python objects; tens of thousands of rows otherwise):
+# per row the member's index (members ordered by id), the period and the two 32-day masks.
+BITS_BLOB = """
+WITH m AS (SELECT id, (row_number() OVER (ORDER BY id) - 1)::int4 AS i FROM people
+           WHERE provisioned_at < $1 AND (deactivated_at IS NULL OR deactivated_at >= $1))
+SELECT (SELECT count(*) FROM m),
+       coalesce(string_agg(int4send(m.i) || int4send(b.period) || int8send(b.active) || int8send(b.contrib), ''::bytea),
+                ''::bytea)
+FROM person_bits b JOIN m ON m.id = b.person_id WHERE b.period BETWEEN $2 AND $3"""
+BLOB_ROW = np.dtype([("i", ">i4"), ("period", ">i4"), ("active", ">i8"), ("contrib", ">i8")])
+
+
+async def load_activity(session: AsyncSession, window: Window, *, people: bool = True) -> Activity:
+    """Members at the end of W and their day matrices; `people=False` skips the member details
+    (the overview needs only who is who by position)."""
     first = window.start - timedelta(days=LOOKBACK)
     ndays = (window.end - first).days
     offset = (first - EPOCH).days
     p0, p1 = offset // BITS_PER_PERIOD, (offset + ndays - 1) // BITS_PER_PERIOD
-    rows = await fetch(session, "SELECT person_id, period, active, contrib FROM person_bits "
-                                "WHERE period BETWEEN $1 AND $2", p0, p1)
+    members: list[Member] = await load_members(session, window) if people else []
+    [(count, blob)] = await fetch(session, BITS_BLOB, window.hi, p0, p1)
+    rows = np.frombuffer(blob, dtype=BLOB_ROW)
+    if people and count != len(members):  # someone was provisioned between the two reads: re-read both
+        return await load_activity(session, window, people=people)
     nperiods = p1 - p0 + 1
-    packed = np.zeros((len(members), nperiods, 2), dtype=np.int64)
-    for person, period, active, contrib in rows:
-        i = index.get(person)
-        if i is not None:
-            packed[i, period - p0, 0] = active
-            packed[i, period - p0, 1] = contrib
+    packed = np.zeros((count, nperiods, 2), dtype=np.int64)
+    packed[rows["i"], rows["period"] - p0, 0] = rows["active"]
+    packed[rows["i"], rows["period"] - p0, 1] = rows["contrib"]
     bits = np.arange(BITS_PER_PERIOD, dtype=np.int64)
     # [members, periods, 2, 32] -> [members, 2, periods * 32], then cut to the window's days
     unpacked = ((packed[..., None] >> bits) & 1).astype(bool).transpose(0, 2, 1, 3).reshape(
-        len(members), 2, nperiods * BITS_PER_PERIOD)
+        count, 2, nperiods * BITS_PER_PERIOD)
     start = offset - p0 * BITS_PER_PERIOD
     days = unpacked[:, :, start:start + ndays]
-    return Activity(window, members, days[:, 0, :], days[:, 1, :], index)
+    return Activity(window, members, days[:, 0, :], days[:, 1, :], {m.id: i for i, m in enumerate(members)})

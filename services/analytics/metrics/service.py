@@ -103,7 +103,7 @@ def content_numbers(content: list[AuthorContent]) -> dict:
 
 
 async def overview(session: AsyncSession, window: Window) -> dict:
-    act = await load_activity(session, window)
+    act = await load_activity(session, window, people=False)
     previous = (await content_totals(session, window.previous())).organic
     series = act.series()
     numbers = people_numbers(act) | content_numbers([await content_totals(session, window)])
