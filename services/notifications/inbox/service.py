@@ -4,7 +4,7 @@ import json
 from dataclasses import asdict, dataclass
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.db import frames
@@ -19,6 +19,7 @@ from shared.pagination import PageParams, paginate
 
 EVENT_RECIPIENTS_MAX = 1000  # recipients per notifications.v1 event (an announcement to 10,000 is 10 events)
 FRAME_KIND = "notification"
+LOCAL_WAKE = "notifications.wake_local_sockets"  # session.info key, set by the socket runtime
 BADGE_FRAME = "badge"
 
 VERBS = {"mention": "mentioned you", "comment": "commented on your post", "reply": "replied to your comment",
@@ -173,6 +174,9 @@ async def deliver_in_app(session: AsyncSession, source: Source, recipients: list
     if not recipients:
         return
     await append_frames(session, recipients=recipients, kind=FRAME_KIND, data=source.frame())
+    wake_here = session.info.get(LOCAL_WAKE)
+    if wake_here is not None:  # this replica's sockets need not wait for relay -> broker -> fan-out reader
+        event.listen(session.sync_session, "after_commit", lambda _: wake_here(recipients), once=True)
     for start in range(0, len(recipients), EVENT_RECIPIENTS_MAX):
         chunk = recipients[start:start + EVENT_RECIPIENTS_MAX]
         await add_event(session, NotificationsDelivered(kind=source.kind, source_event_id=envelope_id,

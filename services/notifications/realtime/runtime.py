@@ -6,6 +6,7 @@ to read those frames from the database (shared/realtime.py). "New posts" hints a
 replica reads social.v1 and tells the sockets it holds that a feed has something new.
 """
 
+import asyncio
 import time
 from uuid import UUID
 
@@ -76,15 +77,19 @@ class FramePrefetch:
         return await self.tables.read(session, person_id=person_id, after=after, limit=limit)
 
 
+async def wake_people(hub: Hub, prefetch: FramePrefetch, sessionmaker, people: list[UUID]) -> None:
+    try:
+        await prefetch.prime(sessionmaker, hub, people)
+    except Exception as exc:  # the sockets read for themselves then
+        log.warning("frame prefetch failed", error=repr(exc))
+    hub.wake(people)
+
+
 def wake_recipients(hub: Hub, prefetch: FramePrefetch, sessionmaker):
     async def deliver(envelope: Envelope) -> None:
         data = envelope.data
         people = [UUID(p) for p in (data.get("recipients") or ([data["person_id"]] if data.get("person_id") else []))]
-        try:
-            await prefetch.prime(sessionmaker, hub, people)
-        except Exception as exc:  # the sockets read for themselves then
-            log.warning("frame prefetch failed", error=repr(exc))
-        hub.wake(people)
+        await wake_people(hub, prefetch, sessionmaker, people)
     return deliver
 
 
@@ -137,6 +142,15 @@ def install(settings: Settings):
             return
         supervisor = app.state.supervisor
         wake = wake_recipients(hub, prefetch, app.state.sessionmaker)
+        pending: set[asyncio.Task] = set()
+
+        def wake_local(people: list[UUID]) -> None:
+            # Right after the consumer's commit: the delivery events still wake every replica (this one again).
+            task = asyncio.get_running_loop().create_task(wake_people(hub, prefetch, app.state.sessionmaker, people))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        app.state.sessionmaker.kw.setdefault("info", {})[inbox.LOCAL_WAKE] = wake_local
         hints = new_post_hints(hub, app.state.sessionmaker)
 
         async def deliver(envelope: Envelope) -> None:
