@@ -60,15 +60,19 @@ def scope_for(event_type: str) -> str:
 
 async def check_target(url: str, *, allow_private: bool) -> None:
     """Only http(s) to public addresses: every address the host resolves to is checked (no internal services)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UnsafeWebhookTarget("The URL is not valid.", field="url")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeWebhookTarget("The URL must be http(s) with a host.", field="url")
     if parts.username or parts.password:
         raise UnsafeWebhookTarget("Credentials in the URL are not allowed; verify the signature instead.", field="url")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443,
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port or 443,
                                                              type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    except (socket.gaierror, UnicodeError, ValueError):
         raise UnsafeWebhookTarget("The host does not resolve.", field="url")
     if allow_private:
         return
