@@ -21,7 +21,8 @@ from shared.directory import people_consumer
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
-        settings=settings, title="Hearth notifications", description="Notification inbox, preferences, socket, push, email digests and webhooks.",
+        settings=settings, title="Hearth notifications",
+        description="Notification inbox, preferences, socket, push, email digests and webhooks.",
         routers=[preferences_router, webhooks_router, push_router, digests_router, inbox_router, realtime_router],
         consumers=[people_consumer(settings), social_consumer(settings), messaging_consumer(settings),
                    webhook_consumer(settings)],

@@ -8,4 +8,5 @@ from services.notifications.push.models import Device, PushJob
 from services.notifications.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = ["Device", "DigestRun", "GroupMember", "KnownGroup", "KnownPost", "Mute", "Notification",
-           "NotificationPreference", "PersonSettings", "PostReaction", "Presence", "PushJob", "Webhook", "WebhookDelivery"]
+           "NotificationPreference", "PersonSettings", "PostReaction", "Presence", "PushJob", "Webhook",
+           "WebhookDelivery"]

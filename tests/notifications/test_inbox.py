@@ -79,7 +79,8 @@ async def test_follow_request_and_invite_notify_their_targets(settings, sessionm
               GroupInvited(invite_id=uuid7(), group_id=group, person_id=fan, inviter_id=owner)]
     for payload in events:
         await deliver(settings, sessionmaker, Envelope.wrap(payload, source="posts", subject=owner))
-    owner_kinds = [n["kind"] for n in (await client.get("/api/v1/notifications", headers=keys.headers(owner))).json()["items"]]
+    owner_inbox = await client.get("/api/v1/notifications", headers=keys.headers(owner))
+    owner_kinds = [n["kind"] for n in owner_inbox.json()["items"]]
     assert owner_kinds == ["follow"]  # the approved request left the inbox; the new follower arrived
     invite, approved = (await client.get("/api/v1/notifications", headers=keys.headers(fan))).json()["items"]
     assert invite["kind"] == "group_invite" and invite["subject_id"] == str(group)

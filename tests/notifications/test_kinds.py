@@ -112,7 +112,8 @@ async def test_join_request_goes_to_group_admins_and_leaves_when_approved(settin
     assert approved["kind"] == "join_approved" and approved["actor_id"] == str(admin)
 
 
-async def test_must_read_announcement_reaches_every_member_in_bulk_events(settings, sessionmaker, client, keys, session):
+async def test_must_read_announcement_reaches_every_member_in_bulk_events(settings, sessionmaker, client, keys,
+                                                                          session):
     author = uuid7()
     members = {uuid7(): "member" for _ in range(2500)}
     gone = await add_person(settings, sessionmaker, active=False)

@@ -116,7 +116,8 @@ async def test_only_admins_create_and_only_owners_see_webhooks(client, keys):
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1/x", "http://localhost:8080/", "http://10.1.2.3/", "http://[::1]/",
-                                 "http://169.254.169.254/latest/meta-data", "http://192.168.0.10/", "ftp://example.com/",
+                                 "http://169.254.169.254/latest/meta-data", "http://192.168.0.10/",
+                                 "ftp://example.com/",
                                  "http://user:pw@8.8.8.8/", "http://does-not-resolve.invalid/",
                                  "http://8.8.8.8:99999/", "http://[::1/", "http://0.0.0.0/", "http://a\x00b/"])
 async def test_private_loopback_and_odd_targets_are_refused(url):

@@ -57,7 +57,8 @@ async def count_comment(session: AsyncSession, post_id: UUID, delta: int) -> Non
                           .values(comments=func.greatest(KnownPost.comments + delta, 0)))
 
 
-async def set_reaction(session: AsyncSession, *, post_id: UUID, person_id: UUID, present: bool) -> tuple[int, list[UUID]]:
+async def set_reaction(session: AsyncSession, *, post_id: UUID, person_id: UUID,
+                       present: bool) -> tuple[int, list[UUID]]:
     """Record or remove one person's reaction; returns (reactors, the newest three) of the post."""
     if present:
         await session.execute(insert(PostReaction).values(post_id=post_id, person_id=person_id)

@@ -145,8 +145,8 @@ async def on_follow(session: AsyncSession, envelope: Envelope, follow) -> None:
     await notify(session, envelope, Source(kind="follow", actor_id=follow.follower_id, subject_id=follow.follower_id,
                                            **person), recipients=[follow.followee_id])
     if follow.via_request:
-        await notify(session, envelope, Source(kind="follow_approved", actor_id=follow.followee_id,
-                                               subject_id=follow.followee_id, **person), recipients=[follow.follower_id])
+        approved = Source(kind="follow_approved", actor_id=follow.followee_id, subject_id=follow.followee_id, **person)
+        await notify(session, envelope, approved, recipients=[follow.follower_id])
         await _drop_follow_request(session, follow)
 
 

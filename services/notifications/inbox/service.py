@@ -79,8 +79,9 @@ INSERT INTO notifications (id, recipient_id, kind, actor_id, actor_count, actor_
     excerpt, group_key, post_id, comment_id, group_id, conversation_id, source_event_id, created_at, updated_at)
 SELECT gen_random_uuid(), e.person_id, CAST(:kind AS varchar), CAST(:actor AS uuid), 1,
     CASE WHEN CAST(:actor AS uuid) IS NULL THEN '{{}}'::uuid[] ELSE ARRAY[CAST(:actor AS uuid)] END,
-    CAST(:subject_type AS varchar), CAST(:subject_id AS uuid), CAST(:excerpt AS varchar), NULL, CAST(:post_id AS uuid), CAST(:comment_id AS uuid),
-    CAST(:group_id AS uuid), CAST(:conversation_id AS uuid), CAST(:event_id AS uuid), clock_timestamp(), clock_timestamp()
+    CAST(:subject_type AS varchar), CAST(:subject_id AS uuid), CAST(:excerpt AS varchar), NULL,
+    CAST(:post_id AS uuid), CAST(:comment_id AS uuid), CAST(:group_id AS uuid), CAST(:conversation_id AS uuid),
+    CAST(:event_id AS uuid), clock_timestamp(), clock_timestamp()
 FROM unnest(CAST(:eligible AS uuid[])) AS e(person_id)
 WHERE {_WANTS.format(channel="in_app")}
 ON CONFLICT DO NOTHING

@@ -47,7 +47,7 @@ class WebhooksForAdminsOnly(Forbidden):
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """HMAC-SHA256 over `<timestamp>.<body>`: a receiver checks both, so a captured delivery cannot be replayed later."""
+    """HMAC-SHA256 over `<timestamp>.<body>`: a receiver checks both, so a captured delivery is not replayable later."""
     return "v1=" + hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
