@@ -133,9 +133,9 @@ async def test_company_person_and_group_feeds_follow_the_visibility_rule(client,
     assert bodies(await feed(client, auth(me), f"groups/{public_group}")) == ["public group"]
     private = await client.get(f"/api/v1/feeds/groups/{private_group}", headers=auth(me))
     assert private.status_code == 403 and private.json()["code"] == "not-a-group-member"
-    for path in [f"groups/{secret_group}", f"groups/{secret_group}/mute"]:
-        method = client.get if not path.endswith("mute") else client.put
-        assert (await method(f"/api/v1/feeds/{path}", headers=auth(me))).status_code == 404
+    for method, path in [("GET", f"groups/{secret_group}"), ("PUT", f"groups/{secret_group}/mute"),
+                         ("DELETE", f"groups/{secret_group}/mute")]:
+        assert (await client.request(method, f"/api/v1/feeds/{path}", headers=auth(me))).status_code == 404
     missing = await client.get("/api/v1/feeds/people/00000000-0000-0000-0000-000000000000", headers=auth(me))
     assert missing.status_code == 404
     await invite_in(client, auth, owner, private_group, me)
