@@ -105,11 +105,13 @@ PROBLEMS = {
     503: ("service-unavailable", "Service unavailable",
           "A backing service (database, broker) is unreachable; retry after `Retry-After` seconds."),
 }
-SCIM_PROBLEMS = {400: "invalidValue", 401: None, 404: None, 409: "uniqueness", 412: None, 413: None}
+SCIM_PROBLEMS = {400: "invalidValue", 401: None, 404: None, 409: "uniqueness", 412: None, 413: None, 429: None}
 SCIM_WHEN = {400: "The request is not valid SCIM (bad syntax, value or filter).",
              401: "The SCIM bearer token is missing or wrong.", 404: "No such resource.",
              409: "A unique attribute is already in use.", 412: "`If-Match` does not match the resource's ETag.",
-             413: "The body exceeds the size limit."}
+             413: "The body exceeds the size limit.",
+             429: "Too many failed SCIM sign-ins from this address (SCIM Error), or too many requests "
+                  "(problem+json, `Retry-After`)."}
 RETRY_AFTER = {"description": "Seconds to wait before trying again.", "required": True,
                "schema": {"type": "string", "pattern": "^[0-9]+$"}}
 HEADERS = {
@@ -118,6 +120,8 @@ HEADERS = {
     429: {"Retry-After": RETRY_AFTER},
     503: {"Retry-After": RETRY_AFTER},
 }
+# Not rate limited (shared/ratelimit.py UNLIMITED_PATHS).
+UNLIMITED = {"/healthz", "/readyz", "/metrics"}
 # Answered from memory: no backing service to be unavailable.
 NO_OUTAGE = {"/healthz", "/.well-known/jwks.json"}
 SCIM_SECURITY_SCHEME = {"type": "http", "scheme": "bearer",
@@ -172,6 +176,7 @@ def customise(doc: dict[str, Any], routes: dict[tuple[str, str], Any]) -> dict[s
         elif path == "/.well-known/jwks.json":
             jwks = {"schema": {"$ref": "#/components/schemas/JWKS"}}
             operation["responses"]["200"]["content"] = {"application/json": jwks}
+            _document_problems(path, method, operation)
         elif path.startswith(SCIM_PREFIX):
             _document_scim(path, method, operation)
         else:
@@ -238,7 +243,9 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     if has_body:
         statuses |= {413, 415}
     if secured:
-        statuses |= {401, 403, 429}
+        statuses |= {401, 403}
+    if path not in UNLIMITED:
+        statuses |= {429}  # shared/ratelimit.py: per person or token, per address, per route
     if path.startswith("/auth/"):
         statuses |= {401, 429}  # sign-in and refresh refuse bad credentials; login is throttled
     if path.startswith("/auth/sso/"):
@@ -278,7 +285,7 @@ def _document_scim(path: str, method: str, operation: dict[str, Any]) -> None:
         if status.startswith("2") and "content" in response:
             response["content"] = {SCIM_JSON: {"schema": {"type": "object", "description": "A SCIM resource "
                                                "or ListResponse (RFC 7643, RFC 7644)."}}}
-    statuses = {401}
+    statuses = {401, 429}
     if operation.get("parameters") or "requestBody" in operation:
         statuses |= {400}
     if "requestBody" in operation:
@@ -297,6 +304,12 @@ def _document_scim(path: str, method: str, operation: dict[str, Any]) -> None:
                     "content": {SCIM_JSON: {"schema": SCIM_ERROR_REF, "example": example}}}
         if status == 401:
             response["headers"] = copy.deepcopy(HEADERS[401])
+        if status == 429:  # the general rate limit (middleware) answers problem+json on every path
+            code, title, when = PROBLEMS[429]
+            response["content"][PROBLEM_JSON] = {"schema": PROBLEM_REF, "example": {
+                "type": f"https://hearth.dev/problems/{code}", "title": title, "status": 429, "detail": when,
+                "code": code, "instance": path}}
+            response["headers"] = copy.deepcopy(HEADERS[429])
         responses[str(status)] = response
 
 
