@@ -122,10 +122,10 @@ async def seed_posts(conn, *, first: int, count: int, people: int, groups: int) 
                    (i * 17) % 7, (i * 11) % 13, (i * 5) % 40, ts, ts,
                    CASE WHEN i % 20000 = 0 THEN now() + interval '7 days' END
             FROM (SELECT i, now() - (random() * interval '180 days') AS ts
-                  FROM generate_series({start}, {end}) i) s""")
+                  FROM generate_series({start}::bigint, {end}::bigint) i) s""")
     await conn.execute(f"""
         INSERT INTO reactions (post_id, person_id, kind, created_at)
-        SELECT p.id, {PERSON_SQL.format(n=f'1 + (abs(hashtext(p.id::text)) + k * 37) % {people}')},
+        SELECT p.id, {PERSON_SQL.format(n=f'1 + (abs(hashtext(p.id::text)::bigint) + k * 37) % {people}')},
                (ARRAY['like','celebrate','support','insightful','funny'])[1 + k % 5], now()
         FROM (SELECT id FROM posts ORDER BY created_at DESC LIMIT {max(1, count // 10)}) p,
              generate_series(1, 3) k
@@ -178,13 +178,15 @@ def run_pgbench(pg_bin: Path, port: int, script: str, seconds: int, clients: int
 
 # --------------------------------------------------------------------------------------------- HTTP
 
-def start_service(server_url: str, pem: bytes, port: int, log: Path) -> subprocess.Popen:
+def start_service(server_url: str, pem: bytes, port: int, log: Path, workers: int) -> subprocess.Popen:
     env = os.environ | {
         "HEARTH_DATABASE_URL": server_url, "HEARTH_DATABASE_PREFIX": PREFIX, "HEARTH_RUN_BACKGROUND": "false",
-        "HEARTH_JWT_PRIVATE_KEY": pem.decode(), "HEARTH_ADMIN_PASSWORD": "bench-admin-pw", "HEARTH_LOG_LEVEL": "WARNING",
-        "HEARTH_DATABASE_POOL_SIZE": "16", "HEARTH_STORAGE_URL": str(log.parent / "uploads")}
+        "HEARTH_JWT_PRIVATE_KEY": pem.decode(), "HEARTH_ADMIN_PASSWORD": "bench-admin-pw",
+        "HEARTH_LOG_LEVEL": "WARNING", "HEARTH_DATABASE_POOL_SIZE": "16",
+        "HEARTH_STORAGE_URL": str(log.parent / "uploads")}
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "services.posts.main:app", "--host", "127.0.0.1",
-                                "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                                "--port", str(port), "--workers", str(workers), "--no-access-log",
+                                "--log-level", "warning"],
                                cwd=REPO_ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -238,6 +240,7 @@ async def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="post counts, rising")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (stateless replicas)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-feeds-"))
@@ -265,7 +268,7 @@ async def main() -> None:
             await seed_posts(conn, first=seeded + 1, count=size - seeded, people=args.people, groups=args.groups)
             seeded = size
             if service is None:
-                service = start_service(server, pem, port, work / "posts.log")
+                service = start_service(server, pem, port, work / "posts.log", args.workers)
             say(f"{size:,} posts: HTTP home feed, {args.concurrency} concurrent, {args.seconds} s")
             rps, latencies, errors = await load(f"http://127.0.0.1:{port}", tokens, seconds=args.seconds,
                                                 concurrency=args.concurrency)
@@ -273,6 +276,8 @@ async def main() -> None:
             tps = run_pgbench(pg_bin, pg.port, script, args.seconds, args.concurrency)
             results.append((size, rps, percentile(latencies, 50), percentile(latencies, 99), len(latencies), errors,
                             tps))
+            say(f"{size:,} posts: {rps:.1f} req/s, p50 {results[-1][2]:.2f} ms, p99 {results[-1][3]:.2f} ms, "
+                f"{errors} errors; pgbench {tps:.1f} tps; ratio {rps / tps:.2f}")
         await conn.close()
     finally:
         if service is not None:
@@ -282,6 +287,7 @@ async def main() -> None:
 
     print()
     print(f"home feed, pages of {PAGE}, {args.people:,} people, {args.groups} groups, concurrency {args.concurrency}, "
+          f"{args.workers} uvicorn worker(s), "
           f"{args.seconds} s per measure ({os.cpu_count()} CPUs shared by client, service and PostgreSQL)")
     print(f"{'posts':>10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7} "
           f"{'pgbench tps':>12} {'ratio':>6}")
