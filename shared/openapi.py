@@ -8,6 +8,7 @@ get short unique operation ids. `merge_documents` builds the gateway's single do
 """
 
 import copy
+import re
 from collections import Counter
 from typing import Any
 
@@ -341,8 +342,8 @@ _FORMATS = {"uuid": "0192f4c6-5a3e-7b1c-9d2e-3f4a5b6c7d8e", "date-time": "2026-1
 
 
 def example_of(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> Any:
-    """A plausible value for a JSON schema (declared examples and defaults first); None if unknown."""
-    if depth > 6:
+    """A value valid for a JSON schema (declared examples and defaults first); None if none is known."""
+    if depth > 16:
         return None
     if "$ref" in schema:
         return example_of(schemas.get(schema["$ref"].rsplit("/", 1)[-1], {}), schemas, depth + 1)
@@ -353,27 +354,54 @@ def example_of(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) 
         return schema["examples"][0]
     if schema.get("enum"):
         return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
+    for key in ("anyOf", "oneOf"):
         options = [s for s in schema.get(key, []) if s.get("type") != "null"]
-        if options:
-            return example_of(options[0], schemas, depth + 1)
+        for option in options:
+            value = example_of(option, schemas, depth + 1)
+            if value is not None:
+                return value
+    if schema.get("allOf"):
+        return example_of(schema["allOf"][0], schemas, depth + 1)
     kind = schema.get("type")
     if kind == "object" or "properties" in schema:
-        return {name: example_of(sub, schemas, depth + 1) for name, sub in schema.get("properties", {}).items()}
+        return _object_example(schema, schemas, depth)
     if kind == "array":
         item = example_of(schema.get("items", {}), schemas, depth + 1)
-        return [] if item is None else [item]
+        return [] if item is None else [item] * max(schema.get("minItems", 1), 1)
     if kind == "string":
-        if schema.get("format") in _FORMATS:
-            return _FORMATS[schema["format"]]
-        return "x" * max(schema.get("minLength", 0), 1) if schema.get("minLength", 0) > 6 else "string"
+        return _string_example(schema)
     if kind == "integer":
-        return int(schema.get("minimum", 1))
+        return int(schema.get("minimum", schema.get("exclusiveMinimum", 0) + 1))
     if kind == "number":
         return float(schema.get("minimum", 1.0))
     if kind == "boolean":
         return True
     return None
+
+
+def _object_example(schema: dict[str, Any], schemas: dict[str, Any], depth: int) -> dict[str, Any] | None:
+    example, required = {}, set(schema.get("required", []))
+    for name, sub in schema.get("properties", {}).items():
+        value = example_of(sub, schemas, depth + 1)
+        if value is None and name in required:
+            return None  # no valid example rather than an invalid one
+        if value is not None:
+            example[name] = value
+    return example
+
+
+_PATTERN_CANDIDATES = ("US", "en", "abc", "a", "1", "00:00", "Europe/Paris", "ada", "launch", "x-1")
+
+
+def _string_example(schema: dict[str, Any]) -> str | None:
+    if schema.get("format") in _FORMATS:
+        return _FORMATS[schema["format"]]
+    low, high = schema.get("minLength", 0), schema.get("maxLength", 10_000)
+    if "pattern" in schema:
+        pattern = re.compile(schema["pattern"])
+        return next((c for c in _PATTERN_CANDIDATES if pattern.search(c) and low <= len(c) <= high), None)
+    value = "string" if low <= 6 else "x" * low
+    return value[:high] if len(value) > high else value
 
 
 def merge_documents(docs: dict[str, dict[str, Any]], *, server_url: str, title: str, version: str,

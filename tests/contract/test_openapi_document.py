@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from shared.openapi import merge_documents
@@ -54,6 +55,17 @@ def test_every_operation_has_a_unique_id_a_tag_and_an_example(document):
         media = [m for r in op["responses"].values() for m in r.get("content", {}).values()]
         media += list(op.get("requestBody", {}).get("content", {}).values())
         assert any("example" in m or "examples" in m for m in media), f"{method.upper()} {path} has no example"
+
+
+def test_every_example_is_valid_for_its_schema(document):
+    for path, method, op in operations(document):
+        bodies = [("request", op.get("requestBody", {}))] + list(op["responses"].items())
+        for where, body in bodies:
+            for media_type, media in body.get("content", {}).items():
+                if "example" in media and "schema" in media:
+                    schema = media["schema"] | {"components": document["components"]}
+                    errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(media["example"])]
+                    assert not errors, f"{method.upper()} {path} {where} {media_type}: {errors}"
 
 
 def test_every_error_is_a_documented_problem_and_scim_errors_are_scim(document):
