@@ -24,6 +24,14 @@ keeps its frames in its own database and wires three things:
    twice on one connection and always in sequence order. Ephemeral frames (typing, presence) have no
    `seq`, are never stored and go through `hub.send_ephemeral`.
 
+   The hub is made once the database is up (a lifespan); give it a small pool of its own for frame reads
+   (the reads of every woken socket of the replica are coalesced into one query at a time)::
+
+       hub = Hub(tables=frames, sessionmaker=make_sessionmaker(make_engine(url, pool_size=2), service=...),
+                 settings=RealtimeSettings())
+       hub.on_connect.append(...)        # e.g. presence; hub.on_disconnect likewise
+       app.state.hub = hub
+
    The socket route is one line::
 
        @router.websocket("/api/v1/messaging/ws")
