@@ -28,3 +28,13 @@ class FollowRequest(Table, table=True):
     follower_id: UUID = Field(foreign_key="people.id")
     followee_id: UUID = Field(foreign_key="people.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class FollowNotice(Table, table=True):
+    """When a follower last caused a follow notification to a person: repeats within a day are quiet."""
+
+    __tablename__ = "follow_notices"
+
+    follower_id: UUID = Field(foreign_key="people.id", primary_key=True)
+    followee_id: UUID = Field(foreign_key="people.id", primary_key=True)
+    notified_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -1,8 +1,8 @@
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, String
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Column, DateTime, Index, String, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field
 from uuid6 import uuid7
 
@@ -12,6 +12,11 @@ from shared.db import utcnow
 
 class Person(Table, table=True):
     __tablename__ = "people"
+    __table_args__ = (
+        Index("ix_people_display_name_id", "display_name", "id"),  # the directory's keyset order
+        Index("ix_people_lower_department", text("lower(department)")),  # the department filter
+        Index("uq_people_lower_user_name", text("lower(user_name)"), unique=True),  # SCIM: caseExact false
+    )
 
     id: UUID = Field(default_factory=uuid7, primary_key=True)
     email: str = Field(max_length=320, unique=True)  # stored lower-cased
@@ -32,6 +37,12 @@ class Person(Table, table=True):
     employee_number: str | None = Field(default=None, max_length=64)
     organization: str | None = Field(default=None, max_length=200)
     external_id: str | None = Field(default=None, max_length=200, unique=True)  # the identity provider's id (SCIM)
+    user_name: str | None = Field(default=None, max_length=320)  # SCIM userName, any unique string, as given
+    # The User as the identity provider last sent it (no password): attributes Hearth has no column for
+    # (name parts, phone numbers, locale, …) read back from here, so every advertised one round-trips.
+    scim_profile: dict | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    # Set by SCIM DELETE: the person stays (deactivated) but SCIM answers 404 for them until re-provisioned.
+    scim_deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     leader: bool = False
     official: bool = False
     protected: bool = False

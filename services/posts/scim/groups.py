@@ -10,7 +10,7 @@ concerned (404), which is what RFC 7644 §3.6 asks of a deleted resource.
 
 from uuid import UUID
 
-from scim2_models import GroupMember, Meta, PatchOp
+from scim2_models import Meta, PatchOp
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,7 @@ from services.posts.groups.schemas import GroupCreate
 from services.posts.people.models import Person
 from services.posts.scim.errors import ScimInvalidValue, ScimUniqueness
 from services.posts.scim.filters import ColumnMap, Predicate, to_sql
-from services.posts.scim.schemas import POLICY, ScimGroup
+from services.posts.scim.schemas import POLICY, Member, ScimGroup
 
 
 def _has_member(value: str):
@@ -66,7 +66,7 @@ async def members_of(session: AsyncSession, *, group_ids: list[UUID]) -> dict[UU
 def to_resource(group: Group, members: list[Person], *, base_url: str) -> ScimGroup:
     return ScimGroup(
         id=str(group.id), external_id=group.external_id, display_name=group.name,
-        members=[GroupMember(value=str(p.id), display=p.display_name, type="User", ref=f"{base_url}/Users/{p.id}")
+        members=[Member(value=str(p.id), type="User", ref=f"{base_url}/Users/{p.id}")
                  for p in members],
         meta=Meta(resource_type="Group", created=group.created_at, last_modified=group.updated_at,
                   location=f"{base_url}/Groups/{group.id}",

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from scim2_models import Context, ListResponse, Meta, PatchOp, ResponseParameters
+from starlette.routing import Match
 
 from services.posts.db import SessionDep
 from services.posts.groups.models import Group
@@ -258,3 +259,16 @@ async def get_resource_type(type_id: str, request: Request):
     if found is None:
         raise ScimNotFound(f"No resource type {type_id}.")
     return scim_response(_discovery(found, request, kind="ResourceTypes", key=found.id))
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def not_a_scim_endpoint(request: Request):
+    """Anything else under /scim/v2: a SCIM error (405 on a known path, else 404), never problem+json."""
+    if request.url.path.endswith("/.search"):
+        raise ScimError("Searching with POST /.search is not supported; use GET with a filter.", status=501)
+    scope = {"type": "http", "path": request.url.path, "method": request.method, "root_path": ""}
+    allowed = sorted({method for route in router.routes if route.path != f"{router.prefix}/{{path:path}}"
+                      and route.matches(scope)[0] == Match.PARTIAL for method in route.methods or ()})
+    if allowed:
+        raise ScimError(f"{request.method} is not supported here.", status=405, headers={"Allow": ", ".join(allowed)})
+    raise ScimNotFound(f"No SCIM endpoint at {request.url.path}.")

@@ -28,8 +28,17 @@ class EnterpriseUser(scim.EnterpriseUser):
         return {"value": value} if isinstance(value, str) else value
 
 
+class Member(scim.GroupMember):
+    # RFC 7643 §2.4: `display` of a multi-valued attribute is read-only; Hearth keeps none (a client
+    # reads the User for its name), so it is never written and never returned.
+    display: Annotated[str | None, scim.Mutability.read_only] = None
+
+
+class ScimGroup(Group):
+    members: Annotated[list[Member] | None, scim.Mutability.read_write] = None
+
+
 ScimUser = User[EnterpriseUser]
-ScimGroup = Group
 
 # Okta and Entra depart from the RFC in known ways; these are the documented switches for them:
 # unknown (custom) attributes are dropped, Entra's `remove` with a value selects what to remove, and a
@@ -51,6 +60,6 @@ CONFIG = ServiceProviderConfig(
 )
 
 PROVIDER = ScimProvider(
-    models=[User, EnterpriseUser, Group],
-    resource_types=[ResourceType.from_resource(ScimUser), ResourceType.from_resource(Group)],
+    models=[User, EnterpriseUser, ScimGroup],
+    resource_types=[ResourceType.from_resource(ScimUser), ResourceType.from_resource(ScimGroup)],
     config=CONFIG, policy=POLICY)
