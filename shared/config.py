@@ -60,6 +60,8 @@ class HearthSettings(BaseSettings):
     rate_limit_token_create: str = "10/3600"
     rate_limit_follow: str = "100/3600"
     rate_limit_post: str = "30/60"
+    # /metrics is for the internal network; when set, it also wants `Authorization: Bearer <token>`.
+    metrics_token: str = ""
     log_json: bool = True
     log_level: str = "INFO"
     run_background: bool = True  # relay and consumers; tests of a single app switch it off

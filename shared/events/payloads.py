@@ -110,6 +110,9 @@ class FollowCreated(EventData):
     follower_id: UUID
     followee_id: UUID
     via_request: bool = False
+    # A repeat within a day of an earlier follow by the same follower (follow, unfollow, follow…):
+    # the follow holds, but nobody should be notified of it again.
+    quiet: bool = False
 
 
 class FollowRemoved(EventData):

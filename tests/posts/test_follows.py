@@ -146,3 +146,23 @@ async def test_followers_only_post_reaches_followers(client, session, make_perso
                               json={"body": "followers only", "audience": "followers"})).json()
     assert (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(fan))).status_code == 200
     assert (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(stranger))).status_code == 404
+
+
+async def test_follow_unfollow_follow_notifies_once_a_day(client, session, make_person, auth):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from services.posts.graph.models import FollowNotice
+    from shared.db import utcnow
+    from shared.testing import outbox_events
+    ana, bo = await make_person(), await make_person()
+    for _ in range(3):
+        assert (await client.post(f"/api/v1/people/{bo.id}/follow", headers=auth(ana))).status_code == 201
+        assert (await client.delete(f"/api/v1/people/{bo.id}/follow", headers=auth(ana))).status_code == 204
+    created = await outbox_events(session, type="hearth.follow.created")
+    assert [e.data["quiet"] for e in created] == [False, True, True]  # followed each time, notified once
+    await session.execute(update(FollowNotice).values(notified_at=utcnow() - timedelta(days=1, minutes=1)))
+    await session.commit()
+    assert (await client.post(f"/api/v1/people/{bo.id}/follow", headers=auth(ana))).status_code == 201
+    assert (await outbox_events(session, type="hearth.follow.created"))[-1].data["quiet"] is False

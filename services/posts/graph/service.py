@@ -4,20 +4,29 @@ A protected account's follows go through requests its owner approves. Turning pr
 existing followers (they were approved by being there); turning it off approves every pending request.
 """
 
+from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.posts.graph.models import Follow, FollowRequest
+from services.posts.graph.models import Follow, FollowNotice, FollowRequest
 from services.posts.graph.schemas import FollowRequestPublic, FollowState
-from services.posts.people.models import Person
 from services.posts.people import service as people
+from services.posts.people.models import Person
+from shared.db import utcnow
 from shared.errors import Forbidden, InvalidInput, NotFound
-from shared.events import FollowCreated, FollowRemoved, FollowRequestClosed, FollowRequested
+from shared.events import (
+    FollowCreated,
+    FollowRemoved,
+    FollowRequestClosed,
+    FollowRequested,
+)
 from shared.outbox import add_event
 from shared.pagination import PageParams, paginate
+
+NOTICE_INTERVAL = timedelta(days=1)
 
 
 class FollowRequestNotFound(NotFound):
@@ -46,8 +55,19 @@ async def add_follow(session: AsyncSession, *, follower_id: UUID, followee_id: U
     created = await session.scalar(insert(Follow).values(follower_id=follower_id, followee_id=followee_id)
                                    .on_conflict_do_nothing().returning(Follow.follower_id))
     if created is not None:
+        quiet = not await _first_notice_today(session, follower_id=follower_id, followee_id=followee_id)
         await add_event(session, FollowCreated(follower_id=follower_id, followee_id=followee_id,
-                                               via_request=via_request), subject=followee_id, actor=actor)
+                                               via_request=via_request, quiet=quiet), subject=followee_id, actor=actor)
+
+
+async def _first_notice_today(session: AsyncSession, *, follower_id: UUID, followee_id: UUID) -> bool:
+    """Whether this follow may notify: at most once a day per follower and person (no follow/unfollow spam)."""
+    now = utcnow()
+    stmt = insert(FollowNotice).values(follower_id=follower_id, followee_id=followee_id, notified_at=now)
+    noticed = await session.scalar(stmt.on_conflict_do_update(
+        index_elements=[FollowNotice.follower_id, FollowNotice.followee_id], set_={"notified_at": now},
+        where=FollowNotice.notified_at <= now - NOTICE_INTERVAL).returning(FollowNotice.follower_id))
+    return noticed is not None
 
 
 async def follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID) -> FollowState:
@@ -127,6 +147,7 @@ async def deny_request(session: AsyncSession, *, owner_id: UUID, request_id: UUI
     await session.commit()
 
 
+@people.on_protection_lifted
 async def approve_all_requests(session: AsyncSession, *, followee: Person, actor: UUID | None) -> None:
     """Protection turned off: every pending request becomes a follow (in the caller's transaction)."""
     requests = list(await session.scalars(select(FollowRequest).where(FollowRequest.followee_id == followee.id)))

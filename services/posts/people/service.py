@@ -1,4 +1,5 @@
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,17 @@ from shared.outbox import add_event
 from shared.pagination import PageParams, paginate
 
 MAX_CHAIN = 50  # deepest management chain we walk; deeper means bad data, not a real company
+
+# What the social code does when someone turns protection off (graph approves pending follow requests).
+# Identity never imports the social code: the graph registers itself here instead.
+ProtectionLifted = Callable[..., Awaitable[None]]
+_PROTECTION_LIFTED: list[ProtectionLifted] = []
+
+
+def on_protection_lifted(hook: ProtectionLifted) -> ProtectionLifted:
+    """Decorator: run `hook(session, followee=person, actor=...)` in the transaction that lifts protection."""
+    _PROTECTION_LIFTED.append(hook)
+    return hook
 
 
 def escape_like(text: str) -> str:
@@ -143,10 +155,8 @@ async def update(session: AsyncSession, *, person: Person, changes: ProfileField
             raise InvalidInput(f"{required} cannot be empty.", field=required)
     changed = sorted(k for k, v in values.items() if getattr(person, k) != v)
     if "protected" in changed and not values["protected"]:
-        from services.posts.graph import (
-            service as graph,  # the graph builds on people, not the reverse
-        )
-        await graph.approve_all_requests(session, followee=person, actor=actor)
+        for hook in _PROTECTION_LIFTED:
+            await hook(session, followee=person, actor=actor)
     for key in changed:
         setattr(person, key, values[key])
     if changed:
