@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = create_service_app(
         settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin, schedule_reminders],
-        description="People, sign-in, follows, groups, posts, feeds and search.",
+        description="People, sign-in, follows, groups, posts, feeds and search. Protected accounts: their posts "
+                    "outside groups are for approved followers only; a post in a group has the group as its audience.",
         routers=[auth_router, people_router, graph_router, groups_router, attachments_router, content_router,
                  feeds_router, scim_router,
                  search_router])

@@ -3,9 +3,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, literal, or_, select, text
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from services.posts.auth.passwords import hash_password_off_loop
 from services.posts.auth.sessions import end_sessions
@@ -227,15 +229,20 @@ async def get_all(session: AsyncSession, *, page: PageParams, department: str | 
 
 
 async def management_chain(session: AsyncSession, *, person: Person) -> list[Person]:
-    """Managers from the nearest up, stopping at the top or at a cycle in bad data."""
-    chain, seen, current = [], {person.id}, person
-    while current.manager_id and current.manager_id not in seen and len(chain) < MAX_CHAIN:
-        current = await session.get(Person, current.manager_id)
-        if current is None:
-            break
-        seen.add(current.id)
-        chain.append(current)
-    return chain
+    """Managers from the nearest up, in one recursive query; stops at the top, at a cycle in bad data
+    or after MAX_CHAIN levels."""
+    if person.manager_id is None:
+        return []
+    chain = (select(Person.id, Person.manager_id, literal(1).label("depth"),
+                    array([Person.id]).label("path"))
+             .where(Person.id == person.manager_id).cte("chain", recursive=True))
+    up = aliased(Person)
+    chain = chain.union_all(
+        select(up.id, up.manager_id, chain.c.depth + 1, chain.c.path.concat(array([up.id])))
+        .where(up.id == chain.c.manager_id, chain.c.depth < MAX_CHAIN, up.id != person.id,
+               ~(up.id == func.any(chain.c.path))))
+    rows = await session.execute(select(Person).join(chain, chain.c.id == Person.id).order_by(chain.c.depth))
+    return list(rows.scalars())
 
 
 async def direct_reports(session: AsyncSession, *, person: Person) -> list[Person]:
