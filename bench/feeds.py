@@ -188,7 +188,7 @@ def start_service(server_url: str, pem: bytes, port: int, log: Path, workers: in
                                 "--port", str(port), "--workers", str(workers), "--no-access-log",
                                 "--log-level", "warning"],
                                cwd=REPO_ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # workers start slowly on a busy machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the posts service exited; see {log}")
@@ -209,9 +209,12 @@ async def load(url: str, tokens: list[str], *, seconds: float, concurrency: int)
         async def one(token: str, record: bool) -> None:
             nonlocal errors
             started = time.perf_counter()
-            response = await client.get("/api/v1/feeds/home", params={"limit": PAGE},
-                                        headers={"Authorization": f"Bearer {token}"})
-            if response.status_code != 200 or len(response.json()["items"]) == 0:
+            try:
+                response = await client.get("/api/v1/feeds/home", params={"limit": PAGE},
+                                            headers={"Authorization": f"Bearer {token}"})
+                if response.status_code != 200 or len(response.json()["items"]) == 0:
+                    errors += 1
+            except httpx.HTTPError:  # counted, not fatal: a run on a busy machine reports what it saw
                 errors += 1
             if record:
                 latencies.append((time.perf_counter() - started) * 1000)
