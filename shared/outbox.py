@@ -135,7 +135,7 @@ class OutboxRelay:
             log.info("outbox relay holds the lease", service=self.service)
             conn = await self._connect("work")
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            guard = _LeaseGuard(lease)
+            guard = _LeaseGuard(lease, timeout=self.lease_seconds)
             heartbeat = asyncio.create_task(guard.keep_alive(stop))
             try:
                 await self._publish_loop(conn, guard, stop)
@@ -241,15 +241,17 @@ class OutboxRelay:
 class _LeaseGuard:
     """Keeps the lease session busy (so idle_session_timeout spares it) and checks it on demand."""
 
-    def __init__(self, conn: asyncpg.Connection):
-        self.conn = conn
+    def __init__(self, conn: asyncpg.Connection, *, timeout: float):
+        # A ping that times out leaves the connection mid-operation and unusable, so give it as long
+        # as the lease itself: a slower answer than that means the session is as good as gone anyway.
+        self.conn, self.timeout = conn, timeout
         self.lock = asyncio.Lock()
         self.lost: BaseException | None = None
 
     async def ping(self) -> None:
         async with self.lock:
             try:
-                await asyncio.wait_for(self.conn.fetchval("SELECT 1"), timeout=2)
+                await asyncio.wait_for(self.conn.fetchval("SELECT 1"), timeout=self.timeout)
             except Exception as exc:
                 self.lost = exc
                 raise LeaseLost(repr(exc)) from exc

@@ -102,7 +102,7 @@ class ServiceProcess:
             cwd=REPO_ROOT, env=os.environ | self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
             start_new_session=True)  # stopped by the launcher, in order, not by the terminal's Ctrl-C
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def wait_healthy(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

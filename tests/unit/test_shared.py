@@ -48,10 +48,10 @@ def test_mentions_hashtags_and_excerpt():
 
 def test_production_refuses_placeholder_secrets():
     with pytest.raises(ValidationError, match="HEARTH_ADMIN_PASSWORD"):
-        PostsSettings(env="prod", jwt_private_key="pem", scim_token="s3cr3t-token-value")
+        PostsSettings(env="prod", jwt_private_key="pem", scim_token="s3cr3t-token-value-long-enough-for-prod-use")
     with pytest.raises(ValidationError, match="JWT_PRIVATE_KEY"):
-        PostsSettings(env="prod", admin_password="a-real-password", scim_token="s3cr3t-token-value")
-    ok = PostsSettings(env="prod", admin_password="a-real-password", scim_token="s3cr3t-token-value",
+        PostsSettings(env="prod", admin_password="a-real-password", scim_token="s3cr3t-token-value-long-enough-for-prod-use")
+    ok = PostsSettings(env="prod", admin_password="a-real-password", scim_token="s3cr3t-token-value-long-enough-for-prod-use",
                        jwt_private_key="pem")
     assert ok.env == "prod"
     assert PostsSettings(env="dev").admin_password == "change-me"  # fine on a laptop
