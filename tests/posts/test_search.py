@@ -174,6 +174,19 @@ async def test_relevance_ranks_the_newest_candidates_found_in_the_shortest_windo
     assert await found_ids(client, auth, reader, "capacity", order="date") == set(by_age.values())
 
 
+async def test_relevance_jumps_to_the_window_the_first_week_asks_for(client, sessionmaker, make_person, auth,
+                                                                     monkeypatch):
+    from services.posts.search import service
+    monkeypatch.setattr(service, "CANDIDATES", 3)
+    author, reader = await make_person(), await make_person()
+    by_age = {}
+    for days in (1, 20, 25, 200):
+        by_age[days] = await publish(client, auth, author, f"Hiring plan, {days} days old")
+        await age(sessionmaker, by_age[days], days)
+    found = await found_ids(client, auth, reader, "hiring")
+    assert found == {by_age[1], by_age[20], by_age[25]}  # the 30-day window holds three: the 200-day one is out
+
+
 # --- pages ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("order", ["relevance", "date"])

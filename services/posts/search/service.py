@@ -17,11 +17,12 @@ page through), each by
 text relevance (normalized by document length; title A > body B), engagement with diminishing returns,
 and a 30-day half-life that never takes more than three quarters away. Bounding the candidates keeps a
 very common word as cheap as a rare one, and finding them inside the shortest recent window that holds
-enough of them (7, 30, 90, 365 days, then all time) keeps a middling word cheap too; `order=date` pages
+enough of them (7, 30, 90, 365 days or all time) keeps a middling word cheap too; `order=date` pages
 through every match. Snippets (`ts_headline`) are computed only for the page returned.
 """
 
 import html
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -210,13 +211,21 @@ async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filter
         as_of, start = after[2], after[3]
         rows = await rank(as_of=as_of, start=start)
     else:
-        # The newest CANDIDATES matches are the same rows in any window that holds that many; the
-        # shortest such window lets PostgreSQL combine the text and created_at indexes.
+        # The newest CANDIDATES matches are the same rows in any window that holds that many; a short
+        # window lets PostgreSQL combine the text and created_at indexes. Try the first; if it holds too
+        # few, jump to the window its density asks for; all time when that one holds too few as well.
         as_of = utcnow()
-        for start in [as_of - timedelta(days=days) for days in WINDOWS_DAYS] + [EPOCH]:
+        start = as_of - timedelta(days=WINDOWS_DAYS[0])
+        rows = await rank(as_of=as_of, start=start)
+        found = rows[0].found if rows else 0
+        if found < CANDIDATES:
+            needed_days = WINDOWS_DAYS[0] * CANDIDATES / found if found else math.inf
+            wider = [days for days in WINDOWS_DAYS[1:] if days >= needed_days]
+            start = as_of - timedelta(days=wider[0]) if wider else EPOCH
             rows = await rank(as_of=as_of, start=start)
-            if rows and rows[0].found >= CANDIDATES:
-                break
+            if start != EPOCH and (not rows or rows[0].found < CANDIDATES):
+                start = EPOCH
+                rows = await rank(as_of=as_of, start=start)
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     cursor = encode_cursor([rows[-1].score, rows[-1].id, as_of, start]) if more else None
