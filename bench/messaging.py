@@ -83,14 +83,14 @@ class Stack:
         from shared.devstack.postgres import EmbeddedPostgres
         from shared.devstack.stack import SERVICES, drop_databases, prepare_databases, prepare_topics
 
-        self.postgres = EmbeddedPostgres(self.root / "pgdata", durable=True)
+        self.postgres = EmbeddedPostgres(self.root / "pgdata", durable=not self.args.no_durable)
         self.server_url = self.postgres.start()
         asyncio.run(drop_databases(self.server_url, [DB_PREFIX + s for s in SERVICES]))
         prepare_databases(self.server_url, DB_PREFIX)
         self.broker = TansuBroker(log_file=self.root / "broker.log")
         self.bootstrap = self.broker.start()
         prepare_topics(self.bootstrap)
-        say(f"PostgreSQL {self.server_url} (durable), Tansu {self.bootstrap}, databases migrated")
+        say(f"PostgreSQL {self.server_url} ({'not ' if self.args.no_durable else ''}durable), Tansu {self.bootstrap}, databases migrated")
         env = os.environ | {"HEARTH_DATABASE_URL": self.server_url, "HEARTH_DATABASE_PREFIX": DB_PREFIX,
                             "HEARTH_KAFKA_BOOTSTRAP": self.bootstrap, "HEARTH_KAFKA_FETCH_MAX_WAIT_MS": "20",
                             "HEARTH_JWKS_JSON": self.jwks, "HEARTH_ENV": "dev", "HEARTH_LOG_LEVEL": "WARNING",
@@ -406,6 +406,7 @@ def main() -> None:
     parser.add_argument("--raw-seconds", type=float, default=20)
     parser.add_argument("--idle", type=int, default=10_000)
     parser.add_argument("--pool-size", type=int, default=10, help="each replica's database pool (+ as much overflow)")
+    parser.add_argument("--no-durable", action="store_true", help="PostgreSQL without fsync (to tell disk waits apart)")
     parser.add_argument("--keep-temp", action="store_true")
     args = parser.parse_args()
     stack = Stack(args)
