@@ -158,3 +158,15 @@ async def test_token_loses_roles_the_person_no_longer_holds(client, session, app
     assert "admin" in user.roles  # the signed claim still says admin ...
     checked = await check_api_token(session, user)
     assert checked.roles == frozenset({"member"})  # ... but the guard only lets through what is held now
+
+
+async def test_api_tokens_work_again_after_reactivation(client, sessionmaker, make_person, auth):
+    from services.posts.people import service as people
+    person = await make_person()
+    created = await create_token(client, auth(person), scopes=["people:read"])
+    async with sessionmaker() as s:
+        await people.deactivate(s, person=await s.get(Person, person.id), actor=None)
+    assert (await client.get("/api/v1/people/me", headers=bearer(created["token"]))).status_code == 401
+    async with sessionmaker() as s:
+        await people.reactivate(s, person=await s.get(Person, person.id), actor=None)
+    assert (await client.get("/api/v1/people/me", headers=bearer(created["token"]))).status_code == 200
