@@ -494,3 +494,28 @@ async def test_group_errors_change_nothing(client, session, scim, make_person):
     assert_scim_error(await client.get("/scim/v2/Groups/0190a000-0000-7000-8000-000000000000", headers=scim), 404)
     assert len(await outbox_events(session)) == events
     assert [m["value"] for m in (await client.get(url, headers=scim)).json()["members"]] == [str(ada.id)]
+
+
+async def test_group_put_reads_the_same_number_of_times_whatever_the_member_count(client, engine, scim, make_person):
+    from sqlalchemy import event
+
+    people_ids = [str((await make_person()).id) for _ in range(24)]
+    selects = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    group = await client.post("/scim/v2/Groups", headers=scim, json={"schemas": [GROUP], "displayName": "Big"})
+    reads = []
+    for members in (people_ids[:2], people_ids[2:24]):
+        body = {"schemas": [GROUP], "displayName": "Big", "members": [{"value": v} for v in members]}
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        try:
+            response = await client.put(f"/scim/v2/Groups/{group.json()['id']}", headers=scim, json=body)
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        assert response.status_code == 200 and {m["value"] for m in response.json()["members"]} == set(members)
+        reads.append(len(selects))
+        selects.clear()
+    assert 0 < reads[0] == reads[1]  # 2 members or 22 (and 2 removed): no query per member

@@ -345,6 +345,31 @@ async def remove_member(session: AsyncSession, *, group: Group, person_id: UUID,
     return removed is not None
 
 
+async def set_provisioned_members(session: AsyncSession, *, group: Group, person_ids: set[UUID]) -> None:
+    """Provisioning: the group's members become exactly `person_ids` (active people, already checked),
+    in a few set-based statements whatever the size; one event per membership that changed."""
+    _refuse_all_company(group)
+    current = set(await session.scalars(select(GroupMember.person_id).where(GroupMember.group_id == group.id)))
+    to_add, to_remove = sorted(person_ids - current), sorted(current - person_ids)
+    added = list(await session.scalars(insert(GroupMember).values(
+        [{"group_id": group.id, "person_id": p, "role": "member"} for p in to_add])
+        .on_conflict_do_nothing().returning(GroupMember.person_id))) if to_add else []
+    if added:
+        await session.execute(delete(GroupInvite).where(GroupInvite.group_id == group.id,
+                                                        GroupInvite.person_id.in_(added)))
+        await session.execute(delete(GroupJoinRequest).where(GroupJoinRequest.group_id == group.id,
+                                                             GroupJoinRequest.person_id.in_(added)))
+    removed = list(await session.scalars(delete(GroupMember).where(
+        GroupMember.group_id == group.id, GroupMember.person_id.in_(to_remove))
+        .returning(GroupMember.person_id))) if to_remove else []
+    for person_id in sorted(added):
+        await add_event(session, GroupMemberAdded(group_id=group.id, person_id=person_id, role="member",
+                                                  via="provisioned"), subject=group.id, actor=None)
+    for person_id in sorted(removed):
+        await add_event(session, GroupMemberRemoved(group_id=group.id, person_id=person_id, reason="deprovisioned"),
+                        subject=group.id, actor=None)
+
+
 async def ensure_all_company_group(session: AsyncSession) -> Group:
     """Create the All company group when absent; safe to run from every replica at start-up."""
     stmt = select(Group).where(Group.all_company.is_(True))

@@ -100,9 +100,7 @@ async def create(session: AsyncSession, *, resource: ScimGroup) -> Group:
     group = await groups.create(session, data=GroupCreate(
         name=resource.display_name or "", visibility="private", official=False, external_id=resource.external_id,
         provisioned=True), actor_id=None, commit=False)
-    for person_id in sorted(wanted):
-        await groups.add_member(session, group=group, person_id=person_id, via="provisioned", actor_id=None,
-                                commit=False)
+    await groups.set_provisioned_members(session, group=group, person_ids=wanted)
     await session.commit()
     return group
 
@@ -111,16 +109,10 @@ async def replace(session: AsyncSession, *, group: Group, resource: ScimGroup) -
     """PUT: name, externalId and the whole member list become what the Group says."""
     await _check_external_id(session, resource, group)
     wanted = await _wanted_members(session, resource)
-    current = set(await session.scalars(select(Membership.person_id).where(Membership.group_id == group.id)))
     await groups.update(session, group=group, changes={"name": resource.display_name,
                                                        "external_id": resource.external_id}, actor_id=None,
                         commit=False)
-    for person_id in sorted(wanted - current):
-        await groups.add_member(session, group=group, person_id=person_id, via="provisioned", actor_id=None,
-                                commit=False)
-    for person_id in sorted(current - wanted):
-        await groups.remove_member(session, group=group, person_id=person_id, reason="deprovisioned", actor_id=None,
-                                   commit=False)
+    await groups.set_provisioned_members(session, group=group, person_ids=wanted)
     await session.commit()
     return group
 
