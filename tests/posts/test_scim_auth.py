@@ -44,3 +44,16 @@ def test_prod_refuses_short_or_placeholder_scim_tokens():
         with pytest.raises(ValidationError):
             Settings(**base, scim_token=token, scim_token_next=next_token)
     assert Settings(**base, scim_token=long_secret, scim_token_next="").scim_tokens == [long_secret]
+
+
+async def test_bodies_that_are_not_utf8_json_or_objects_are_scim_errors(scim_client):
+    headers = bearer(CURRENT) | {"content-type": "application/scim+json"}
+    for body in (b"\xff\xfe\x00{", b"not json", b"[1, 2]", b'{"userName": "a\\u0000b"}',
+                 b'{"userName": "ok", "locale": "x\\u0007"}', b'{"userName": "' + b"u" * 400 + b'"}'):
+        response = await scim_client.post("/scim/v2/Users", headers=headers, content=body)
+        assert response.status_code == 400, (body, response.text)
+        assert response.headers["content-type"] == "application/scim+json"
+    unknown = await scim_client.get("/scim/v2/Nope", headers=bearer(CURRENT))
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/scim+json"
+    wrong_method = await scim_client.delete("/scim/v2/Users", headers=bearer(CURRENT))
+    assert wrong_method.status_code == 405 and wrong_method.headers["content-type"] == "application/scim+json"

@@ -31,7 +31,7 @@ from services.posts.scim.filters import ColumnMap, to_sql
 from services.posts.scim.schemas import POLICY, EnterpriseUser, Manager, ScimUser
 from shared.db import utcnow
 from shared.types import Email as EmailAddress
-from shared.types import SafeText
+from shared.types import SafeText, check_text
 
 NO_EMAIL_DOMAIN = "provisioned.invalid"  # RFC 2606: can never be a real mailbox
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -211,9 +211,29 @@ async def _profile(session: AsyncSession, user: ScimUser, *, person: Person | No
     return fields | {"user_name": user_name, "scim_profile": {"user": _stored(user), "columns": snapshot}}
 
 
-def _check_password(password: str | None) -> None:
-    if password is not None and not 8 <= len(password) <= PASSWORD_MAX_LENGTH:
+def _check_input(user: ScimUser) -> None:
+    """Refuse what no column or JSONB can hold before anything is looked up: control characters and lone
+    surrogates in any string, an over-long userName or externalId, a password out of bounds."""
+    if user.password is not None and not 8 <= len(user.password) <= PASSWORD_MAX_LENGTH:
         raise ScimInvalidValue(f"A password has 8 to {PASSWORD_MAX_LENGTH} characters.")
+    try:
+        _user_name.validate_python(user.user_name)
+        _external_id.validate_python(user.external_id)
+        _check_strings(user.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+    except (ValidationError, ValueError) as exc:
+        raise ScimInvalidValue(f"Invalid text: {exc}".splitlines()[0])
+
+
+def _check_strings(value) -> None:
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
 
 
 async def get(session: AsyncSession, *, user_id: str) -> Person | None:
@@ -228,7 +248,7 @@ async def get(session: AsyncSession, *, user_id: str) -> Person | None:
 async def create(session: AsyncSession, *, user: ScimUser) -> Person:
     """Provision a person; inactive from the start when the provider says so. A DELETEd User with the same
     externalId or userName comes back instead (the same person, reactivated)."""
-    _check_password(user.password)
+    _check_input(user)
     returning = await _deleted_match(session, user)
     if returning is not None:
         returning.scim_deleted_at = None
@@ -257,7 +277,7 @@ async def _deleted_match(session: AsyncSession, user: ScimUser) -> Person | None
 
 async def replace(session: AsyncSession, *, person: Person, user: ScimUser) -> Person:
     """PUT: the User as given becomes the person's SCIM-managed profile, in one transaction."""
-    _check_password(user.password)
+    _check_input(user)
     fields = await _profile(session, user, person=person, fallback_name=person.display_name)
     # A User without `active` is an active one (RFC 7644 §3.5.1: what a PUT leaves out takes its default).
     active = True if user.active is None else user.active
