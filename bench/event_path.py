@@ -96,7 +96,7 @@ def start_own_stack(stack: ExitStack, args) -> Target:
     processes = service_processes(
         server_url=server_url, prefix=DB_PREFIX, bootstrap=bootstrap, key_file=signing_key_file(root), ports=ports,
         extra_env={"HEARTH_ADMIN_EMAIL": admin_email, "HEARTH_ADMIN_PASSWORD": admin_password,
-                   "HEARTH_ENV": "dev"}, log_dir=log_dir)
+                   "HEARTH_ENV": "dev", "HEARTH_RATE_LIMITS_ENABLED": "false"}, log_dir=log_dir)
     for p in processes:
         stack.callback(p.stop)  # ExitStack runs these in reverse: services stop before broker and PostgreSQL
     try:

@@ -96,9 +96,10 @@ class ServiceProcess:
 
     def start(self) -> None:
         out = open(self.log_file, "ab") if self.log_file else None
+        # --no-proxy-headers: which forwarded addresses to believe is HEARTH_TRUSTED_PROXIES' call alone.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", f"services.{self.name}.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
+             "--port", str(self.port), "--no-access-log", "--log-level", "warning", "--no-proxy-headers"],
             cwd=REPO_ROOT, env=os.environ | self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
             start_new_session=True)  # stopped by the launcher, in order, not by the terminal's Ctrl-C
 

@@ -136,3 +136,14 @@ async def test_reading_emits_a_read_event_and_a_badge_frame(settings, sessionmak
 async def test_bad_kind_filter_is_422(client, keys):
     response = await client.get("/api/v1/notifications?kind=nonsense", headers=keys.headers(uuid7()))
     assert response.status_code == 422
+
+
+async def test_a_follow_repeated_within_a_day_notifies_once(settings, sessionmaker, client, keys):
+    from shared.events import Envelope, FollowCreated, FollowRemoved
+    owner, fan = uuid7(), uuid7()
+    for payload in (FollowCreated(follower_id=fan, followee_id=owner),
+                    FollowRemoved(follower_id=fan, followee_id=owner),
+                    FollowCreated(follower_id=fan, followee_id=owner, quiet=True)):  # posts marks the repeat quiet
+        await deliver(settings, sessionmaker, Envelope.wrap(payload, source="posts", subject=owner))
+    inbox = (await client.get("/api/v1/notifications", headers=keys.headers(owner))).json()["items"]
+    assert [n["kind"] for n in inbox] == []  # the first was withdrawn with the unfollow; the repeat is quiet

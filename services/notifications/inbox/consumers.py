@@ -142,6 +142,8 @@ async def on_acknowledged(session: AsyncSession, envelope: Envelope, ack) -> Non
 async def on_follow(session: AsyncSession, envelope: Envelope, follow) -> None:
     """A new follower; when a request was approved, the follower also learns it."""
     person = dict(subject_type="person")
+    if follow.quiet and not follow.via_request:
+        return  # a follow repeated within a day (follow/unfollow flapping) notifies once, not every time
     await notify(session, envelope, Source(kind="follow", actor_id=follow.follower_id, subject_id=follow.follower_id,
                                            **person), recipients=[follow.followee_id])
     if follow.via_request:
