@@ -1,0 +1,76 @@
+"""What every upload goes through before it reaches storage: type, size, name and, for images, a
+real decode in a worker thread (Pillow is CPU work) that measures them and refuses decompression bombs."""
+
+import asyncio
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from shared.errors import InvalidInput
+
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
+OTHER_TYPES = {"application/pdf", "text/plain"}
+MAX_PIXELS = 50_000_000  # refuse decompression bombs well before Pillow's own limit
+
+
+class UnsupportedAttachment(InvalidInput):
+    status, code, title = 415, "unsupported-attachment", "Unsupported attachment type"
+
+
+class AttachmentTooLarge(InvalidInput):
+    status, code, title = 413, "attachment-too-large", "Attachment too large"
+
+
+class EmptyAttachment(InvalidInput):
+    code, title = "empty-attachment", "Empty attachment"
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    content_type: str
+    filename: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
+async def check_upload(data: bytes, *, content_type: str, filename: str | None, max_bytes: int,
+                       filename_max: int) -> CheckedUpload:
+    """The upload's facts, or a 4xx that says what is wrong with it."""
+    content_type = content_type.split(";")[0].strip().lower()
+    if content_type not in IMAGE_TYPES and content_type not in OTHER_TYPES:
+        raise UnsupportedAttachment(f"Accepted types: {', '.join(sorted([*IMAGE_TYPES, *OTHER_TYPES]))}.")
+    if not data:
+        raise EmptyAttachment()
+    if len(data) > max_bytes:
+        raise AttachmentTooLarge(f"Attachments are at most {max_bytes} bytes.", max_bytes=max_bytes)
+    width = height = None
+    if content_type in IMAGE_TYPES:
+        width, height = await asyncio.to_thread(_measure, data, IMAGE_TYPES[content_type])
+    return CheckedUpload(content_type=content_type, filename=_filename(filename, filename_max), size=len(data),
+                         width=width, height=height)
+
+
+def _measure(data: bytes, expected: str) -> tuple[int, int]:
+    """Width and height of an image whose bytes really are `expected` (a Pillow format name)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != expected:
+                    raise UnsupportedAttachment(f"The file is {image.format or 'not an image'}, not {expected}.")
+                if image.width * image.height > MAX_PIXELS:
+                    raise UnsupportedAttachment("The image has too many pixels.")
+                image.verify()
+                return image.width, image.height
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning):
+        raise UnsupportedAttachment("The file is not a readable image.")
+
+
+def _filename(name: str | None, limit: int) -> str:
+    """The last path part, printable characters only: a name to show, never a path to trust."""
+    cleaned = "".join(c for c in (name or "file").replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable())
+    return (cleaned or "file")[:limit]
