@@ -26,6 +26,8 @@ from shared.outbox import processed_events_table
 log = structlog.get_logger("hearth.kafka")
 
 Handler = Callable[[AsyncSession, Envelope, EventData], Awaitable[None]]
+# Applies many events in one transaction (analytics ingest): only events not applied before reach it.
+BatchHandler = Callable[[AsyncSession, list[tuple[Envelope, EventData]]], Awaitable[None]]
 DLQ_SUFFIX = ".dlq"
 
 
@@ -88,6 +90,7 @@ class EventConsumer:
     name: str  # also the consumer group id and the dedupe namespace
     topics: list[str]
     handlers: dict[str, Handler]
+    batch_handler: BatchHandler | None = None
     max_attempts: int = 5
     retry_base_seconds: float = 0.1
     max_backoff_seconds: float = 5.0
@@ -125,6 +128,12 @@ class EventConsumer:
 
     async def _handle_batch(self, records, *, sessionmaker, dlq, stop):
         """Apply records in order; the last one finished, or None when none was."""
+        if self.batch_handler is not None and len(records) > 1:
+            try:
+                if await self._apply_batch(records, sessionmaker):
+                    return records[-1]
+            except Exception as exc:  # one transaction for all failed: isolate the culprit record by record
+                log.info("batch failed; applying its records one by one", consumer=self.name, error=repr(exc))
         done = None
         for record in records:
             try:
@@ -133,6 +142,31 @@ class EventConsumer:
                 break
             done = record
         return done
+
+    async def _apply_batch(self, records, sessionmaker: async_sessionmaker) -> bool:
+        """Dedupe rows and effect of a whole fetch in one transaction; False (nothing done) when a record
+        needs the careful path (undecodable, or a type some records have no handler for)."""
+        items = []
+        for record in records:
+            try:
+                envelope = Envelope.from_bytes(record.value)
+                if envelope.type not in self.handlers:
+                    return False
+                items.append((envelope, envelope.payload()))
+            except (ValidationError, UnknownEventType, ValueError):
+                return False
+        items = list({envelope.id: (envelope, payload) for envelope, payload in items}.values())
+        async with sessionmaker() as session, session.begin():
+            fresh = set(await session.scalars(
+                pg_insert(processed_events_table)
+                .values([{"consumer": self.name, "event_id": e.id} for e, _ in items])
+                .on_conflict_do_nothing().returning(processed_events_table.c.event_id)))
+            new = [(e, p) for e, p in items if e.id in fresh]
+            if new:
+                await self.batch_handler(session, new)
+        self.received += len(records)
+        self.processed += len(new)
+        return True
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:

@@ -287,3 +287,28 @@ async def test_a_restarted_memory_broker_gets_what_the_previous_one_held(scratch
 async def _republish_scratch(server_url, database, since: datetime) -> int:
     # The function the launcher and the end-to-end stack call after a broker restart.
     return await republish_since(server_url, database.removesuffix("scratch"), since, services=("scratch",))
+
+
+async def test_a_batch_consumer_applies_a_fetch_at_once_and_isolates_poison(scratch, settings_for):
+    settings = settings_for("batch")
+    await create_topics(settings)
+    calls = []
+
+    async def apply_all(session, items):
+        calls.append(len(items))
+        for envelope, payload in items:
+            await record_effect(session, envelope, payload)
+
+    events = [post_created(uuid7()) for _ in range(6)]
+    poison = post_created(uuid7()).model_copy(update={"subject": "poison"})
+    consumer = consumer_for(settings, "test.batch", batch_handler=apply_all)
+    # Already applied once (say, before a restart): the batch must not apply it again.
+    assert await consumer.apply(scratch, events[0], events[0].payload(), consumer.handlers["hearth.post.created"])
+    await produce(settings, *[(e.to_bytes(), b"k") for e in events + events[:2]])
+    await run_consumer_until(consumer, settings, scratch, lambda: _async(consumer.received >= 8), "the batch")
+    assert await effect_count(scratch) == 6 and max(calls) > 1  # whole fetches, each event once
+
+    await produce(settings, (poison.to_bytes(), b"k"), (post_created(uuid7()).to_bytes(), b"k"))
+    await run_consumer_until(consumer, settings, scratch, lambda: _async(consumer.dead_lettered == 1),
+                             "the poison to be isolated")
+    assert await effect_count(scratch) == 7  # the good event beside the poison was applied

@@ -9,4 +9,9 @@ def event_log_consumer(settings: Settings) -> EventConsumer:
     return EventConsumer(
         name="analytics.events", topics=settings.topics,
         handlers={event_type: service.record_event for event_type in EVENT_TYPES},
-        max_attempts=settings.consumer_max_attempts)
+        batch_handler=ingest_batch, max_attempts=settings.consumer_max_attempts)
+
+
+async def ingest_batch(session, items) -> None:
+    """A whole fetch in one transaction: one insert into the log and one upsert per rollup table."""
+    await service.ingest(session, [envelope for envelope, _ in items])
