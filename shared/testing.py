@@ -1,6 +1,12 @@
 """Test helpers every service's tests share: tokens, a savepoint session per test, an HTTP client."""
 
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -64,3 +70,19 @@ async def outbox_events(session: AsyncSession, *, type: str | None = None) -> li
     rows = await session.execute(select(outbox_table.c.payload).order_by(outbox_table.c.id))
     events = [Envelope.from_bytes(r[0]) for r in rows]
     return [e for e in events if type is None or e.type == type]
+
+
+@contextmanager
+def throwaway_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder for test data (databases, logs) that is gone when the tests end.
+
+    `HEARTH_KEEP_TEST_DATA=1` keeps it (its path is printed) to read logs after a failure.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if os.environ.get("HEARTH_KEEP_TEST_DATA"):
+            print(f"kept test data in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)

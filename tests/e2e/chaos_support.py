@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import tempfile
 import time
 from collections import Counter
 from contextlib import asynccontextmanager, contextmanager
@@ -44,6 +43,7 @@ from shared.devstack.stack import (
     stop_all,
 )
 from shared.kafka import DLQ_SUFFIX, ensure_topics
+from shared.testing import throwaway_dir
 
 PREFIX = "hearth_chaos_"
 ADMIN = {"email": "admin@chaos.local", "password": "chaos-admin-password"}
@@ -174,7 +174,11 @@ def _chaos_env(lease_seconds: float) -> dict[str, str]:
 @contextmanager
 def chaos_stack_running(workdir: Path | None = None, *, lease_seconds: float = LEASE_SECONDS):
     """Build the chaos stack, yield it, and tear everything down (extra replicas included)."""
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="hearth-chaos-"))
+    if workdir is None:
+        with throwaway_dir("hearth-chaos-") as folder:
+            with chaos_stack_running(folder, lease_seconds=lease_seconds) as stack:
+                yield stack
+        return
     postgres = EmbeddedPostgres(workdir / "pgdata", durable=False)
     broker = TansuBroker(log_file=workdir / "broker.log")
     stack = None

@@ -1,9 +1,7 @@
 """The four services as real processes, a real broker and real databases: the whole event path."""
 
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +12,7 @@ from shared.devstack.ports import free_port
 from shared.devstack.stack import (SERVICES, drop_databases, prepare_databases, prepare_topics, republish_since,
                                    service_processes, signing_key_file, stop_all)
 from shared.kafka import ensure_topics
+from shared.testing import throwaway_dir
 
 E2E_PREFIX = "hearth_e2e_"
 ADMIN = {"email": "admin@e2e.local", "password": "e2e-admin-password"}
@@ -37,24 +36,24 @@ class Stack:
 def stack(pg_server_url):
     asyncio.run(drop_databases(pg_server_url, [E2E_PREFIX + s for s in SERVICES]))
     prepare_databases(pg_server_url, E2E_PREFIX)
-    workdir = Path(tempfile.mkdtemp(prefix="hearth-e2e-"))
-    broker = TansuBroker(log_file=workdir / "broker.log")
-    broker.start()
-    prepare_topics(broker.bootstrap)
-    processes = service_processes(
-        server_url=pg_server_url, prefix=E2E_PREFIX, bootstrap=broker.bootstrap, key_file=signing_key_file(workdir),
-        ports={s: free_port() for s in SERVICES}, log_dir=workdir,
-        extra_env={"HEARTH_ENV": "test", "HEARTH_ADMIN_EMAIL": ADMIN["email"],
-                   "HEARTH_ADMIN_PASSWORD": ADMIN["password"], "HEARTH_DATABASE_POOL_SIZE": "3"})
-    try:
-        for p in processes:
-            p.start()
-        for p in processes:
-            p.wait_healthy(timeout=60)
-        yield Stack(pg_server_url, broker, processes)
-    finally:
-        stop_all(processes)
-        broker.stop()
+    with throwaway_dir("hearth-e2e-") as workdir:
+        broker = TansuBroker(log_file=workdir / "broker.log")
+        broker.start()
+        prepare_topics(broker.bootstrap)
+        processes = service_processes(
+            server_url=pg_server_url, prefix=E2E_PREFIX, bootstrap=broker.bootstrap,
+            key_file=signing_key_file(workdir), ports={s: free_port() for s in SERVICES}, log_dir=workdir,
+            extra_env={"HEARTH_ENV": "test", "HEARTH_ADMIN_EMAIL": ADMIN["email"],
+                       "HEARTH_ADMIN_PASSWORD": ADMIN["password"], "HEARTH_DATABASE_POOL_SIZE": "3"})
+        try:
+            for p in processes:
+                p.start()
+            for p in processes:
+                p.wait_healthy(timeout=60)
+            yield Stack(pg_server_url, broker, processes)
+        finally:
+            stop_all(processes)
+            broker.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from shared.devstack.postgres import EmbeddedPostgres
 from shared.events import Envelope
 from shared.events.payloads import PostCreated
 from shared.migrations import REPO_ROOT
+from shared.testing import throwaway_dir
 from tests.e2e.chaos_support import (
     ADMIN,
     CONSUMERS,
@@ -333,7 +333,11 @@ class Launcher:
 
 
 async def test_ctrl_c_on_the_launcher_under_load_delivers_everything_accepted_and_leaves_nothing_running():
-    launcher = Launcher(Path(tempfile.mkdtemp(prefix="hearth-chaos-launcher-")))
+    with throwaway_dir("hearth-chaos-launcher-") as folder:
+        await _ctrl_c_scenario(Launcher(folder))
+
+
+async def _ctrl_c_scenario(launcher) -> None:
     await launcher.start()
     try:
         async with httpx.AsyncClient(timeout=10) as client:
