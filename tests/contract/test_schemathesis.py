@@ -28,17 +28,7 @@ NOT_FUZZED = {("GET", "/healthz"), ("GET", "/readyz")}
 # Operations known to fail a check today, with the reason and the owner. Each is an xfail (not strict:
 # which inputs get generated shifts as schemas change); an XPASS in the summary means it is fixed —
 # delete its entry then.
-_SCIM_BODY = ("a SCIM body that is not UTF-8 makes FastAPI raise HTTPException(400) inside ScimRoute, which "
-              "as_scim_error does not map, so it answers 500 (services/posts/scim/errors.py, security engineer)")
-KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
-    ("posts", "PUT", "/scim/v2/Users/{user_id}"): _SCIM_BODY,
-    ("posts", "PATCH", "/scim/v2/Users/{user_id}"): _SCIM_BODY,
-    ("posts", "PUT", "/scim/v2/Groups/{group_id}"): _SCIM_BODY,
-    ("posts", "PATCH", "/scim/v2/Groups/{group_id}"): _SCIM_BODY,
-    ("notifications", "PATCH", "/api/v1/notifications/preferences"):
-        '{"time_zone": null} is schema-valid but violates NOT NULL on notification_settings.time_zone: 500 '
-        "(services/notifications, notifications engineer)",
-}
+KNOWN_FAILURES: dict[tuple[str, str, str], str] = {}
 
 load_all_checks()
 ALL_CHECKS = [CHECKS.get_one(name) for name in sorted(CHECKS.get_all_names())]

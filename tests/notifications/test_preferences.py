@@ -64,3 +64,11 @@ def test_quiet_hours_follow_the_persons_time_zone_and_wrap_midnight():
     early = quiet_until(paris, datetime(2026, 11, 25, 5, 0, tzinfo=timezone.utc))  # 06:00 in Paris
     assert early.astimezone(timezone.utc) == datetime(2026, 11, 25, 6, 0, tzinfo=timezone.utc)
     assert quiet_until(PersonSettings(person_id=uuid7()), late) is None
+
+
+async def test_a_null_time_zone_or_digest_is_refused_not_stored(client, keys):
+    from uuid6 import uuid7
+    headers = keys.headers(uuid7())
+    for body in ({"time_zone": None}, {"digest": None}):
+        response = await client.patch("/api/v1/notifications/preferences", headers=headers, json=body)
+        assert response.status_code == 422, (body, response.text)

@@ -519,3 +519,15 @@ async def test_group_put_reads_the_same_number_of_times_whatever_the_member_coun
         reads.append(len(selects))
         selects.clear()
     assert 0 < reads[0] == reads[1]  # 2 members or 22 (and 2 removed): no query per member
+
+
+async def test_a_body_that_is_not_utf8_is_a_scim_error_on_every_write(client, settings):
+    headers = {"Authorization": f"Bearer {settings.scim_token}", "Content-Type": "application/scim+json"}
+    for method, path in (("PUT", "/scim/v2/Users/00000000-0000-0000-0000-000000000001"),
+                         ("PATCH", "/scim/v2/Users/00000000-0000-0000-0000-000000000001"),
+                         ("PUT", "/scim/v2/Groups/00000000-0000-0000-0000-000000000001"),
+                         ("PATCH", "/scim/v2/Groups/00000000-0000-0000-0000-000000000001")):
+        response = await client.request(method, path, headers=headers, content=b'{"userName": "\xff\xfe"}')
+        assert response.status_code == 400, (method, path, response.text)
+        assert response.headers["content-type"].startswith("application/scim+json")
+        assert response.json()["scimType"] == "invalidSyntax"

@@ -19,16 +19,16 @@ class ChannelsIn(BaseModel):
 
 class SettingsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    time_zone: str | None = Field(default=None, max_length=TIME_ZONE_MAX)
+    # A PATCH: only the fields sent change. A zone and a digest frequency always have a value (null is
+    # refused), while null quiet hours clear them.
+    time_zone: str = Field(default="UTC", min_length=1, max_length=TIME_ZONE_MAX)
     quiet_start: time | None = None
     quiet_end: time | None = None
-    digest: Digest | None = None
+    digest: Digest = "off"
 
     @field_validator("time_zone")
     @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
+    def _known_zone(cls, value: str) -> str:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
         try:
             ZoneInfo(value)

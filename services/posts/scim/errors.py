@@ -14,8 +14,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from scim2_models import Error, SCIMException
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import AppError
+from shared.faults import is_transient
 
 SCIM_JSON = "application/scim+json"
 log = structlog.get_logger("hearth.scim")
@@ -89,6 +91,12 @@ def as_scim_error(exc: Exception) -> ScimError | None:
             return ScimInvalidSyntax("The request body must be a JSON object.")
         where = ".".join(str(part) for part in first.get("loc", ())[1:])
         return ScimInvalidValue(f"{where}: {first.get('msg', 'invalid')}")
+    if isinstance(exc, StarletteHTTPException) and exc.status_code < 500:  # e.g. a body that is not UTF-8
+        detail = exc.detail if isinstance(exc.detail, str) else "The request cannot be read."
+        return ScimInvalidSyntax(detail) if exc.status_code == 400 else ScimError(detail, status=exc.status_code)
+    if is_transient(exc):  # the database is down: the identity provider should retry, not give up
+        return ScimError("A backing service is unreachable; retry shortly.", status=503,
+                         headers={"Retry-After": "5"})
     if isinstance(exc, AppError):  # the people and groups services speak problem+json codes
         keyword = {409: "uniqueness", 400: "invalidValue", 422: "invalidValue"}.get(exc.status)
         return ScimError(exc.detail, scim_type=keyword, status=400 if exc.status == 422 else exc.status)
