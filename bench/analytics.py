@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -235,7 +236,8 @@ async def run(args) -> None:
     url = args.database_url
     if url is None:
         from shared.devstack.postgres import EmbeddedPostgres
-        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="hearth-bench-analytics-")) / "data", durable=True)
+        scratch = Path(tempfile.mkdtemp(prefix="hearth-bench-analytics-"))
+        server = EmbeddedPostgres(scratch / "data", durable=True)
         url = server.start()
         if args.shared_buffers:  # PostgreSQL's default (128 MB) is a laptop setting; a server gets ~25% of RAM
             import asyncpg
@@ -310,6 +312,7 @@ async def run(args) -> None:
     finally:
         if server is not None:
             server.stop()
+            shutil.rmtree(scratch, ignore_errors=True)  # a bench leaves no data behind
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -287,6 +288,7 @@ async def main() -> None:
             service.terminate()
             service.wait(timeout=20)
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)  # a bench leaves no data behind
 
     print()
     print(f"home feed, pages of {PAGE}, {args.people:,} people, {args.groups} groups, concurrency {args.concurrency}, "
@@ -296,7 +298,6 @@ async def main() -> None:
           f"{'pgbench tps':>12} {'ratio':>6}")
     for size, rps, p50, p99, n, errors, tps in results:
         print(f"{size:>10,} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {n:>9} {errors:>7} {tps:>12.1f} {rps / tps:>6.2f}")
-    print(f"(pgbench script: {work / 'home.pgbench.sql'})")
 
 
 if __name__ == "__main__":
