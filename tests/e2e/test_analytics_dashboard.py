@@ -62,7 +62,7 @@ async def test_dashboard_charts_show_the_api_numbers_and_update_live(http, stack
     await page.wait_for_function("window.hearthDashboard.last.segments.by === 'client'", timeout=30_000)
     assert await page.evaluate("window.hearthDashboard.error") is None
 
-    artifact = Path(tempfile.gettempdir()) / "hearth-dashboard.png"  # the test's artifact; each run replaces it
+    artifact = Path(tempfile.gettempdir()) / "analytics-dashboard-screenshot.png"  # the test's artifact; each run replaces it
     await page.screenshot(path=str(artifact), full_page=True)
     assert artifact.stat().st_size > 10_000
     print(f"dashboard screenshot: {artifact}")
