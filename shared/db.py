@@ -1,6 +1,7 @@
 """Engine, session dependency and the table base every service builds its models on."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -43,10 +44,24 @@ def make_sessionmaker(engine: AsyncEngine, *, service: str) -> async_sessionmake
     return async_sessionmaker(engine, expire_on_commit=False, info={"service": service})
 
 
+@asynccontextmanager
+async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: one session, committed once when the route returns.
+
+    Service functions never commit: their rows and outbox events land together here, or not at all
+    when the route raises (the session closes and rolls back).
+    """
+    async with sessionmaker() as session:
+        yield session
+        await session.commit()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; service functions commit it once, at the end of their work."""
-    async with request.app.state.sessionmaker() as session:
+    """The request's session (see `unit_of_work`)."""
+    async with unit_of_work(request.app.state.sessionmaker) as session:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit runs before the response is sent, so a failed commit is the request's
+# error (503/500), never a 201 for something that was not saved.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

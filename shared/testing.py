@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import SigningKey
-from shared.db import get_session
+from shared.db import get_session, unit_of_work
 from shared.events import Envelope
 from shared.outbox import outbox_table
 
@@ -58,7 +58,7 @@ def client_for(app: FastAPI, sessionmaker: async_sessionmaker, **kwargs) -> http
     """An HTTP client over the app in-process, its requests using the test's sessions."""
 
     async def session_override() -> AsyncIterator[AsyncSession]:
-        async with sessionmaker() as session:
+        async with unit_of_work(sessionmaker) as session:
             yield session
 
     app.dependency_overrides[get_session] = session_override

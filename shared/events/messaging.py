@@ -63,6 +63,7 @@ class MessageSent(MessagingEvent):
     sender_id: UUID
     reply_to_id: UUID | None = None
     excerpt: str  # first characters of the text, for notifications and previews
+    mentions: list[UUID] = []  # conversation members @mentioned in the text
     created_at: datetime
 
 

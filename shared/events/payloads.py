@@ -66,6 +66,7 @@ class PostCreated(EventData):
     excerpt: str  # first characters of the plain text, for notifications and previews
     mentions: list[UUID] = []
     hashtags: list[str] = []
+    must_read: bool = False  # an announcement everyone in its audience is asked to acknowledge
     created_at: datetime
 
 
