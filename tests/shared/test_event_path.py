@@ -4,7 +4,7 @@ import asyncio
 import time
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, select, text
 from uuid6 import uuid7
 
@@ -13,16 +13,14 @@ from shared.kafka import DLQ_SUFFIX, EventConsumer, make_producer, topic_map
 from shared.outbox import OutboxRelay, add_event, outbox_table
 from tests.events import post_created
 from tests.shared.conftest import create_topics
+from tests.waiting import until
+
+END_MARKER = b"end-of-topic marker"
 
 
 async def eventually(predicate, *, timeout: float = 20.0, message: str = "condition"):
     """Wait for an asynchronous effect, bounded; fails the test when it never happens."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out waiting for {message}")
+    await until(predicate, timeout=timeout, message=message)
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20.0):
@@ -36,6 +34,35 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20
                 records.extend(batch)
     finally:
         await consumer.stop()
+    return records
+
+
+async def read_to_end(bootstrap: str, topic: str, timeout: float = 20.0):
+    """Everything the topic holds now: a marker is appended to every partition and read up to."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+        for p in partitions:
+            await producer.send_and_wait(topic, value=END_MARKER, partition=p)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    records, open_partitions = [], set(partitions)
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        deadline = time.monotonic() + timeout
+        while open_partitions and time.monotonic() < deadline:
+            for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+                for record in batch:
+                    if record.value == END_MARKER:
+                        open_partitions.discard(tp.partition)
+                    elif tp.partition in open_partitions:
+                        records.append(record)
+    finally:
+        await consumer.stop()
+    assert not open_partitions, f"partitions {open_partitions} of {topic} not read to the end in {timeout} s"
     return records
 
 
@@ -65,32 +92,53 @@ async def queue_posts(scratch, n: int, *, commit: bool = True, subject=None):
     return events
 
 
-async def test_relay_publishes_committed_events_in_order_and_never_rolled_back_ones(scratch, scratch_engine, settings_for):
+async def test_relay_keeps_each_aggregates_events_in_commit_order_and_never_publishes_rolled_back_ones(
+        scratch, scratch_engine, settings_for):
     settings = settings_for("relay-order")
-    await create_topics(settings)
-    # One aggregate, so one key and one partition: the topic must hold them in commit order.
-    committed = await queue_posts(scratch, 5, subject="aggregate")
-    await queue_posts(scratch, 2, commit=False, subject="aggregate")
+    await create_topics(settings)  # 2 partitions: three aggregates cannot all share one
+    aggregates = ["aggregate-a", "aggregate-b", "aggregate-c"]
+    committed: dict[str, list] = {a: [] for a in aggregates}
+    for _ in range(4):  # interleaved, one transaction each: a, b, c, a, b, c, ...
+        for aggregate in aggregates:
+            committed[aggregate] += await queue_posts(scratch, 1, subject=aggregate)
+    await queue_posts(scratch, 2, commit=False, subject="aggregate-a")
     relay = relay_for(settings, scratch_engine)
-    await run_until(relay.run, lambda: _async(relay.published >= 5), "relay to publish")
-    records = await read_topic(settings.kafka_bootstrap, settings.topic_social, 5)
+    await run_until(relay.run, lambda: _async(relay.published >= 12), "relay to publish")
+    records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
     envelopes = [Envelope.from_bytes(r.value) for r in records]
-    assert [e.id for e in envelopes] == [e.id for e in committed]
+    assert len(envelopes) == 12  # the rolled-back two never, nothing twice
     assert all(r.key == e.subject.encode() for r, e in zip(records, envelopes))  # key = aggregate id
+    # The guarantee is per key (one partition each), not across keys: compare each aggregate's sequence.
+    seen = {a: [e.id for e in envelopes if e.subject == a] for a in aggregates}
+    assert seen == {a: [e.id for e in events] for a, events in committed.items()}
     async with scratch() as session:
         pending = await session.scalar(select(func.count()).select_from(outbox_table)
                                        .where(outbox_table.c.published_at.is_(None)))
-    assert pending == 0 and relay.published == 5
+    assert pending == 0 and relay.published == 12
+
+
+class ObservedWake(asyncio.Event):
+    """The relay's wake-up event, telling whether the relay is asleep on it right now."""
+
+    waiting = False
+
+    async def wait(self):
+        self.waiting = True
+        try:
+            return await super().wait()
+        finally:
+            self.waiting = False
 
 
 async def test_relay_wakes_on_notify_not_on_its_poll(scratch, scratch_engine, settings_for):
     settings = settings_for("relay-notify")
     await create_topics(settings)
     relay = relay_for(settings, scratch_engine, poll_seconds=60)
+    relay._wake = ObservedWake()
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        await asyncio.sleep(1.0)  # the relay is idle, asleep on LISTEN with a 60 s poll
+        await until(lambda: relay._wake.waiting, message="the relay to fall asleep on LISTEN (60 s poll)")
         await queue_posts(scratch, 1)
         # Only the NOTIFY at commit can wake it within this bound.
         await eventually(lambda: _async(relay.published == 1), timeout=10, message="NOTIFY to wake the relay")
@@ -99,23 +147,42 @@ async def test_relay_wakes_on_notify_not_on_its_poll(scratch, scratch_engine, se
         await task
 
 
+def count_lock_refusals(relay: OutboxRelay) -> dict:
+    """Count the times `relay` asks for the lease and is refused."""
+    refused = {"n": 0}
+    try_lock = relay._try_lock
+
+    async def counted(lease):
+        got = await try_lock(lease)
+        refused["n"] += not got
+        return got
+
+    relay._try_lock = counted
+    return refused
+
+
 async def test_only_one_relay_per_database_publishes(scratch, scratch_engine, settings_for):
     settings = settings_for("relay-lock")
     await create_topics(settings)
     relays = [relay_for(settings, scratch_engine), relay_for(settings, scratch_engine)]
+    refusals = [count_lock_refusals(r) for r in relays]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(r.run(stop)) for r in relays]
     try:
-        await asyncio.sleep(0.5)
+        await until(lambda: sum(r.holding_lease for r in relays) == 1 and sum(c["n"] for c in refusals) >= 1,
+                    message="one relay to hold the lease and the other to be refused it")
         await queue_posts(scratch, 20)
         await eventually(lambda: _async(sum(r.published for r in relays) >= 20), message="publishing")
-        await asyncio.sleep(0.5)
+        standby = next(c for r, c in zip(relays, refusals) if not r.holding_lease)
+        asked = standby["n"]
+        # The standby had its chance after the events were published, and was refused again.
+        await until(lambda: standby["n"] > asked, message="the standby to ask for the lease again")
     finally:
         stop.set()
         await asyncio.gather(*tasks)
     assert sorted(r.published for r in relays) == [0, 20]
-    records = await read_topic(settings.kafka_bootstrap, settings.topic_social, 20)
-    assert len(records) == 20
+    records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
+    assert len(records) == len({r.value for r in records}) == 20  # nothing published twice
 
 
 async def effect_count(scratch) -> int:
