@@ -8,7 +8,7 @@ Starts its own embedded PostgreSQL (durable settings while measuring), migrates 
 seeds people, groups, memberships, follows and posts with bulk SQL (text drawn from a 3,000-word
 vocabulary with a Zipf-like law, so word frequencies span 90 % of posts down to a handful), and
 measures `search.service.search` / `suggest` / `experts` — the SQL, the Python that shapes the page
-and the outbox row of `search.performed` with its commit — for one ordinary member (in some groups,
+and the outbox row of `search.performed` with the request's commit — for one ordinary member (in some groups,
 following some people) at a fixed concurrency. No HTTP: that cost is the same for every route and is
 measured by bench/event_path.py. Not part of `make test`.
 """
@@ -203,19 +203,23 @@ def _post_filters(raw: dict | None) -> PostFilters:
 
 
 async def run_one(sessionmaker, user: CurrentUser, s: Scenario) -> int:
+    """One request's work: the service call, then the one commit the request's session makes."""
     page = PageParams(limit=20, cursor=None)
     async with sessionmaker() as session:
         if s.kind == "suggest":
             found_people, found_groups, tags, _ = await service.suggest(session, user=user, q=s.q, limit=5)
-            return len(found_people) + len(found_groups) + len(tags)
-        if s.kind == "experts":
+            found = len(found_people) + len(found_groups) + len(tags)
+        elif s.kind == "experts":
             items, _, _ = await expert_finder.experts(session, user=user, topic=s.q, filters=PeopleFilters(),
                                                       page=page)
-            return len(items)
-        items, _, _ = await service.search(session, user=user, q=s.q, search_type=s.kind, page=page,
-                                           post_filters=_post_filters(s.filters), people_filters=PeopleFilters(),
-                                           order=s.order)
-        return len(items)
+            found = len(items)
+        else:
+            items, _, _ = await service.search(session, user=user, q=s.q, search_type=s.kind, page=page,
+                                               post_filters=_post_filters(s.filters), people_filters=PeopleFilters(),
+                                               order=s.order)
+            found = len(items)
+        await session.commit()
+        return found
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -244,7 +248,8 @@ async def measure(sessionmaker, user: CurrentUser, s: Scenario, requests: int, c
             "p99": pct(latencies, 99), "rps": requests / elapsed}
 
 
-async def run_scenarios(url: str, words: list[str], requests: int, concurrency: int, label: str) -> list[dict]:
+async def run_scenarios(url: str, words: list[str], requests: int, concurrency: int, label: str,
+                        only: list[str]) -> list[dict]:
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         await conn.execute("VACUUM ANALYZE")
@@ -269,6 +274,8 @@ async def run_scenarios(url: str, words: list[str], requests: int, concurrency: 
     rows = []
     try:
         for s in scenarios(words, str(group), str(author)):
+            if only and not any(part in s.name for part in only):
+                continue
             row = await measure(sessionmaker, user, s, requests, concurrency)
             rows.append(row)
             say(f"  {row['name']:<48} results {row['results']:>3}  p50 {row['p50']:7.2f}  p95 {row['p95']:7.2f}  "
@@ -325,7 +332,10 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=300)
     parser.add_argument("--requests", type=int, default=200, help="per scenario")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--data-dir", help="keep the database here (reused when it exists)")
+    parser.add_argument("--data", "--data-dir", dest="data_dir",
+                        help="keep the seeded databases in this folder and reuse them on the next run")
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only the scenarios whose name contains this text (repeatable)")
     args = parser.parse_args()
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="hearth-bench-search-"))
     words = vocabulary()
@@ -344,7 +354,7 @@ def main() -> None:
             server.stop()
             server.durable = True
             server.start()
-            rows = asyncio.run(run_scenarios(url, words, args.requests, args.concurrency, label))
+            rows = asyncio.run(run_scenarios(url, words, args.requests, args.concurrency, label, args.only))
             output.append(table(f"{label}, {args.people:,} people, concurrency {args.concurrency}, "
                                 f"{args.requests} requests per scenario", rows))
             server.stop()

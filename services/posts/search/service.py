@@ -377,7 +377,6 @@ async def record_search(session: AsyncSession, *, user: CurrentUser, q: str, sea
                                              search_type=search_type, result_count=result_count,
                                              first_page=first_page, filters=list(filters)),
                     subject=user.id, actor=user.id)
-    await session.commit()
     return search_id
 
 
@@ -428,5 +427,4 @@ async def record_opened(session: AsyncSession, *, user: CurrentUser, search_id: 
     await add_event(session, SearchResultOpened(search_id=search_id, person_id=user.id, query=query,
                                                 result_type=result_type, result_id=result_id, position=position),
                     subject=user.id, actor=user.id)
-    await session.commit()
 
