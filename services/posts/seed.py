@@ -229,6 +229,7 @@ async def _seed_content(sessionmaker, company: Company, created: list[Person], n
         notice = await content.create(session, author=as_user(news), data=PostCreate(
             kind="announcement", body="**Please read:** the updated security policy applies from Monday. #security",
             must_read=True, pinned_until=pinned))
+        await session.commit()
         posts = [notice]
         kinds = ["update"] * 12 + ["article", "question", "question", "poll", "praise"]
         for _ in tqdm(range(int(len(created) * posts_per_person)), unit="posts", desc="posts", disable=not progress):
@@ -237,6 +238,7 @@ async def _seed_content(sessionmaker, company: Company, created: list[Person], n
             group = rng.choice(options) if options and rng.random() < 0.35 else None
             data = _post_data(company, author, created, group.id if group else None, rng.choice(kinds))
             posts.append(await content.create(session, data=data, author=as_user(author)))
+            await session.commit()  # a script owns its session: service functions never commit
         report.posts = len(posts)
         for post in tqdm(posts, unit="posts", desc="engagement", disable=not progress):
             sample = [p.id for p in rng.sample(created, k=min(6, len(created)))]
@@ -260,6 +262,7 @@ async def _seed_content(sessionmaker, company: Company, created: list[Person], n
                 elif post.kind == "announcement":
                     await announcements.acknowledge(session, post_id=post.id, user=reader)
                 await engagement.record_views(session, post_ids=[post.id], user=reader)
+            await session.commit()
 
 
 # --- the command -----------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ async def upload(session: AsyncSession, *, storage: Storage, user: CurrentUser, 
     attachment.storage_key = f"attachments/{attachment.id}"
     await storage.put(attachment.storage_key, data, content_type=checked.content_type)
     session.add(attachment)
-    await session.commit()
     return attachment
 
 

@@ -75,7 +75,6 @@ async def acknowledge(session: AsyncSession, *, post_id: UUID, user: CurrentUser
     if changed is not None:
         await add_event(session, AnnouncementAcknowledged(post_id=post.id, person_id=user.id,
                                                           version=post.ack_version), subject=post.id, actor=user.id)
-    await session.commit()
     return post
 
 
@@ -125,7 +124,6 @@ async def remind_now(session: AsyncSession, *, post_id: UUID, user: CurrentUser)
     """Remind everyone in the audience who has not acknowledged yet (an `announcement.reminder_due` event)."""
     post = await _managed(session, post_id=post_id, user=user)
     count = await _remind(session, post=post, actor=user.id)
-    await session.commit()
     return count
 
 
@@ -136,7 +134,6 @@ async def send_due_reminders(session: AsyncSession, *, now: datetime | None = No
         .with_for_update(skip_locked=True).limit(DUE_BATCH)))
     for post in due:
         await _remind(session, post=post, actor=None)
-    await session.commit()
     return len(due)
 
 
@@ -145,9 +142,12 @@ def reminder_worker(sessionmaker, *, interval: float = 30.0):
 
     async def run(stop) -> None:
         while not stop.is_set():
-            async with sessionmaker() as session:
-                while await send_due_reminders(session) == DUE_BATCH:
-                    pass
+            more = True
+            while more:
+                # A worker owns its sessions: each batch (its events and `reminded_at`) commits on its own.
+                async with sessionmaker() as session:
+                    more = await send_due_reminders(session) == DUE_BATCH
+                    await session.commit()
             await sleep_or_stop(stop, interval)
 
     return run

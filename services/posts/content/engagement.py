@@ -89,7 +89,6 @@ async def create_comment(session: AsyncSession, *, post_id: UUID, data: CommentC
         parent_id=comment.parent_id, parent_author_id=parent.author_id if parent else None,
         excerpt=excerpt(comment.body), mentions=readers, created_at=comment.created_at),
         subject=post.id, actor=user.id)
-    await session.commit()
     return comment
 
 
@@ -111,7 +110,6 @@ async def edit_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID
     comment.mentions = [p.id for p in mentioned]
     await add_event(session, CommentUpdated(comment_id=comment.id, post_id=post.id, author_id=comment.author_id,
                                             excerpt=excerpt(comment.body)), subject=post.id, actor=user.id)
-    await session.commit()
     return comment
 
 
@@ -127,7 +125,6 @@ async def delete_comment(session: AsyncSession, *, post_id: UUID, comment_id: UU
         post.best_answer_id = None
     await add_event(session, CommentDeleted(comment_id=comment.id, post_id=post.id, author_id=comment.author_id,
                                             deleted_by=user.id), subject=post.id, actor=user.id)
-    await session.commit()
 
 
 # --- reactions and bookmarks -----------------------------------------------------------------------
@@ -147,7 +144,6 @@ async def react(session: AsyncSession, *, post_id: UUID, kind: str, user: Curren
         await session.execute(update(Post).where(Post.id == post.id).values(reaction_count=Post.reaction_count + 1))
     await add_event(session, ReactionAdded(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
                                            kind=kind, previous_kind=previous), subject=post.id, actor=user.id)
-    await session.commit()
 
 
 async def unreact(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> None:
@@ -159,7 +155,6 @@ async def unreact(session: AsyncSession, *, post_id: UUID, user: CurrentUser) ->
     await session.execute(update(Post).where(Post.id == post.id).values(reaction_count=Post.reaction_count - 1))
     await add_event(session, ReactionRemoved(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
                                              kind=kind), subject=post.id, actor=user.id)
-    await session.commit()
 
 
 async def set_bookmark(session: AsyncSession, *, post_id: UUID, user: CurrentUser, on: bool) -> None:
@@ -173,7 +168,6 @@ async def set_bookmark(session: AsyncSession, *, post_id: UUID, user: CurrentUse
     if changed is not None:
         await add_event(session, PostBookmarked(post_id=post.id, person_id=user.id, bookmarked=on), subject=post.id,
                         actor=user.id)
-    await session.commit()
 
 
 # --- polls and questions ---------------------------------------------------------------------------
@@ -203,7 +197,6 @@ async def vote(session: AsyncSession, *, post_id: UUID, option_ids: list[UUID], 
                           .values(vote_count=PollOption.vote_count + 1))
     await add_event(session, PollVoted(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
                                        option_ids=chosen), subject=post.id, actor=user.id)
-    await session.commit()
     return post
 
 
@@ -224,7 +217,6 @@ async def accept_answer(session: AsyncSession, *, post_id: UUID, comment_id: UUI
         await add_event(session, BestAnswerAccepted(post_id=post.id, comment_id=comment.id,
                                                     answer_author_id=comment.author_id, accepted_by=user.id),
                         subject=post.id, actor=user.id)
-    await session.commit()
     return post
 
 
@@ -251,7 +243,6 @@ async def record_views(session: AsyncSession, *, post_ids: list[UUID], user: Cur
     for post_id in new:
         await add_event(session, PostViewed(post_id=post_id, person_id=user.id, author_id=readable[post_id],
                                             day=today), subject=post_id, actor=user.id)
-    await session.commit()
     return len(new)
 
 

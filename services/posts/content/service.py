@@ -210,7 +210,6 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
         praised = await readers_among(session, post, post.recipients)
         await add_event(session, PraiseGiven(post_id=post.id, author_id=author.id, recipients=praised,
                                              badge=post.badge), subject=post.id, actor=author.id)
-    await session.commit()
     return post
 
 
@@ -248,7 +247,6 @@ async def edit(session: AsyncSession, *, post_id: UUID, data: PostUpdate, user: 
     await add_event(session, PostUpdated(post_id=post.id, author_id=post.author_id, editor_id=user.id,
                                          version=post.version, excerpt=excerpt(post.body), hashtags=post.hashtags,
                                          requires_acknowledgement=reack), subject=post.id, actor=user.id)
-    await session.commit()
     return post
 
 
@@ -268,7 +266,6 @@ async def delete(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> 
     post.deleted_at, post.deleted_by = utcnow(), user.id
     await add_event(session, PostDeleted(post_id=post.id, author_id=post.author_id, deleted_by=user.id,
                                          by_moderator=moderator), subject=post.id, actor=user.id)
-    await session.commit()
 
 
 # --- presenting: a fixed number of queries for any number of posts ----------------------------------
