@@ -193,3 +193,13 @@ class SearchDay(Table, table=True):
     query: str = Field(primary_key=True, max_length=200)
     searches: int = 0
     zero_results: int = 0
+
+
+class RollupState(Table, table=True):
+    """One row: a version every transaction that changes the rollups bumps, last, so that metrics can
+    cache a window's answer and know, with one primary-key read, whether it still holds."""
+
+    __tablename__ = "rollup_state"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})  # always 1
+    version: int = Field(default=0, sa_type=BigInteger)
