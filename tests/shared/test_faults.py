@@ -31,6 +31,7 @@ from tests.events import post_created
 from tests.shared.conftest import create_topics
 from tests.shared.test_event_path import (_async, effect_count, eventually, produce, read_topic, record_effect,
                                           relay_for, run_until)
+from tests.waiting import until
 
 
 def consumer_for(settings, name: str, handler=record_effect, **kwargs) -> EventConsumer:
@@ -137,13 +138,15 @@ async def test_supervisor_restarts_a_crashed_job_and_reports_it_down_meanwhile()
     job = supervisor.add("flaky", crashes_twice, kind="consumer")
     supervisor.start()
     seen_down = False
+
+    def third_run_up() -> bool:
+        nonlocal seen_down
+        seen_down = seen_down or not supervisor.healthy  # sampled between the restarts' backoffs
+        return len(runs) == 3 and supervisor.healthy
+
     try:
-        deadline = time.monotonic() + 10
-        while len(runs) < 3 and time.monotonic() < deadline:
-            seen_down = seen_down or not supervisor.healthy
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
-        assert len(runs) == 3 and job.restarts == 2 and supervisor.healthy and seen_down
+        await until(third_run_up, timeout=10, interval=0.01, message="the job's third run")
+        assert job.restarts == 2 and seen_down
         assert "consumer died" in job.last_error
     finally:
         await supervisor.shutdown(timeout=5)

@@ -12,6 +12,7 @@ from shared.auth import CurrentUserDep, TokenVerifier
 from shared.db import SessionDep, make_sessionmaker
 from shared.errors import install_error_handlers
 from shared.idempotency import IdempotentRoute
+from tests.waiting import until
 
 
 def make_app(engine, keys) -> FastAPI:
@@ -19,7 +20,9 @@ def make_app(engine, keys) -> FastAPI:
 
     @router.post("/things", status_code=201)
     async def create_thing(body: dict, session: SessionDep, user: CurrentUserDep):
-        await asyncio.sleep(0.2)  # long enough for retries to arrive while it runs
+        # A test that sends retries concurrently holds the first request here until they all arrived.
+        await until(lambda: app.state.arrived >= app.state.hold_until_arrived, timeout=10,
+                    message="every concurrent retry to arrive")
         thing_id = await session.scalar(text("INSERT INTO idem_effects (owner) VALUES (:o) RETURNING id"),
                                         {"o": str(user.id)})
         await session.commit()
@@ -31,6 +34,13 @@ def make_app(engine, keys) -> FastAPI:
         raise Conflict("not now")
 
     app = FastAPI()
+    app.state.arrived, app.state.hold_until_arrived = 0, 0
+
+    @app.middleware("http")
+    async def count_arrivals(request, call_next):
+        app.state.arrived += 1
+        return await call_next(request)
+
     install_error_handlers(app)
     app.include_router(router)
     app.state.sessionmaker = make_sessionmaker(engine, service="test")
@@ -39,11 +49,15 @@ def make_app(engine, keys) -> FastAPI:
 
 
 @pytest.fixture
-async def client(scratch_engine, keys):
+async def app(scratch_engine, keys):
     async with scratch_engine.begin() as conn:
         await conn.execute(text("CREATE TABLE IF NOT EXISTS idem_effects (id serial PRIMARY KEY, owner text)"))
         await conn.execute(text("TRUNCATE idem_effects, idempotency_keys"))
-    app = make_app(scratch_engine, keys)
+    return make_app(scratch_engine, keys)
+
+
+@pytest.fixture
+async def client(app):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         yield client
 
@@ -77,8 +91,9 @@ async def test_keys_are_per_person(client, keys, scratch_engine):
     assert await effects(scratch_engine) == 2
 
 
-async def test_concurrent_retries_make_one_effect_and_get_the_same_answer(client, keys, scratch_engine):
+async def test_concurrent_retries_make_one_effect_and_get_the_same_answer(app, client, keys, scratch_engine):
     headers = keys.headers(uuid4()) | {"Idempotency-Key": "k-3"}
+    app.state.hold_until_arrived = 3  # the first runs while both retries wait on its key
     responses = await asyncio.gather(*(client.post("/things", json={"x": 1}, headers=headers) for _ in range(3)))
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
