@@ -108,8 +108,38 @@ class Comment(Table, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     body_html: str = Field(sa_column=Column(Text, nullable=False))
     mentions: list[UUID] = Field(default_factory=list, sa_column=Column(ARRAY(PG_UUID(as_uuid=True)), nullable=False))
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     edited_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class CommentEdit(Table, table=True):
+    """The text a comment had before an edit (its visible history), as `PostEdit` is for posts."""
+
+    __tablename__ = "comment_edits"
+    __table_args__ = (UniqueConstraint("comment_id", "version"),)
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    comment_id: UUID = Field(foreign_key="comments.id", index=True)
+    version: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    edited_by: UUID = Field(foreign_key="people.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+REACTION_CHECK = "kind IN ('like', 'celebrate', 'support', 'insightful', 'funny')"
+
+
+class CommentReaction(Table, table=True):
+    """One reaction per person per comment, from the same fixed set as posts' reactions."""
+
+    __tablename__ = "comment_reactions"
+    __table_args__ = (CheckConstraint(REACTION_CHECK, name="kind"),)
+
+    comment_id: UUID = Field(foreign_key="comments.id", primary_key=True)
+    person_id: UUID = Field(foreign_key="people.id", primary_key=True, index=True)
+    kind: str = Field(max_length=REACTION_MAX)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
@@ -117,7 +147,7 @@ class Reaction(Table, table=True):
     """One reaction per person per post; reacting again replaces the kind."""
 
     __tablename__ = "reactions"
-    __table_args__ = (CheckConstraint("kind IN ('like', 'celebrate', 'support', 'insightful', 'funny')", name="kind"),)
+    __table_args__ = (CheckConstraint(REACTION_CHECK, name="kind"),)
 
     post_id: UUID = Field(foreign_key="posts.id", primary_key=True)
     person_id: UUID = Field(foreign_key="people.id", primary_key=True, index=True)
