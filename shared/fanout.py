@@ -16,7 +16,7 @@ Usage (in the service's lifespan, next to the hub)::
 
     reader = FanoutReader(name="messaging.fanout", topics=[settings.topic_messaging], deliver=deliver,
                           settings=settings, on_start=lambda: hub.wake(hub.connections))
-    task = asyncio.create_task(reader.run(stop))      # supervised: restarts with backoff on any error
+    app.state.supervisor.add(reader.name, reader.run, kind="fanout", source=reader)  # restarts with backoff
 
 ``on_start`` runs after every (re)start once the partitions are assigned: records produced while the
 reader was down were skipped, so the caller wakes every local socket to catch up from its database.
@@ -41,34 +41,19 @@ class FanoutReader:
     """Reads every partition of `topics` from the end (no group, no commits) and hands records to `deliver`."""
 
     def __init__(self, *, name: str, topics: list[str], deliver: Deliver, settings: HearthSettings,
-                 on_start: Callable[[], object] | None = None, max_backoff: float = 5.0):
+                 on_start: Callable[[], object] | None = None):
         self.name, self.topics, self.deliver, self.settings = name, topics, deliver, settings
-        self.on_start, self.max_backoff = on_start, max_backoff
-        self.running = False  # assigned and reading; for readiness checks
+        self.on_start = on_start
+        self.running = False  # assigned and reading
         self.delivered = 0
         self.skipped = 0
-        self.restarts = 0
+
+    def metrics(self) -> dict[str, float]:
+        """What /metrics shows of the reader (shared.supervisor.SupervisorCollector reads it)."""
+        return {"delivered": self.delivered, "skipped": self.skipped}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Supervise the reader: log and restart with backoff until `stop` is set."""
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._run_once(stop)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.running = False
-                self.restarts += 1
-                log.warning("fan-out reader failed; restarting", reader=self.name, error=repr(exc), backoff=backoff)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
-                backoff = min(backoff * 2, self.max_backoff)
-
-    async def _run_once(self, stop: asyncio.Event) -> None:
+        """Read until `stop` is set; any error ends the run (the supervisor logs it and restarts with backoff)."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="latest",
                                     fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms, max_poll_records=500)

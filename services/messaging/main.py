@@ -6,10 +6,10 @@ from services.messaging.attachments.router import router as attachments_router
 from services.messaging.config import Settings
 from services.messaging.conversations.router import router as conversations_router
 from services.messaging.messages.router import router as messages_router
+from services.messaging.people.service import people_and_handles_consumer
 from services.messaging.realtime import runtime
 from services.messaging.realtime.router import router as realtime_router
 from shared.app import create_service_app
-from shared.directory import people_consumer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -17,7 +17,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         settings=settings, title="Hearth messaging", description="Direct and group conversations.",
         # messages first: its fixed paths (/messages/search, /direct/...) must win over /{conversation_id}
-        routers=[messages_router, attachments_router, conversations_router, realtime_router], consumers=[people_consumer(settings)])
+        routers=[messages_router, attachments_router, conversations_router, realtime_router],
+        consumers=[people_and_handles_consumer(settings)], on_startup=[runtime.startup(settings)])
     runtime.install(app, settings)
     return app
 

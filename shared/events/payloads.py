@@ -24,6 +24,7 @@ class PersonSnapshot(BaseModel):
     id: UUID
     email: str
     display_name: str
+    handle: str | None = None  # what @mentions use (None in events from before it was carried)
     title: str | None = None
     department: str | None = None
     location: str | None = None

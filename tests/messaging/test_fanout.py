@@ -13,6 +13,7 @@ from shared.events import Envelope
 from shared.events.messaging import TypingChanged
 from shared.fanout import FanoutReader
 from shared.kafka import ensure_topics
+from shared.supervisor import Supervisor
 
 BOUND = 30.0
 
@@ -71,29 +72,28 @@ async def test_every_replica_gets_every_new_record_and_none_from_before_it_start
         await wait_for(lambda: all(len(v) >= len(new) for v in got.values()), "new records on both readers")
         for name, ids in got.items():
             assert sorted(ids) == sorted(e.id for e in new), name  # all partitions, nothing old, nothing twice
-        assert all(r.restarts == 0 for r in readers)  # a failing delivery does not restart the reader
+        assert not any(t.done() for t in tasks)  # a failing delivery does not end the reader's run
     finally:
         stop.set()
         await asyncio.gather(*tasks)
         await producer.stop()
 
 
-async def test_the_reader_restarts_after_errors_until_the_topic_exists(broker):
+async def test_the_supervised_reader_restarts_after_errors_until_the_topic_exists(broker):
     topic = f"fanout.late.{uuid7().hex[:8]}"
     settings = HearthSettings(kafka_bootstrap="127.0.0.1:1", kafka_fetch_max_wait_ms=20)  # nothing listens there
-    reader = FanoutReader(name="late", topics=[topic], deliver=lambda e: asyncio.sleep(0), settings=settings,
-                          max_backoff=0.2)
-    stop = asyncio.Event()
-    task = asyncio.create_task(reader.run(stop))
+    reader = FanoutReader(name="late", topics=[topic], deliver=lambda e: asyncio.sleep(0), settings=settings)
+    supervisor = Supervisor(min_backoff=0.05, max_backoff=0.2)  # the one restart loop (no second one inside)
+    job = supervisor.add(reader.name, reader.run, kind="fanout", source=reader)
+    supervisor.start()
     try:
-        await wait_for(lambda: reader.restarts >= 2, "restarts while the broker is unreachable")
-        assert not reader.running
+        await wait_for(lambda: job.restarts >= 2, "restarts while the broker is unreachable")
+        assert not reader.running and job.last_error is not None
         settings.kafka_bootstrap = broker.bootstrap  # the broker "comes back"
         await ensure_topics(broker.bootstrap, [topic], partitions=2)
-        await wait_for(lambda: reader.running, "reader running once the broker answers")
+        await wait_for(lambda: reader.running and job.up, "reader running once the broker answers")
     finally:
-        stop.set()
-        await asyncio.wait_for(task, BOUND)
+        await supervisor.shutdown(timeout=BOUND)
 
 
 async def test_records_stamped_before_the_reader_started_are_dropped():

@@ -43,8 +43,8 @@ async def statuses(session: AsyncSession, person_ids: list[UUID]) -> dict[UUID, 
 
 
 async def apply(session: AsyncSession, *, replica_id: UUID, local: dict[UUID, str]) -> dict[UUID, str]:
-    """Write this replica's status per person (`offline`: no socket here any more) in one transaction;
-    returns the people whose overall presence changed, with their new status."""
+    """Write this replica's status per person (`offline`: no socket here any more) in the caller's transaction
+    (the presence job commits it); returns the people whose overall presence changed, with their new status."""
     people = sorted(local)
     for person_id in people:  # one writer per person at a time, in a fixed order (no deadlocks)
         await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"presence:{person_id}"))))
@@ -63,7 +63,6 @@ async def apply(session: AsyncSession, *, replica_id: UUID, local: dict[UUID, st
     for person_id, status in changed.items():
         await add_event(session, PresenceChanged(person_id=person_id, status=status), subject=person_id,
                         actor=person_id)
-    await session.commit()
     return changed
 
 
@@ -71,4 +70,3 @@ async def touch(session: AsyncSession, *, replica_id: UUID, person_ids: list[UUI
     if person_ids:
         await session.execute(update(PresenceConnection).where(
             PresenceConnection.id.in_([row_id(replica_id, p) for p in person_ids])).values(last_seen=utcnow()))
-        await session.commit()

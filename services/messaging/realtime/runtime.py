@@ -15,7 +15,7 @@ from services.messaging.realtime.models import frames
 from shared.events import Envelope
 from shared.fanout import FanoutReader
 from shared.kafka import make_producer
-from shared.db import make_engine, make_sessionmaker
+from shared.db import make_engine, make_sessionmaker, unit_of_work
 from shared.directory import directory_people
 from shared.realtime import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Connection, Hub, purge_loop
 
@@ -39,64 +39,64 @@ def make_deliver(hub: Hub, watchers: dict[UUID, set[Connection]]):
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Wrap the app's lifespan: the hub exists once the database does; background work only when enabled."""
+    """The hub at start-up, its background work under `app.state.supervisor`, its sockets closed at shutdown."""
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with inner(app) as state:
-            # Frame reads get connections of their own: a burst of writes must not starve delivery.
-            read_engine = make_engine(settings.service_database_url, pool_size=2)
-            hub = Hub(tables=frames, sessionmaker=make_sessionmaker(read_engine, service=settings.service_name),
-                      settings=settings.realtime)
-            watchers: dict[UUID, set[Connection]] = {}
-            app.state.hub, app.state.presence_watchers = hub, watchers
-            app.state.presence = tracker = PresenceTracker(app, hub)
-            hub.on_connect.append(tracker.connected)
-            hub.on_disconnect.append(tracker.disconnected)
-            stop = asyncio.Event()
-            tasks = [asyncio.create_task(tracker.run(stop), name="messaging-presence")]
-            if settings.run_background:
-                app.state.fanout = reader = FanoutReader(
-                    name="messaging.fanout", topics=[settings.topic_messaging], deliver=make_deliver(hub, watchers),
-                    settings=settings, on_start=lambda: hub.wake(list(hub.connections)))
-                tasks += [asyncio.create_task(reader.run(stop), name="messaging-fanout"),
-                          asyncio.create_task(purge_loop(frames, app.state.sessionmaker, settings.realtime, stop)),
-                          asyncio.create_task(_start_producer(app, settings, stop))]
             try:
                 yield state
             finally:
-                for conns in list(hub.connections.values()):
+                hub: Hub | None = getattr(app.state, "hub", None)
+                for conns in list(hub.connections.values()) if hub else ():
                     for conn in list(conns):
                         conn.close(CLOSE_GOING_AWAY, "server shutting down")
                 await asyncio.sleep(0.1)  # let the sockets send their close frames
-                stop.set()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                producer = getattr(app.state, "ephemeral_producer", None)
-                if producer is not None:
-                    await producer.stop()
-                await read_engine.dispose()
+            # (leaving `inner` stops the supervisor: presence clears this replica's rows, the producer stops)
+        await app.state.frame_read_engine.dispose()
 
     app.router.lifespan_context = lifespan
 
 
-async def _start_producer(app: FastAPI, settings: Settings, stop: asyncio.Event) -> None:
-    """The producer for ephemeral frames (typing); retried until the broker answers."""
-    backoff = 0.2
-    while not stop.is_set():
-        producer = make_producer(settings, acks=1)
-        try:
-            await producer.start()
-            app.state.ephemeral_producer = producer
+def startup(settings: Settings):
+    """A start-up hook (runs before the supervisor starts): the hub, presence and their supervised jobs."""
+    async def hook(app: FastAPI) -> None:
+        # Frame reads get connections of their own: a burst of writes must not starve delivery.
+        app.state.frame_read_engine = read_engine = make_engine(settings.service_database_url, pool_size=2)
+        hub = Hub(tables=frames, sessionmaker=make_sessionmaker(read_engine, service=settings.service_name),
+                  settings=settings.realtime)
+        watchers: dict[UUID, set[Connection]] = {}
+        app.state.hub, app.state.presence_watchers = hub, watchers
+        app.state.presence = tracker = PresenceTracker(app, hub)
+        app.state.ephemeral_producer = None
+        hub.on_connect.append(tracker.connected)
+        hub.on_disconnect.append(tracker.disconnected)
+        if not settings.run_background:
             return
-        except Exception as exc:
-            log.warning("ephemeral producer cannot start; retrying", error=repr(exc))
-            await producer.stop()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
-            backoff = min(backoff * 2, 5.0)
+        supervisor = app.state.supervisor
+        app.state.fanout = reader = FanoutReader(
+            name="messaging.fanout", topics=[settings.topic_messaging], deliver=make_deliver(hub, watchers),
+            settings=settings, on_start=lambda: hub.wake(list(hub.connections)))
+        supervisor.add(reader.name, reader.run, kind="fanout", source=reader)
+        supervisor.add("messaging.presence", tracker.run)
+        supervisor.add("messaging.frame-purge", lambda stop: purge_loop(frames, app.state.sessionmaker,
+                                                                        settings.realtime, stop))
+        supervisor.add("messaging.ephemeral-producer", lambda stop: run_ephemeral_producer(app, settings, stop))
+    return hook
+
+
+async def run_ephemeral_producer(app: FastAPI, settings: Settings, stop: asyncio.Event) -> None:
+    """The producer for ephemeral frames (typing), held until the service stops; a failed start is retried
+    by the supervisor. While it is down, typing frames are dropped (they are never stored)."""
+    producer = make_producer(settings, acks=1)
+    try:
+        await producer.start()
+        app.state.ephemeral_producer = producer
+        await stop.wait()
+    finally:
+        app.state.ephemeral_producer = None
+        await producer.stop()
 
 
 class PresenceTracker:
@@ -138,20 +138,21 @@ class PresenceTracker:
             people, self.dirty = self.dirty, set()
             try:
                 if people:
-                    async with self.app.state.sessionmaker() as session:
+                    # A background job owns its session: committed here, at the end of the round.
+                    async with unit_of_work(self.app.state.sessionmaker) as session:
                         await presence.apply(session, replica_id=self.replica_id,
                                              local={p: self.local_status(p) for p in people})
                 now = asyncio.get_running_loop().time()
                 if now - last_beat > presence.HEARTBEAT.total_seconds():
                     last_beat = now
                     await self._heartbeat()
-            except Exception as exc:  # keep the changes for the next round
+            except BaseException:  # keep the changes for the next run (the supervisor restarts this one)
                 self.dirty |= people
-                log.warning("presence write failed; retrying", error=repr(exc))
+                raise
         await self._final()
 
     async def _heartbeat(self) -> None:
-        async with self.app.state.sessionmaker() as session:
+        async with unit_of_work(self.app.state.sessionmaker) as session:  # the job's own, committed at the end
             await presence.touch(session, replica_id=self.replica_id, person_ids=list(self.hub.connections))
             # People deactivated since they connected lose their sockets (new ones are refused at hello).
             gone = await session.scalars(select(directory_people.c.id).where(
@@ -164,7 +165,7 @@ class PresenceTracker:
         people = self.dirty | set(self.hub.connections)
         if people:
             try:
-                async with self.app.state.sessionmaker() as session:
+                async with unit_of_work(self.app.state.sessionmaker) as session:  # the job's own session
                     await presence.apply(session, replica_id=self.replica_id, local={p: "offline" for p in people})
             except Exception as exc:
                 log.warning("presence could not be cleared on shutdown", error=repr(exc))
