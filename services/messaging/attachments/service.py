@@ -34,7 +34,6 @@ async def upload(session: AsyncSession, *, storage: Storage, conversation_id: UU
                             height=checked.height)
     await storage.put(attachment.storage_key, data, content_type=checked.content_type)
     session.add(attachment)
-    await session.commit()
     return attachment
 
 

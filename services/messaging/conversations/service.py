@@ -100,7 +100,6 @@ async def create_group(session: AsyncSession, *, creator_id: UUID, title: str, m
                                                creator_id=creator_id, member_ids=people, recipients=people),
                   kind="conversation.created", data=conversation_frame(conversation), subject=conversation.id,
                   actor=creator_id)
-    await session.commit()
     return conversation
 
 
@@ -145,7 +144,6 @@ async def update(session: AsyncSession, *, conversation_id: UUID, actor_id: UUID
     await publish(session, ConversationUpdated(conversation_id=conversation_id, title=title, recipients=recipients),
                   kind="conversation.updated", data=conversation_frame(conversation), subject=conversation_id,
                   actor=actor_id)
-    await session.commit()
     return conversation
 
 
@@ -170,7 +168,6 @@ async def add_members(session: AsyncSession, *, conversation_id: UUID, actor_id:
                       kind="conversation.member_added",
                       data={"conversation": conversation_frame(conversation), "person_id": str(person_id)},
                       subject=conversation_id, actor=actor_id)
-    await session.commit()
     return conversation
 
 
@@ -201,7 +198,6 @@ async def remove_member(session: AsyncSession, *, conversation_id: UUID, actor_i
                   data={"conversation_id": str(conversation_id), "person_id": str(person_id),
                         "left": person_id == actor_id},
                   subject=conversation_id, actor=actor_id)
-    await session.commit()
 
 
 async def set_role(session: AsyncSession, *, conversation_id: UUID, actor_id: UUID, person_id: UUID,
@@ -223,7 +219,6 @@ async def set_role(session: AsyncSession, *, conversation_id: UUID, actor_id: UU
                   kind="conversation.member_role_changed",
                   data={"conversation_id": str(conversation_id), "person_id": str(person_id), "role": role},
                   subject=conversation_id, actor=actor_id)
-    await session.commit()
     return target
 
 
@@ -314,7 +309,6 @@ async def mark_read(session: AsyncSession, *, conversation_id: UUID, person_id: 
                   data={"conversation_id": str(conversation_id), "person_id": str(person_id),
                         "last_read_message_id": str(message.id), "seq": message.seq},
                   subject=conversation_id, actor=person_id)
-    await session.commit()
     return member
 
 
@@ -327,6 +321,5 @@ async def set_preferences(session: AsyncSession, *, person_id: UUID, read_receip
     await session.execute(insert(Preference).values(person_id=person_id, read_receipts=read_receipts)
                           .on_conflict_do_update(index_elements=[Preference.person_id],
                                                  set_={"read_receipts": read_receipts}))
-    await session.commit()
     return {"read_receipts": read_receipts}
 

@@ -4,19 +4,20 @@ import base64
 import json
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
 from services.messaging.attachments import service as attachments
 from services.messaging.conversations.models import Conversation, Member
-from services.messaging.conversations.service import (MessageNotFound, get_membership_or_raise, get_or_create_direct,
-                                                      member_ids)
+from services.messaging.conversations.service import (ConversationNotFound, MessageNotFound, get_membership_or_raise,
+                                                      get_or_create_direct, member_ids)
 from services.messaging.messages.models import Message, MessageEdit, Reaction
+from services.messaging.people.service import resolve_mentions
 from services.messaging.realtime.service import publish
 from shared.db import utcnow
-from shared.errors import Forbidden, InvalidInput
+from shared.errors import Conflict, Forbidden, InvalidInput
 from shared.events.messaging import (MessageDeleted, MessageEdited, MessageReactionAdded, MessageReactionRemoved,
                                      MessageSent)
 from shared.markdown import render
@@ -26,6 +27,10 @@ EXCERPT = 200
 
 class NotTheSender(Forbidden):
     code, title = "not-the-sender", "Only the sender may do this"
+
+
+class SendInProgress(Conflict):
+    code, title = "send-in-progress", "The same message is being sent"
 
 
 class MessageDeletedAlready(InvalidInput):
@@ -56,23 +61,16 @@ async def send(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID,
                client_msg_id: str | None = None, reply_to_id: UUID | None = None,
                attachment_ids: list[UUID] = ()) -> tuple[Message, bool]:
     """Send into a conversation the sender belongs to; a retried client_msg_id returns the first message."""
-    if client_msg_id:
-        existing = await _by_client_id(session, conversation_id, sender_id, client_msg_id)
-        if existing is not None:
-            await get_membership_or_raise(session, conversation_id=conversation_id, person_id=sender_id)
-            return existing, False
+    message = await _insert(session, conversation_id=conversation_id, sender_id=sender_id, body=body,
+                            client_msg_id=client_msg_id, reply_to_id=reply_to_id, attachment_ids=attachment_ids)
+    if message is not None:
+        return message, True
+    # Nothing was written: the sender is not a member, or sent this client_msg_id before.
     await get_membership_or_raise(session, conversation_id=conversation_id, person_id=sender_id)
-    try:
-        message = await _insert(session, conversation_id=conversation_id, sender_id=sender_id, body=body,
-                                client_msg_id=client_msg_id, reply_to_id=reply_to_id, attachment_ids=attachment_ids)
-    except IntegrityError:  # the same client_msg_id committed concurrently (a retry racing the first try)
-        await session.rollback()
-        existing = await _by_client_id(session, conversation_id, sender_id, client_msg_id)
-        if existing is None:
-            raise
-        return existing, False
-    await session.commit()
-    return message, True
+    existing = await _by_client_id(session, conversation_id, sender_id, client_msg_id)
+    if existing is None:  # removed from the conversation meanwhile
+        raise ConversationNotFound()
+    return existing, False
 
 
 async def send_direct(session: AsyncSession, *, sender_id: UUID, recipient_id: UUID, body: str,
@@ -80,51 +78,68 @@ async def send_direct(session: AsyncSession, *, sender_id: UUID, recipient_id: U
                       attachment_ids: list[UUID] = ()) -> tuple[Message, bool]:
     """The first message to someone creates the pair's conversation, in the same transaction."""
     conversation = await get_or_create_direct(session, me=sender_id, other=recipient_id)
-    if client_msg_id:
-        existing = await _by_client_id(session, conversation.id, sender_id, client_msg_id)
-        if existing is not None:
-            return existing, False
-    message = await _insert(session, conversation_id=conversation.id, sender_id=sender_id, body=body,
-                            client_msg_id=client_msg_id, reply_to_id=reply_to_id, attachment_ids=attachment_ids)
-    await session.commit()
-    return message, True
+    return await send(session, conversation_id=conversation.id, sender_id=sender_id, body=body,
+                      client_msg_id=client_msg_id, reply_to_id=reply_to_id, attachment_ids=attachment_ids)
 
 
 async def _by_client_id(session, conversation_id, sender_id, client_msg_id) -> Message | None:
+    if not client_msg_id:
+        return None
     return await session.scalar(select(Message).where(
         Message.conversation_id == conversation_id, Message.sender_id == sender_id,
         Message.client_msg_id == client_msg_id))
 
 
+def _values(**values) -> list:
+    """Literal columns of a `messages` row, typed like the table's (an INSERT ... SELECT takes them)."""
+    columns = Message.__table__.c
+    return [literal(value, columns[name].type).label(name) for name, value in values.items()]
+
+
 async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID, body: str,
-                  client_msg_id: str | None, reply_to_id: UUID | None, attachment_ids=()) -> Message:
+                  client_msg_id: str | None, reply_to_id: UUID | None, attachment_ids=()) -> Message | None:
+    """Store a message and its frames and event; None (nothing written) when the sender is not a member or
+    the client_msg_id was sent before. Checks that fail later raise: the caller's unit of work rolls back."""
+    now, message_id, body_html = utcnow(), uuid7(), render(body)
+    # One round trip on the hot path: bump the conversation's counter (locking its row, so seq follows
+    # commit order, the order every reader sees) if the sender is a member and this is no retry, store
+    # the message at that seq, move the sender's read marker to it, and read who gets the message.
+    allowed = [Conversation.id == conversation_id,
+               exists().where(Member.conversation_id == conversation_id, Member.person_id == sender_id)]
+    if client_msg_id:
+        allowed.append(~exists().where(Message.conversation_id == conversation_id, Message.sender_id == sender_id,
+                                       Message.client_msg_id == client_msg_id))
+    bump = (update(Conversation).where(*allowed).values(last_seq=Conversation.last_seq + 1, last_message_at=now)
+            .returning(Conversation.id, Conversation.last_seq).cte("bump"))
+    mark = (update(Member).where(Member.conversation_id == bump.c.id, Member.person_id == sender_id)
+            .values(last_read_seq=bump.c.last_seq, last_read_message_id=message_id, last_read_at=now)
+            .returning(Member.person_id).cte("mark"))
+    row = _values(id=message_id, conversation_id=conversation_id, sender_id=sender_id, client_msg_id=client_msg_id,
+                  body=body, body_html=body_html, reply_to_id=reply_to_id, created_at=now)
+    store = (insert(Message).from_select([c.name for c in row] + ["seq"], select(*row, bump.c.last_seq))
+             .returning(Message.seq).cte("store"))
+    members = select(func.array_agg(Member.person_id)).where(Member.conversation_id == conversation_id)
+    try:
+        stored = (await session.execute(select(store.c.seq, members.scalar_subquery()).add_cte(mark))).first()
+    except IntegrityError as exc:  # the same client_msg_id committed concurrently (a retry racing the first)
+        raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
+    if stored is None:
+        return None
+    seq, recipients = stored
+    message = Message(id=message_id, conversation_id=conversation_id, seq=seq, sender_id=sender_id,
+                      client_msg_id=client_msg_id, body=body, body_html=body_html, reply_to_id=reply_to_id,
+                      created_at=now)
     if reply_to_id is not None:
         parent = await session.get(Message, reply_to_id)
         if parent is None or parent.conversation_id != conversation_id:
             raise MessageNotFound("The message replied to is not in this conversation.")
-    now, message_id = utcnow(), uuid7()
-    # One round trip: bump the conversation's counter (locking its row, so seq follows commit order, the
-    # order every reader sees), move the sender's read marker to it, and read who gets the message.
-    bump = (update(Conversation).where(Conversation.id == conversation_id)
-            .values(last_seq=Conversation.last_seq + 1, last_message_at=now)
-            .returning(Conversation.last_seq).cte("bump"))
-    mark = (update(Member).where(Member.conversation_id == conversation_id, Member.person_id == sender_id)
-            .values(last_read_seq=select(bump.c.last_seq).scalar_subquery(), last_read_message_id=message_id,
-                    last_read_at=now).returning(Member.person_id).cte("mark"))
-    members = select(func.array_agg(Member.person_id)).where(Member.conversation_id == conversation_id)
-    seq, recipients = (await session.execute(
-        select(bump.c.last_seq, members.scalar_subquery()).add_cte(mark))).one()
-    message = Message(id=message_id, conversation_id=conversation_id, seq=seq, sender_id=sender_id,
-                      client_msg_id=client_msg_id, body=body, body_html=render(body), reply_to_id=reply_to_id,
-                      created_at=now)
-    session.add(message)
-    await session.flush()
     files = [attachments.public(a) for a in await attachments.attach(
         session, attachment_ids=list(attachment_ids), conversation_id=conversation_id, sender_id=sender_id,
-        message_id=message.id)]
-    await publish(session, MessageSent(message_id=message.id, conversation_id=conversation_id, sender_id=sender_id,
-                                       reply_to_id=reply_to_id, excerpt=body[:EXCERPT], created_at=now,
-                                       recipients=recipients),
+        message_id=message_id)]
+    mentions = await resolve_mentions(session, body=body, member_ids=[p for p in recipients if p != sender_id])
+    await publish(session, MessageSent(message_id=message_id, conversation_id=conversation_id, sender_id=sender_id,
+                                       reply_to_id=reply_to_id, excerpt=body[:EXCERPT], mentions=mentions,
+                                       created_at=now, recipients=recipients),
                   kind="message.created", data=frame_data(message, attachments=files), subject=conversation_id,
                   actor=sender_id)
     return message
@@ -157,7 +172,6 @@ async def edit(session: AsyncSession, *, message_id: UUID, editor_id: UUID, body
     await publish(session, MessageEdited(message_id=message.id, conversation_id=message.conversation_id,
                                          editor_id=editor_id, edited_at=message.edited_at, recipients=recipients),
                   kind="message.edited", data=frame_data(message), subject=message.conversation_id, actor=editor_id)
-    await session.commit()
     return message
 
 
@@ -175,7 +189,6 @@ async def delete(session: AsyncSession, *, message_id: UUID, person_id: UUID) ->
     await publish(session, MessageDeleted(message_id=message.id, conversation_id=message.conversation_id,
                                           deleted_by=person_id, recipients=recipients),
                   kind="message.deleted", data=frame_data(message), subject=message.conversation_id, actor=person_id)
-    await session.commit()
     return message
 
 
@@ -206,7 +219,6 @@ async def react(session: AsyncSession, *, message_id: UUID, person_id: UUID, emo
                   data={"message_id": str(message.id), "conversation_id": str(message.conversation_id),
                         "person_id": str(person_id), "emoji": emoji},
                   subject=message.conversation_id, actor=person_id)
-    await session.commit()
     return (await reactions_of(session, [message.id], person_id)).get(message.id, [])
 
 

@@ -14,6 +14,7 @@ from services.messaging.messages.schemas import ClientMsgId
 from shared.types import SafeText
 from services.messaging.realtime import presence
 from shared.auth import MissingScope
+from shared.db import unit_of_work
 from shared.events import Envelope
 from shared.events.messaging import TypingChanged
 from shared.realtime import Connection, FrameError, serve
@@ -87,7 +88,9 @@ async def handle_frame(conn: Connection, raw: dict) -> dict | None:
     if frame.type in WRITES and conn.user.scopes is not None and "messages:write" not in conn.user.scopes:
         raise MissingScope("This API token lacks the scope messages:write.", required_scope="messages:write")
     app = conn.websocket.app
-    async with app.state.sessionmaker() as session:
+    # A frame has no request session: it is its own unit of work, committed before the answer goes out
+    # (a handler that raises commits nothing).
+    async with unit_of_work(app.state.sessionmaker) as session:
         return await HANDLERS[frame.type](conn, frame, session, app)
 
 
