@@ -125,6 +125,7 @@ async def claim_due(session: AsyncSession, *, now: datetime, settings: Settings,
         top = (await session.execute(_TOP_POSTS, {"person": row.id, "since": since, "limit": TOP_POSTS}))
         due.append(Digest(row.id, row.email, row.display_name, row.frequency, row.period, [dict(r) for r in unread],
                           [dict(r) for r in top.mappings().all()]))
+    # The worker owns this session (no request): the claims must be committed before the SMTP sends.
     await session.commit()
     return due
 
@@ -175,7 +176,7 @@ async def _finish(session: AsyncSession, digest: Digest, status: str | None) -> 
         if status == "sent":
             await add_event(session, NotificationsDelivered(kind="digest", channel="email",
                                                             recipients=[digest.person_id]), subject=digest.person_id)
-    await session.commit()
+    await session.commit()  # the worker's own session, one per digest: each outcome is saved on its own
 
 
 async def send_due(sessionmaker: async_sessionmaker, settings: Settings, *, now: datetime | None = None) -> int:
@@ -208,7 +209,6 @@ async def unsubscribe(session: AsyncSession, *, token: str, settings: Settings) 
     await session.execute(text("""
         INSERT INTO notification_settings (person_id, time_zone, digest) VALUES (:p, 'UTC', 'off')
         ON CONFLICT (person_id) DO UPDATE SET digest = 'off'"""), {"p": person_id})
-    await session.commit()
 
 
 async def run_worker(sessionmaker: async_sessionmaker, settings: Settings, stop: asyncio.Event) -> None:

@@ -27,7 +27,6 @@ async def set_channels(session: AsyncSession, *, person_id: UUID, kind: str, cha
     stmt = insert(NotificationPreference).values(**values)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=[NotificationPreference.person_id, NotificationPreference.kind], set_=channels._asdict()))
-    await session.commit()
 
 
 async def update_settings(session: AsyncSession, *, person_id: UUID, data: SettingsUpdate) -> PersonSettings:
@@ -35,7 +34,6 @@ async def update_settings(session: AsyncSession, *, person_id: UUID, data: Setti
     stmt = insert(PersonSettings).values(person_id=person_id, **values)
     await session.execute(stmt.on_conflict_do_update(index_elements=[PersonSettings.person_id], set_=values)
                           if values else stmt.on_conflict_do_nothing())
-    await session.commit()
     return await session.get(PersonSettings, person_id, populate_existing=True)
 
 
@@ -47,13 +45,11 @@ async def get_mutes(session: AsyncSession, person_id: UUID) -> list[Mute]:
 async def mute(session: AsyncSession, *, person_id: UUID, target_type: str, target_id: UUID) -> None:
     await session.execute(insert(Mute).values(person_id=person_id, target_type=target_type, target_id=target_id)
                           .on_conflict_do_nothing())
-    await session.commit()
 
 
 async def unmute(session: AsyncSession, *, person_id: UUID, target_type: str, target_id: UUID) -> None:
     await session.execute(delete(Mute).where(Mute.person_id == person_id, Mute.target_type == target_type,
                                              Mute.target_id == target_id))
-    await session.commit()
 
 
 def quiet_until(settings: PersonSettings, now: datetime) -> datetime | None:

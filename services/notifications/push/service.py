@@ -40,7 +40,6 @@ async def register(session: AsyncSession, *, person_id: UUID, data: DeviceCreate
     stmt = insert(Device).values(id=uuid7(), created_at=utcnow(), **values)
     stmt = stmt.on_conflict_do_update(index_elements=[Device.platform, Device.token], set_=values)
     device_id = await session.scalar(stmt.returning(Device.id))
-    await session.commit()
     return await session.get(Device, device_id, populate_existing=True)
 
 
@@ -53,7 +52,6 @@ async def remove(session: AsyncSession, *, device_id: UUID, person_id: UUID) -> 
     if device is None or device.person_id != person_id:
         raise DeviceNotFound()
     await session.delete(device)
-    await session.commit()
 
 
 async def claim_due(session: AsyncSession, *, limit: int, lease: timedelta) -> list[tuple[PushJob, Device]]:
@@ -63,6 +61,7 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: timedelta) -> l
         .order_by(PushJob.next_attempt_at).limit(limit).with_for_update(of=PushJob, skip_locked=True))).all()
     for job, _ in rows:
         job.next_attempt_at = utcnow() + lease
+    # The worker owns this session (no request): the lease must be committed before the provider calls.
     await session.commit()
     return [(j, d) for j, d in rows]
 
@@ -114,7 +113,7 @@ async def send_due(sessionmaker: async_sessionmaker, providers: dict, settings: 
         for kind, people in sent.items():
             await add_event(session, NotificationsDelivered(kind=kind, channel="push", recipients=people),
                             subject=people[0])
-        await session.commit()
+        await session.commit()  # the worker's own session: outcomes and their delivery events together
     return len(claimed)
 
 
