@@ -121,13 +121,30 @@ async def test_must_read_announcement_reaches_every_member_in_bulk_events(settin
     group_id = await group(settings, sessionmaker, members)
     some = next(iter(members))
     await client.put(f"/api/v1/notifications/mutes/group/{group_id}", headers=keys.headers(some))
-    await send(settings, sessionmaker, post(author, kind="announcement", audience="group", group_id=group_id))
+    await send(settings, sessionmaker, post(author, kind="announcement", audience="group", group_id=group_id,
+                                            must_read=True))
     [row] = await inbox(client, keys, some)  # a muted group does not silence a must-read
     assert row["kind"] == "announcement"
     delivered = await outbox_events(session, type="hearth.notification.delivered")
     recipients = [r for e in delivered for r in e.data["recipients"]]
     assert len(delivered) == 3 and len(recipients) == len(set(recipients)) == 2500
     assert str(gone) not in recipients  # deactivated: not notified
+
+
+async def test_plain_announcement_is_an_ordinary_notification_that_mutes_silence(settings, sessionmaker, client,
+                                                                                 keys):
+    author, muted, other = uuid7(), uuid7(), uuid7()
+    group_id = await group(settings, sessionmaker, {author: "owner", muted: "member", other: "member"})
+    await client.put(f"/api/v1/notifications/mutes/group/{group_id}", headers=keys.headers(muted))
+    await send(settings, sessionmaker, post(author, kind="announcement", audience="group", group_id=group_id))
+    assert await inbox(client, keys, muted) == []
+    [row] = await inbox(client, keys, other)
+    assert row["kind"] == "plain_announcement" and row["title"] == "Someone published an announcement"
+    # a must-read one reaches the muted member too, and is the kind acknowledgement reads
+    await send(settings, sessionmaker, post(author, kind="announcement", audience="group", group_id=group_id,
+                                            must_read=True))
+    assert [n["kind"] for n in await inbox(client, keys, muted)] == ["announcement"]
+    assert [n["kind"] for n in await inbox(client, keys, other)] == ["announcement", "plain_announcement"]
 
 
 async def test_leaving_a_private_group_removes_its_notifications(settings, sessionmaker, client, keys):

@@ -23,7 +23,10 @@ async def _post_group(session: AsyncSession, post_id: UUID) -> UUID | None:
 
 
 async def on_post_created(session: AsyncSession, envelope: Envelope, post) -> None:
-    """Mentions; a must-read announcement notifies its whole audience (group members or everyone)."""
+    """Mentions; an announcement notifies its whole audience (group members or everyone).
+
+    Only a must-read one gets past mutes (and is `announcement`, with reminders and acknowledgement);
+    a plain one is an ordinary `plain_announcement` that mutes and preferences silence."""
     await audience.remember_post(session, post_id=post.post_id, author_id=post.author_id, kind=post.kind,
                                  audience=post.audience, group_id=post.group_id, excerpt=post.excerpt,
                                  created_at=post.created_at)
@@ -31,10 +34,10 @@ async def on_post_created(session: AsyncSession, envelope: Envelope, post) -> No
                 post_id=post.post_id, group_id=post.group_id)
     # posts already kept out mentioned people who cannot read the post
     await notify(session, envelope, Source(kind="mention", **base), recipients=post.mentions)
-    # TODO(content): PostCreated carries no `must_read` yet; until it does every announcement counts as must-read.
-    if post.kind == "announcement" and getattr(post, "must_read", True):
-        await _announce(session, envelope, Source(kind="announcement", must_read=True, **base), post.audience,
-                        post.group_id)
+    if post.kind == "announcement":
+        source = (Source(kind="announcement", must_read=True, **base) if post.must_read
+                  else Source(kind="plain_announcement", **base))
+        await _announce(session, envelope, source, post.audience, post.group_id)
 
 
 async def _announce(session: AsyncSession, envelope: Envelope, source: Source, audience_kind: str,

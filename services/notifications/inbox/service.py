@@ -26,7 +26,8 @@ VERBS = {"mention": "mentioned you", "comment": "commented on your post", "reply
          "reaction": "reacted to your post", "follow": "followed you", "follow_request": "asked to follow you",
          "follow_approved": "approved your follow request", "group_invite": "invited you to a group",
          "join_request": "asked to join your group", "join_approved": "approved your request to join",
-         "announcement": "published a must-read announcement", "announcement_reminder": "reminds you to read",
+         "announcement": "published a must-read announcement",
+         "plain_announcement": "published an announcement", "announcement_reminder": "reminds you to read",
          "praise": "praised you", "best_answer": "chose your answer as the best",
          "message": "sent you a message"}
 
@@ -288,7 +289,6 @@ async def mark_read(session: AsyncSession, *, notification_id: UUID, recipient_i
         await _badge(session, recipient_id)
         await add_event(session, NotificationsRead(person_id=recipient_id, notification_ids=[notification.id], count=1),
                         subject=recipient_id, actor=recipient_id)
-        await session.commit()
     return notification
 
 
@@ -300,7 +300,6 @@ async def mark_all_read(session: AsyncSession, *, recipient_id: UUID) -> int:
         await _badge(session, recipient_id)
         await add_event(session, NotificationsRead(person_id=recipient_id, all=True, count=count),
                         subject=recipient_id, actor=recipient_id)
-    await session.commit()
     return count
 
 
@@ -313,4 +312,3 @@ async def delete_one(session: AsyncSession, *, notification_id: UUID, recipient_
         await _badge(session, recipient_id)
     await add_event(session, NotificationsDeleted(person_id=recipient_id, notification_ids=[notification_id],
                                                   unread=int(was_unread)), subject=recipient_id, actor=recipient_id)
-    await session.commit()

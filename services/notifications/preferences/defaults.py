@@ -20,13 +20,14 @@ DEFAULTS: dict[str, Channels] = {
     "group_invite": Channels(True, True, True),
     "join_request": Channels(True, True, True),
     "join_approved": Channels(True, True, False),
-    "announcement": Channels(True, True, True),
+    "announcement": Channels(True, True, True),  # must-read: past mutes, with reminders
+    "plain_announcement": Channels(True, False, True),  # to a whole audience: no buzz on 10,000 phones by default
     "announcement_reminder": Channels(True, True, True),
     "praise": Channels(True, True, True),
     "best_answer": Channels(True, True, True),
     "message": Channels(False, True, True),  # new message while no socket is open: push and email only
 }
 Kind = Literal["mention", "comment", "reply", "reaction", "follow", "follow_request", "follow_approved", "group_invite",
-               "join_request", "join_approved", "announcement", "announcement_reminder", "praise", "best_answer",
-               "message"]
+               "join_request", "join_approved", "announcement", "plain_announcement", "announcement_reminder", "praise",
+               "best_answer", "message"]
 CHANNELS = ("in_app", "push", "email")
