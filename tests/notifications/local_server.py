@@ -1,6 +1,8 @@
 """A local HTTP server standing in for webhook receivers and push providers: records requests, answers as told."""
 
 import json
+import ssl
+import tempfile
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -24,6 +26,8 @@ class LocalServer:
     statuses: list[int] = field(default_factory=list)  # answered in turn; 200 once they run out
     replies: dict = field(default_factory=dict)  # path -> (status, json body), fixed
     received: list[Received] = field(default_factory=list)
+    tls_name: str | None = None  # serve https with a certificate for this name (its PEM is `ca_pem`)
+    server_names: list[str | None] = field(default_factory=list)  # SNI of each TLS handshake
 
     async def handle(self, request: web.Request) -> web.Response:
         self.received.append(Received(request.path, CIMultiDict(request.headers), await request.read()))
@@ -36,9 +40,23 @@ class LocalServer:
         self.port = free_port()
         self.runner = web.AppRunner(self._app())
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        self.url = f"http://127.0.0.1:{self.port}"
+        await web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self._tls()).start()
+        self.url = f"{'https' if self.tls_name else 'http'}://127.0.0.1:{self.port}"
         return self
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if self.tls_name is None:
+            return None
+        from tests.notifications.apns_standin import self_signed
+        cert, key = self_signed(self.tls_name)
+        self.ca_pem = cert.decode()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        with tempfile.NamedTemporaryFile() as c, tempfile.NamedTemporaryFile() as k:
+            c.write(cert), k.write(key)
+            c.flush(), k.flush()
+            context.load_cert_chain(c.name, k.name)
+        context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+        return context
 
     def _app(self) -> web.Application:
         app = web.Application()

@@ -104,7 +104,15 @@ async def test_only_admins_create_and_only_owners_see_webhooks(client, keys):
     token = await client.post("/api/v1/notifications/webhooks",
                               headers=keys.headers(admin, roles=["admin"], scopes=["posts:read"]),
                               json={"url": "http://127.0.0.1:9/x", "event_types": ["hearth.post.created"]})
-    assert token.status_code in (401, 403)  # API tokens are refused by the scope map (no notifications:write)
+    assert token.status_code == 403 and token.json()["required_scope"] == "notifications:write"
+    # with notifications:write, subscribing still needs the read scope of each event type
+    writer = keys.headers(admin, roles=["admin"], scopes=["notifications:write", "people:read"])
+    refused = await client.post("/api/v1/notifications/webhooks", headers=writer,
+                                json={"url": "http://127.0.0.1:9/x", "event_types": ["hearth.post.created"]})
+    assert refused.status_code == 403 and refused.json()["required_scope"] == "posts:read"
+    allowed = await client.post("/api/v1/notifications/webhooks", headers=writer,
+                                json={"url": "http://127.0.0.1:9/x", "event_types": ["hearth.person.created"]})
+    assert allowed.status_code == 201, allowed.text
     hook = await create(client, keys, admin, "http://127.0.0.1:9/x")
     for method, path in (("GET", ""), ("GET", "/deliveries"), ("PATCH", ""), ("DELETE", "")):
         response = await client.request(method, f"/api/v1/notifications/webhooks/{hook['id']}{path}",
@@ -127,3 +135,73 @@ async def test_private_loopback_and_odd_targets_are_refused(url):
 
 async def test_a_public_address_is_accepted():
     await service.check_target("https://93.184.215.14/hook", allow_private=False)
+
+
+class FlippingResolver:
+    """Answers `first` to the first lookup and `then` to every later one (a DNS rebinding attacker's server)."""
+
+    def __init__(self, first: str, then: str):
+        self.answers, self.calls = [first, then], []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append(host)
+        return [self.answers[min(len(self.calls) - 1, 1)]]
+
+
+async def hook_for(sessionmaker, admin, url: str):
+    """A webhook on a made-up name (creating it through the API would look the name up in real DNS)."""
+    from services.notifications.webhooks.models import Webhook
+    async with sessionmaker() as session:
+        webhook = Webhook(owner_id=admin, url=url, event_types=["hearth.post.created"], secret="s" * 64)
+        session.add(webhook)
+        await session.commit()
+    return webhook
+
+
+async def test_a_delivery_connects_to_the_address_it_checked_and_keeps_the_name_in_host(settings, sessionmaker):
+    async with LocalServer() as receiver:
+        await hook_for(sessionmaker, uuid7(), f"http://hooks.example.test:{receiver.port}/in?x=1")
+        await consume(settings, sessionmaker, post_event())
+        resolver = FlippingResolver("127.0.0.1", "192.0.2.1")  # a second lookup would go nowhere
+        async with httpx.AsyncClient() as http:
+            assert await service.deliver_due(sessionmaker, http, settings, resolver=resolver) == 1
+        assert resolver.calls == ["hooks.example.test"]  # one lookup for the delivery
+        [request] = receiver.received
+        assert request.headers["Host"] == f"hooks.example.test:{receiver.port}" and request.path == "/in"
+
+
+async def test_https_delivery_verifies_the_certificate_of_the_name_and_sends_it_as_sni(settings, sessionmaker):
+    import ssl
+    async with LocalServer(tls_name="hooks.example.test") as receiver:
+        await hook_for(sessionmaker, uuid7(), f"https://hooks.example.test:{receiver.port}/in")
+        await consume(settings, sessionmaker, post_event())
+        trusted = ssl.create_default_context(cadata=receiver.ca_pem)
+        async with httpx.AsyncClient(verify=trusted) as http:
+            await service.deliver_due(sessionmaker, http, settings, resolver=FlippingResolver("127.0.0.1", "192.0.2.1"))
+        assert receiver.server_names == ["hooks.example.test"]
+        [request] = receiver.received
+        assert request.headers["Host"] == f"hooks.example.test:{receiver.port}"
+
+
+async def test_rebinding_name_is_pinned_to_its_first_answer_and_a_private_answer_is_never_contacted(settings,
+                                                                                                   sessionmaker):
+    resolver = FlippingResolver("93.184.215.14", "127.0.0.1")
+    target = await service.resolve_target("https://hooks.example.test/in", allow_private=False, resolver=resolver)
+    assert target.address == "93.184.215.14" and len(resolver.calls) == 1
+    url, headers, extensions = target.pinned()
+    assert url == "https://93.184.215.14:443/in" and headers["Host"] == "hooks.example.test"
+    assert extensions == {"sni_hostname": "hooks.example.test"}
+    # at delivery time the name now answers loopback: refused before any connection is made
+    strict = settings.model_copy(update={"webhook_allow_private_targets": False})
+    async with LocalServer() as receiver:
+        await hook_for(sessionmaker, uuid7(), f"http://hooks.example.test:{receiver.port}/in")
+        await consume(settings, sessionmaker, post_event())
+        async with httpx.AsyncClient() as http:
+            assert await service.deliver_due(sessionmaker, http, strict, resolver=FlippingResolver("127.0.0.1",
+                                                                                                   "127.0.0.1")) == 1
+        assert receiver.received == []
+    from services.notifications.webhooks.models import WebhookDelivery
+    from sqlalchemy import select
+    async with sessionmaker() as session:
+        delivery = await session.scalar(select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc()))
+    assert delivery.status == "pending" and "private" in delivery.last_error

@@ -7,8 +7,10 @@ import ipaddress
 import secrets
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import httpx
@@ -58,8 +60,48 @@ def scope_for(event_type: str) -> str:
     return TOPIC_SCOPES[model.TOPIC]
 
 
-async def check_target(url: str, *, allow_private: bool) -> None:
-    """Only http(s) to public addresses: every address the host resolves to is checked (no internal services)."""
+# host, port -> the addresses it resolves to (a parameter so tests can answer differently each time)
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [info[4][0] for info in infos]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL and the address it resolved to: the connection goes there, with no second lookup."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    address: str
+
+    def pinned(self) -> tuple[str, dict, dict]:
+        """(URL with the address as host, headers, httpx extensions): TLS still names and verifies `host`.
+
+        The client pools connections by address, not name: an https connection verified for one name
+        must not carry a delivery for another name on the same address, so it is not kept open."""
+        ip = ipaddress.ip_address(self.address)
+        parts = urlsplit(self.url)
+        netloc = f"[{ip}]" if ip.version == 6 else str(ip)
+        default = 443 if self.scheme == "https" else 80
+        pinned = urlunsplit((self.scheme, f"{netloc}:{self.port}", parts.path or "/", parts.query, ""))
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        extensions = {"sni_hostname": self.host} if self.scheme == "https" else {}
+        headers = {"Host": host if self.port == default else f"{host}:{self.port}"}
+        if self.scheme == "https":
+            headers["Connection"] = "close"
+        return pinned, headers, extensions
+
+
+async def resolve_target(url: str, *, allow_private: bool, resolver: Resolver = system_resolver) -> Target:
+    """Only http(s) to public addresses: the host is resolved once and every address it gives is checked.
+
+    The caller connects to `Target.address`: a name that answers a public address to this check and a
+    private one to the connection's own lookup (DNS rebinding) never gets a second lookup."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -69,17 +111,21 @@ async def check_target(url: str, *, allow_private: bool) -> None:
         raise UnsafeWebhookTarget("The URL must be http(s) with a host.", field="url")
     if parts.username or parts.password:
         raise UnsafeWebhookTarget("Credentials in the URL are not allowed; verify the signature instead.", field="url")
+    port = port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port or 443,
-                                                             type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, ValueError):
+        found = await resolver(parts.hostname, port)
+        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in found]
+    except (OSError, UnicodeError, ValueError):  # socket.gaierror is an OSError
         raise UnsafeWebhookTarget("The host does not resolve.", field="url")
-    if allow_private:
-        return
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeWebhookTarget("The host resolves to a private, loopback or reserved address.", field="url")
+    if not addresses:
+        raise UnsafeWebhookTarget("The host does not resolve.", field="url")
+    if not allow_private and any(not a.is_global or a.is_multicast for a in addresses):
+        raise UnsafeWebhookTarget("The host resolves to a private, loopback or reserved address.", field="url")
+    return Target(url=url, scheme=parts.scheme, host=parts.hostname, port=port, address=str(addresses[0]))
+
+
+async def check_target(url: str, *, allow_private: bool, resolver: Resolver = system_resolver) -> None:
+    await resolve_target(url, allow_private=allow_private, resolver=resolver)
 
 
 async def create(session: AsyncSession, *, user: CurrentUser, data: WebhookCreate, settings: Settings) -> Webhook:
@@ -94,7 +140,6 @@ async def create(session: AsyncSession, *, user: CurrentUser, data: WebhookCreat
     webhook = Webhook(owner_id=user.id, url=data.url, description=data.description, event_types=types,
                       secret=secrets.token_hex(32))
     session.add(webhook)
-    await session.commit()
     return webhook
 
 
@@ -113,13 +158,11 @@ async def set_active(session: AsyncSession, *, webhook: Webhook, active: bool) -
     webhook.active = active
     if active:
         webhook.consecutive_failures, webhook.disabled_reason = 0, None
-    await session.commit()
     return webhook
 
 
 async def delete(session: AsyncSession, *, webhook: Webhook) -> None:
     await session.delete(webhook)
-    await session.commit()
 
 
 async def get_deliveries(session: AsyncSession, *, webhook_id: UUID, page: PageParams):
@@ -149,24 +192,31 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: timedelta) -> l
         .with_for_update(of=WebhookDelivery, skip_locked=True))).all()
     for delivery, _ in rows:
         delivery.next_attempt_at = utcnow() + lease  # if this worker dies, the delivery comes back after the lease
+    # The worker owns this session (no request): the lease must be committed before the slow HTTP calls.
     await session.commit()
     return [(d, w) for d, w in rows]
 
 
-async def attempt(client: httpx.AsyncClient, delivery: WebhookDelivery, webhook: Webhook,
-                  settings: Settings) -> tuple[int | None, str | None]:
-    """POST one delivery; (status code, error). Redirects are not followed (they could point inside)."""
+async def attempt(client: httpx.AsyncClient, delivery: WebhookDelivery, webhook: Webhook, settings: Settings,
+                  resolver: Resolver = system_resolver) -> tuple[int | None, str | None]:
+    """POST one delivery; (status code, error). Redirects are not followed (they could point inside).
+
+    The host is resolved and checked again for every delivery (DNS changes after subscribing), and the
+    POST goes to that checked address."""
     try:
-        await check_target(webhook.url, allow_private=settings.webhook_allow_private_targets)
+        target = await resolve_target(webhook.url, allow_private=settings.webhook_allow_private_targets,
+                                      resolver=resolver)
     except InvalidInput as exc:
         return None, exc.detail
+    url, host_header, extensions = target.pinned()
     body = delivery.body.encode()
     timestamp = int(time.time())
     headers = {"Content-Type": "application/json", "User-Agent": "Hearth-Webhooks/1",
                "X-Hearth-Event": delivery.event_type, "X-Hearth-Delivery": str(delivery.id),
-               TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(webhook.secret, timestamp, body)}
+               TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
+               **host_header}
     try:
-        response = await client.post(webhook.url, content=body, headers=headers,
+        response = await client.post(url, content=body, headers=headers, extensions=extensions,
                                      timeout=settings.webhook_timeout_seconds, follow_redirects=False)
     except httpx.HTTPError as exc:
         return None, repr(exc)[:500]
@@ -195,17 +245,19 @@ async def record(session: AsyncSession, delivery_id: UUID, webhook_id: UUID, sta
             webhook.active = False
             webhook.disabled_reason = f"disabled after {webhook.consecutive_failures} failed deliveries in a row"
             log.warning("webhook disabled", webhook_id=str(webhook.id))
+    # The worker's own session, one per delivery: an outcome is saved even when another's recording fails.
     await session.commit()
 
 
-async def deliver_due(sessionmaker: async_sessionmaker, client: httpx.AsyncClient, settings: Settings) -> int:
+async def deliver_due(sessionmaker: async_sessionmaker, client: httpx.AsyncClient, settings: Settings, *,
+                      resolver: Resolver = system_resolver) -> int:
     """One pass of the worker: claim, send concurrently, record. Returns how many were attempted."""
     lease = timedelta(seconds=settings.webhook_timeout_seconds * 3)
     async with sessionmaker() as session:
         claimed = await claim_due(session, limit=settings.worker_batch, lease=lease)
     if not claimed:
         return 0
-    results = await asyncio.gather(*(attempt(client, d, w, settings) for d, w in claimed))
+    results = await asyncio.gather(*(attempt(client, d, w, settings, resolver) for d, w in claimed))
     for (delivery, webhook), (status_code, error) in zip(claimed, results):
         async with sessionmaker() as session:
             await record(session, delivery.id, webhook.id, status_code, error, settings)
