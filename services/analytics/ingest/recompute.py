@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.ingest.classify import Event
 from services.analytics.ingest.service import (BITS_PER_PERIOD, EPOCH, GROUP_EVENTS, PERSON_EVENTS, apply,
-                                               refresh_posts)
+                                               bump_version, refresh_posts)
 
 BATCH = 5000
 DAY_TABLES = ("person_day", "person_client_day", "group_person_day", "post_day", "search_day")
@@ -66,6 +66,7 @@ async def recompute(session: AsyncSession, *, start: date, end: date,
         progress(len(rows))
     await refresh_posts(session, reach_of=touched, responses_of=touched)
     await rebuild_bits(session, start, end)
+    await bump_version(session)
     return done
 
 

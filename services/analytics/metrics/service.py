@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.metrics.activity import Activity, Member, fetch, load_activity
+from services.analytics.metrics.cache import cached
 from services.analytics.metrics.window import Window
 from shared.errors import NotFound
 
@@ -102,6 +103,7 @@ def content_numbers(content: list[AuthorContent]) -> dict:
             "response_rate": rate(sum(c.responded for c in content), posts)}
 
 
+@cached
 async def overview(session: AsyncSession, window: Window) -> dict:
     act = await load_activity(session, window, people=False)
     previous = (await content_totals(session, window.previous())).organic
@@ -164,6 +166,7 @@ def label(by: str, m: Member, window: Window, names: dict) -> str:
     return f"{names.get(m.manager_id, 'unknown')} ({m.manager_id})"
 
 
+@cached
 async def segments(session: AsyncSession, window: Window, by: str) -> dict:
     act = await load_activity(session, window)
     content = await content_by_author(session, window)
