@@ -51,12 +51,15 @@ class CommentCreated(EventData):
 
 
 class CommentUpdated(EventData):
+    """An edit: the previous text is kept in the comment's history under `version - 1`."""
+
     TOPIC = "social"
     type: Literal["hearth.comment.updated"] = "hearth.comment.updated"
     comment_id: UUID
     post_id: UUID
     author_id: UUID
     excerpt: str
+    version: int | None = None  # None from producers before comments had versions
 
 
 class CommentDeleted(EventData):
@@ -85,6 +88,29 @@ class ReactionRemoved(EventData):
     type: Literal["hearth.reaction.removed"] = "hearth.reaction.removed"
     post_id: UUID
     post_author_id: UUID
+    person_id: UUID
+    kind: str
+
+
+class CommentReactionAdded(EventData):
+    """A reaction on a comment (same kinds as on posts); also sent when the kind changes (`previous_kind`)."""
+
+    TOPIC = "social"
+    type: Literal["hearth.comment.reaction_added"] = "hearth.comment.reaction_added"
+    comment_id: UUID
+    post_id: UUID
+    comment_author_id: UUID
+    person_id: UUID
+    kind: str
+    previous_kind: str | None = None
+
+
+class CommentReactionRemoved(EventData):
+    TOPIC = "social"
+    type: Literal["hearth.comment.reaction_removed"] = "hearth.comment.reaction_removed"
+    comment_id: UUID
+    post_id: UUID
+    comment_author_id: UUID
     person_id: UUID
     kind: str
 

@@ -1,3 +1,5 @@
+from uuid import UUID
+
 from shared.testing import outbox_events
 from tests.posts.content_helpers import publish, secret_post
 
@@ -100,3 +102,100 @@ async def test_bad_comment_input_is_a_problem(client, make_person, auth):
     missing_parent = await client.post(url, headers=auth(author),
                                        json={"body": "x", "parent_id": "00000000-0000-0000-0000-000000000000"})
     assert missing_parent.status_code == 404
+
+
+async def test_comment_edits_keep_a_history_every_reader_can_see(client, session, make_person, auth):
+    author, commenter, reader = await make_person(), await make_person(), await make_person()
+    post = await publish(client, auth(author))
+    url = f"/api/v1/posts/{post['id']}/comments"
+    comment = (await client.post(url, headers=auth(commenter), json={"body": "first take"})).json()
+    assert comment["version"] == 1
+    await client.patch(f"{url}/{comment['id']}", headers=auth(commenter), json={"body": "second take"})
+    edited = await client.patch(f"{url}/{comment['id']}", headers=auth(commenter), json={"body": "final take"})
+    assert edited.json()["version"] == 3 and edited.json()["body"] == "final take"
+    history = await client.get(f"{url}/{comment['id']}/edits", headers=auth(reader))
+    assert history.status_code == 200, history.text
+    assert [(h["version"], h["body"]) for h in history.json()] == [(2, "second take"), (1, "first take")]
+    assert {h["edited_by"] for h in history.json()} == {str(commenter.id)} and history.json()[0]["created_at"]
+    events = await outbox_events(session, type="hearth.comment.updated")
+    assert [e.payload().version for e in events] == [2, 3]
+
+
+async def test_comment_history_is_hidden_with_the_post_and_after_delete(client, make_person, auth):
+    author, outsider, post = await secret_post(client, auth, make_person)
+    url = f"/api/v1/posts/{post['id']}/comments"
+    comment = (await client.post(url, headers=auth(author), json={"body": "inside"})).json()
+    await client.patch(f"{url}/{comment['id']}", headers=auth(author), json={"body": "inside, edited"})
+    assert len((await client.get(f"{url}/{comment['id']}/edits", headers=auth(author))).json()) == 1
+    hidden = await client.get(f"{url}/{comment['id']}/edits", headers=auth(outsider))
+    assert hidden.status_code == 404 and hidden.json()["code"] == "post-not-found"
+    await client.delete(f"{url}/{comment['id']}", headers=auth(author))
+    gone = await client.get(f"{url}/{comment['id']}/edits", headers=auth(author))
+    assert gone.status_code == 404 and gone.json()["code"] == "comment-not-found"
+
+
+async def test_comment_reactions_are_counted_by_kind_with_my_reaction(client, session, make_person, auth):
+    author, alice, bob, carol = (await make_person(), await make_person(), await make_person(), await make_person())
+    post = await publish(client, auth(author))
+    url = f"/api/v1/posts/{post['id']}/comments"
+    liked = (await client.post(url, headers=auth(author), json={"body": "react to me"})).json()
+    quiet = (await client.post(url, headers=auth(author), json={"body": "nobody reacts"})).json()
+    reaction = f"{url}/{liked['id']}/reaction"
+    shown = await client.put(reaction, headers=auth(alice), json={"kind": "like"})
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["reaction_counts"] == {"like": 1} and shown.json()["my_reaction"] == "like"
+    await client.put(reaction, headers=auth(bob), json={"kind": "like"})
+    await client.put(reaction, headers=auth(carol), json={"kind": "funny"})
+    await client.put(reaction, headers=auth(bob), json={"kind": "insightful"})  # replaces bob's like
+    await client.put(reaction, headers=auth(bob), json={"kind": "insightful"})  # repeating changes nothing
+    items = (await client.get(url, headers=auth(bob))).json()["items"]
+    assert [(c["reaction_counts"], c["my_reaction"]) for c in items] == [
+        ({"like": 1, "funny": 1, "insightful": 1}, "insightful"), ({}, None)]
+    assert items[1]["id"] == quiet["id"]
+    removed = await client.delete(reaction, headers=auth(carol))
+    assert removed.json()["reaction_counts"] == {"like": 1, "insightful": 1} and removed.json()["my_reaction"] is None
+    assert (await client.delete(reaction, headers=auth(carol))).status_code == 200  # nothing left: no change
+    added = await outbox_events(session, type="hearth.comment.reaction_added")
+    assert [(e.payload().person_id, e.payload().kind, e.payload().previous_kind) for e in added] == [
+        (alice.id, "like", None), (bob.id, "like", None), (carol.id, "funny", None), (bob.id, "insightful", "like")]
+    assert {(e.payload().comment_author_id, e.payload().comment_id) for e in added} == {(author.id, UUID(liked["id"]))}
+    [gone] = await outbox_events(session, type="hearth.comment.reaction_removed")
+    assert (gone.payload().person_id, gone.payload().kind) == (carol.id, "funny")
+    # reactions on comments are not the post's reactions
+    assert (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(bob))).json()["reaction_counts"] == {}
+
+
+async def test_comment_reactions_refuse_unknown_kinds_and_deleted_comments(client, make_person, auth):
+    author = await make_person()
+    post = await publish(client, auth(author))
+    url = f"/api/v1/posts/{post['id']}/comments"
+    comment = (await client.post(url, headers=auth(author), json={"body": "x"})).json()
+    bad = await client.put(f"{url}/{comment['id']}/reaction", headers=auth(author), json={"kind": "angry"})
+    assert bad.status_code == 422
+    await client.delete(f"{url}/{comment['id']}", headers=auth(author))
+    gone = await client.put(f"{url}/{comment['id']}/reaction", headers=auth(author), json={"kind": "like"})
+    assert gone.status_code == 404 and gone.json()["code"] == "comment-not-found"
+
+
+async def test_outsiders_cannot_react_to_comments_of_a_post_they_cannot_read(client, session, make_person, auth):
+    author, outsider, post = await secret_post(client, auth, make_person)
+    url = f"/api/v1/posts/{post['id']}/comments"
+    comment = (await client.post(url, headers=auth(author), json={"body": "inside"})).json()
+    await client.put(f"{url}/{comment['id']}/reaction", headers=auth(author), json={"kind": "celebrate"})
+    for response in [await client.put(f"{url}/{comment['id']}/reaction", headers=auth(outsider), json={"kind": "like"}),
+                     await client.delete(f"{url}/{comment['id']}/reaction", headers=auth(outsider))]:
+        assert response.status_code == 404 and response.json()["code"] == "post-not-found"
+    [shown] = (await client.get(url, headers=auth(author))).json()["items"]
+    assert shown["reaction_counts"] == {"celebrate": 1} and shown["my_reaction"] == "celebrate"
+    assert len(await outbox_events(session, type="hearth.comment.reaction_added")) == 1
+
+
+async def test_a_comment_is_reached_only_through_its_own_post(client, make_person, auth):
+    author, outsider, secret = await secret_post(client, auth, make_person)
+    comment = (await client.post(f"/api/v1/posts/{secret['id']}/comments", headers=auth(author),
+                                 json={"body": "inside"})).json()
+    readable = await publish(client, auth(outsider))
+    url = f"/api/v1/posts/{readable['id']}/comments/{comment['id']}"
+    for response in [await client.put(f"{url}/reaction", headers=auth(outsider), json={"kind": "like"}),
+                     await client.get(f"{url}/edits", headers=auth(outsider))]:
+        assert response.status_code == 404 and response.json()["code"] == "comment-not-found"

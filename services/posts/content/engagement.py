@@ -7,12 +7,13 @@ unreadable or deleted post is a 404). Counters on the post change in the same tr
 from datetime import date
 from uuid import UUID
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.posts.content.models import Bookmark, Comment, PollOption, PollVote, Post, PostView, Reaction
-from services.posts.content.schemas import CommentCreate, CommentUpdate
+from services.posts.content.models import (Bookmark, Comment, CommentEdit, CommentReaction, PollOption, PollVote, Post,
+                                           PostView, Reaction)
+from services.posts.content.schemas import CommentCreate, CommentPublic, CommentUpdate
 from services.posts.content.service import (excerpt, get_readable, parse_mentions, poll_closed,
                                             readable_by, readers_among)
 from services.posts.groups import service as groups
@@ -20,8 +21,9 @@ from services.posts.people import service as people
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.events import (BestAnswerAccepted, CommentCreated, CommentDeleted, CommentUpdated, PollVoted,
-                           PostBookmarked, PostViewed, ReactionAdded, ReactionRemoved)
+from shared.events import (BestAnswerAccepted, CommentCreated, CommentDeleted, CommentReactionAdded,
+                           CommentReactionRemoved, CommentUpdated, PollVoted, PostBookmarked, PostViewed,
+                           ReactionAdded, ReactionRemoved)
 from shared.markdown import render
 from shared.outbox import add_event
 from shared.pagination import PageParams, paginate
@@ -92,25 +94,65 @@ async def create_comment(session: AsyncSession, *, post_id: UUID, data: CommentC
     return comment
 
 
-async def list_comments(session: AsyncSession, *, post_id: UUID, user: CurrentUser, page: PageParams):
+async def present_comments(session: AsyncSession, *, comments: list[Comment], user: CurrentUser) -> list[CommentPublic]:
+    """Comments (of a post `user` may read) with reaction counts by kind and the caller's reaction: one query."""
+    counts: dict = {}
+    mine: dict = {}
+    if comments:
+        rows = await session.execute(
+            select(CommentReaction.comment_id, CommentReaction.kind, func.count(),
+                   func.bool_or(CommentReaction.person_id == user.id))
+            .where(CommentReaction.comment_id.in_([c.id for c in comments]))
+            .group_by(CommentReaction.comment_id, CommentReaction.kind))
+        for comment_id, kind, n, is_mine in rows:
+            counts.setdefault(comment_id, {})[kind] = n
+            if is_mine:
+                mine[comment_id] = kind
+    return [CommentPublic.model_validate(c).model_copy(update={"reaction_counts": counts.get(c.id, {}),
+                                                               "my_reaction": mine.get(c.id)}) for c in comments]
+
+
+async def list_comments(session: AsyncSession, *, post_id: UUID, user: CurrentUser,
+                        page: PageParams) -> tuple[list[CommentPublic], str | None]:
     """Comments and replies, oldest first (a reply carries its parent_id)."""
     post = await get_readable(session, post_id=post_id, user=user)
     stmt = select(Comment).where(Comment.post_id == post.id, Comment.deleted_at.is_(None))
-    return await paginate(session, stmt, columns=[Comment.created_at, Comment.id], page=page, descending=False)
+    comments, cursor = await paginate(session, stmt, columns=[Comment.created_at, Comment.id], page=page,
+                                      descending=False)
+    return await present_comments(session, comments=comments, user=user), cursor
 
 
 async def edit_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID, data: CommentUpdate,
                        user: CurrentUser) -> Comment:
+    """The author edits; the text before is kept as a version everyone who reads the comment can see."""
     post = await get_readable(session, post_id=post_id, user=user)
     comment = await _comment_of(session, post=post, comment_id=comment_id, for_update=True)
     if comment.author_id != user.id:
         raise NotCommentAuthor()
+    session.add(CommentEdit(comment_id=comment.id, version=comment.version, body=comment.body, edited_by=user.id))
     mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
     comment.body, comment.body_html, comment.edited_at = data.body, render(data.body), utcnow()
     comment.mentions = [p.id for p in mentioned]
+    comment.version += 1
+    await session.flush()
     await add_event(session, CommentUpdated(comment_id=comment.id, post_id=post.id, author_id=comment.author_id,
-                                            excerpt=excerpt(comment.body)), subject=post.id, actor=user.id)
+                                            excerpt=excerpt(comment.body), version=comment.version),
+                    subject=post.id, actor=user.id)
     return comment
+
+
+async def comment_history(session: AsyncSession, *, post_id: UUID, comment_id: UUID,
+                          user: CurrentUser) -> list[CommentEdit]:
+    """Earlier versions of a comment the caller may read, newest first."""
+    comment = await get_comment(session, post_id=post_id, comment_id=comment_id, user=user)
+    return list(await session.scalars(select(CommentEdit).where(CommentEdit.comment_id == comment.id)
+                                      .order_by(CommentEdit.version.desc())))
+
+
+async def get_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID, user: CurrentUser) -> Comment:
+    """A comment on a post the caller may read; 404 otherwise (also when deleted)."""
+    post = await get_readable(session, post_id=post_id, user=user)
+    return await _comment_of(session, post=post, comment_id=comment_id)
 
 
 async def delete_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID, user: CurrentUser) -> None:
@@ -129,18 +171,36 @@ async def delete_comment(session: AsyncSession, *, post_id: UUID, comment_id: UU
 
 # --- reactions and bookmarks -----------------------------------------------------------------------
 
+async def _set_reaction(session: AsyncSession, *, target, target_id: UUID, kind: str,
+                        user: CurrentUser) -> tuple[bool, str | None]:
+    """The caller's one reaction on a post or comment (`target`: Reaction.post_id or CommentReaction.comment_id).
+
+    Returns whether it changed and the kind it replaced."""
+    model = target.class_
+    previous = await session.scalar(select(model.kind).where(target == target_id, model.person_id == user.id)
+                                    .with_for_update())
+    if previous == kind:
+        return False, previous
+    await session.execute(insert(model).values({target.key: target_id, "person_id": user.id, "kind": kind,
+                                                "created_at": utcnow()})
+                          .on_conflict_do_update(index_elements=[target, model.person_id], set_={"kind": kind}))
+    return True, previous
+
+
+async def _remove_reaction(session: AsyncSession, *, target, target_id: UUID, user: CurrentUser) -> str | None:
+    """The kind of the caller's reaction removed from a post or comment, None if there was none."""
+    model = target.class_
+    return await session.scalar(delete(model).where(target == target_id, model.person_id == user.id)
+                                .returning(model.kind))
+
+
 async def react(session: AsyncSession, *, post_id: UUID, kind: str, user: CurrentUser) -> None:
     """Set the caller's reaction (one per post; a new kind replaces the old one). Repeating changes nothing."""
     post = await get_readable(session, post_id=post_id, user=user)
-    previous = await session.scalar(select(Reaction.kind).where(Reaction.post_id == post.id,
-                                                                Reaction.person_id == user.id).with_for_update())
-    if previous == kind:
+    changed, previous = await _set_reaction(session, target=Reaction.post_id, target_id=post.id, kind=kind, user=user)
+    if not changed:
         return
-    inserted = await session.scalar(
-        insert(Reaction).values(post_id=post.id, person_id=user.id, kind=kind, created_at=utcnow())
-        .on_conflict_do_update(index_elements=[Reaction.post_id, Reaction.person_id], set_={"kind": kind})
-        .returning(Reaction.post_id))
-    if inserted is not None and previous is None:
+    if previous is None:
         await session.execute(update(Post).where(Post.id == post.id).values(reaction_count=Post.reaction_count + 1))
     await add_event(session, ReactionAdded(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
                                            kind=kind, previous_kind=previous), subject=post.id, actor=user.id)
@@ -148,13 +208,35 @@ async def react(session: AsyncSession, *, post_id: UUID, kind: str, user: Curren
 
 async def unreact(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> None:
     post = await get_readable(session, post_id=post_id, user=user)
-    kind = await session.scalar(delete(Reaction).where(Reaction.post_id == post.id, Reaction.person_id == user.id)
-                                .returning(Reaction.kind))
+    kind = await _remove_reaction(session, target=Reaction.post_id, target_id=post.id, user=user)
     if kind is None:
         return
     await session.execute(update(Post).where(Post.id == post.id).values(reaction_count=Post.reaction_count - 1))
     await add_event(session, ReactionRemoved(post_id=post.id, post_author_id=post.author_id, person_id=user.id,
                                              kind=kind), subject=post.id, actor=user.id)
+
+
+async def react_to_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID, kind: str,
+                           user: CurrentUser) -> Comment:
+    """Set the caller's reaction on a comment of a post they may read (one per comment, as on posts)."""
+    comment = await get_comment(session, post_id=post_id, comment_id=comment_id, user=user)
+    changed, previous = await _set_reaction(session, target=CommentReaction.comment_id, target_id=comment.id,
+                                            kind=kind, user=user)
+    if changed:
+        await add_event(session, CommentReactionAdded(
+            comment_id=comment.id, post_id=comment.post_id, comment_author_id=comment.author_id, person_id=user.id,
+            kind=kind, previous_kind=previous), subject=comment.post_id, actor=user.id)
+    return comment
+
+
+async def unreact_to_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID, user: CurrentUser) -> Comment:
+    comment = await get_comment(session, post_id=post_id, comment_id=comment_id, user=user)
+    kind = await _remove_reaction(session, target=CommentReaction.comment_id, target_id=comment.id, user=user)
+    if kind is not None:
+        await add_event(session, CommentReactionRemoved(
+            comment_id=comment.id, post_id=comment.post_id, comment_author_id=comment.author_id, person_id=user.id,
+            kind=kind), subject=comment.post_id, actor=user.id)
+    return comment
 
 
 async def set_bookmark(session: AsyncSession, *, post_id: UUID, user: CurrentUser, on: bool) -> None:

@@ -5,9 +5,9 @@ from fastapi import APIRouter, Query, status
 
 from services.posts.content import announcements, engagement, service
 from services.posts.content.schemas import (AckPerson, AckState, AckSummary, BestAnswer, CommentCreate,
-                                            CommentPublic, CommentUpdate, PostCreate, PostEditPublic, PostPublic,
-                                            PostUpdate, ReactionSet, ReminderSent, ViewBatch, ViewsRecorded,
-                                            VoteCreate)
+                                            CommentEditPublic, CommentPublic, CommentUpdate, PostCreate,
+                                            PostEditPublic, PostPublic, PostUpdate, ReactionSet, ReminderSent,
+                                            ViewBatch, ViewsRecorded, VoteCreate)
 from services.posts.db import SessionDep
 from shared.auth import CurrentUser, require_scope
 from shared.idempotency import IdempotentRoute
@@ -23,6 +23,11 @@ NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 async def _shown(session, post, user) -> PostPublic:
     [public] = await service.present(session, posts=[post], user=user)
+    return public
+
+
+async def _shown_comment(session, comment, user) -> CommentPublic:
+    [public] = await engagement.present_comments(session, comments=[comment], user=user)
     return public
 
 
@@ -77,8 +82,30 @@ async def list_comments(post_id: UUID, session: SessionDep, user: Reader, page: 
 
 @router.patch("/{post_id}/comments/{comment_id}", response_model=CommentPublic)
 async def edit_comment(post_id: UUID, comment_id: UUID, data: CommentUpdate, session: SessionDep, user: Writer):
-    """Edit your comment."""
-    return await engagement.edit_comment(session, post_id=post_id, comment_id=comment_id, data=data, user=user)
+    """Edit your comment; the previous text stays in its history."""
+    comment = await engagement.edit_comment(session, post_id=post_id, comment_id=comment_id, data=data, user=user)
+    return await _shown_comment(session, comment, user)
+
+
+@router.get("/{post_id}/comments/{comment_id}/edits", response_model=list[CommentEditPublic])
+async def comment_history(post_id: UUID, comment_id: UUID, session: SessionDep, user: Reader):
+    """Earlier versions of the comment, newest first."""
+    return await engagement.comment_history(session, post_id=post_id, comment_id=comment_id, user=user)
+
+
+@router.put("/{post_id}/comments/{comment_id}/reaction", response_model=CommentPublic)
+async def react_to_comment(post_id: UUID, comment_id: UUID, data: ReactionSet, session: SessionDep, user: Writer):
+    """Set your reaction to the comment (one per comment)."""
+    comment = await engagement.react_to_comment(session, post_id=post_id, comment_id=comment_id, kind=data.kind,
+                                                user=user)
+    return await _shown_comment(session, comment, user)
+
+
+@router.delete("/{post_id}/comments/{comment_id}/reaction", response_model=CommentPublic)
+async def unreact_to_comment(post_id: UUID, comment_id: UUID, session: SessionDep, user: Writer):
+    """Remove your reaction to the comment."""
+    comment = await engagement.unreact_to_comment(session, post_id=post_id, comment_id=comment_id, user=user)
+    return await _shown_comment(session, comment, user)
 
 
 @router.delete("/{post_id}/comments/{comment_id}", status_code=NO_CONTENT)

@@ -208,9 +208,21 @@ class CommentPublic(BaseModel):
     body: str
     body_html: str
     mentions: list[UUID]
+    version: int = 1
     edited_at: datetime | None
     deleted: bool = False
+    reaction_counts: dict[str, int] = {}  # by kind, only kinds someone chose
+    my_reaction: str | None = None
     created_at: datetime
+
+
+class CommentEditPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int  # the version this text was, before the edit that replaced it
+    body: str
+    edited_by: UUID
+    created_at: datetime  # when it was replaced
 
 
 class ReactionSet(BaseModel):
