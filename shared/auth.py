@@ -33,7 +33,7 @@ ROLES = ("member", "moderator", "communications", "admin")
 
 # Every scope an integrator API token can carry; the one list the schemas and checks use.
 Scope = Literal["posts:read", "posts:write", "messages:read", "messages:write", "notifications:read",
-                "analytics:read", "people:read", "groups:read", "groups:write"]
+                "notifications:write", "analytics:read", "people:read", "groups:read", "groups:write"]
 SCOPES: tuple[str, ...] = get_args(Scope)
 API_TOKEN_TYPE = "api"  # the `typ` claim that marks an integrator token (session tokens have none)
 API_TOKEN_MAX_DAYS = 365

@@ -60,10 +60,58 @@ async def test_scopes_are_enforced_on_routes_that_do_not_declare_one(client, key
     wrong = api_token_headers(keys, person_id, scopes=["posts:read"])
     response = await client.get("/api/v1/notifications", headers=wrong)
     assert response.status_code == 403 and response.json()["required_scope"] == "notifications:read"
-    # notifications:read does not let a token change the inbox (there is no notifications:write scope).
+
+
+# Every write under /api/v1/notifications: it needs notifications:write, and notifications:read alone is refused.
+WRITES = [("POST", "/api/v1/notifications/read-all", None),
+          ("POST", "/api/v1/notifications/{nid}/read", None),
+          ("DELETE", "/api/v1/notifications/{nid}", None),
+          ("PATCH", "/api/v1/notifications/preferences", {"digest": "daily"}),
+          ("PUT", "/api/v1/notifications/preferences/kinds/mention", {"in_app": True, "push": False, "email": False}),
+          ("PUT", "/api/v1/notifications/mutes/person/{nid}", None),
+          ("DELETE", "/api/v1/notifications/mutes/person/{nid}", None),
+          ("POST", "/api/v1/notifications/devices", {"platform": "android", "token": "t-{nid}"}),
+          ("DELETE", "/api/v1/notifications/devices/{nid}", None),
+          ("POST", "/api/v1/notifications/webhooks", {"url": "http://127.0.0.1:9/x", "event_types": ["x"]}),
+          ("PATCH", "/api/v1/notifications/webhooks/{nid}", {"active": False}),
+          ("DELETE", "/api/v1/notifications/webhooks/{nid}", None)]
+
+
+async def test_a_read_only_token_reads_but_cannot_write(client, settings, sessionmaker, keys):
+    created = person_created()
+    person_id = created.payload().person.id
+    await apply(settings, sessionmaker, created)
     reader = api_token_headers(keys, person_id, scopes=["notifications:read"])
-    write = await client.post("/api/v1/notifications/read-all", headers=reader)
-    assert write.status_code == 403 and write.json()["code"] == "api-token-not-allowed"
+    for path in ("", "/unread-count", "/preferences", "/mutes", "/devices", "/webhooks"):
+        assert (await client.get(f"/api/v1/notifications{path}", headers=reader)).status_code == 200, path
+    nid = uuid7()
+    for method, path, body in WRITES:
+        json = {k: (v.format(nid=nid) if isinstance(v, str) else v) for k, v in body.items()} if body else None
+        response = await client.request(method, path.format(nid=nid), headers=reader, json=json)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["required_scope"] == "notifications:write", (method, path)
+
+
+async def test_a_write_token_changes_the_callers_own_notifications(client, settings, sessionmaker, keys):
+    created = person_created()
+    person_id = created.payload().person.id
+    await apply(settings, sessionmaker, created)
+    writer = api_token_headers(keys, person_id, scopes=["notifications:read", "notifications:write"])
+    assert (await client.post("/api/v1/notifications/read-all", headers=writer)).json() == {"marked": 0}
+    changed = await client.patch("/api/v1/notifications/preferences", headers=writer, json={"digest": "daily"})
+    assert changed.status_code == 200 and changed.json()["digest"] == "daily"
+    muted = uuid7()
+    assert (await client.put(f"/api/v1/notifications/mutes/person/{muted}", headers=writer)).status_code == 204
+    mutes = (await client.get("/api/v1/notifications/mutes", headers=writer)).json()
+    assert mutes == [{"target_type": "person", "target_id": str(muted)}]
+    device = await client.post("/api/v1/notifications/devices", headers=writer,
+                               json={"platform": "android", "token": f"t-{muted}"})
+    assert device.status_code == 201
+    gone = await client.delete(f"/api/v1/notifications/devices/{device.json()['id']}", headers=writer)
+    assert gone.status_code == 204
+    # still only the caller's own: someone else's notification is not found, not written
+    other = await client.post(f"/api/v1/notifications/{uuid7()}/read", headers=writer)
+    assert other.status_code == 404
 
 
 async def test_session_tokens_are_not_affected_by_revocations(client, settings, sessionmaker, keys):
