@@ -29,10 +29,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     verifier.load_jwks(issuer.jwks())
 
     async def bootstrap_admin(app: FastAPI) -> None:
-        async with app.state.sessionmaker() as session:
+        async with app.state.sessionmaker() as session, session.begin():
             await people.ensure_admin(session, email=settings.admin_email, password=settings.admin_password,
                                       display_name=settings.admin_name)
-        async with app.state.sessionmaker() as session:
+        async with app.state.sessionmaker() as session, session.begin():
             await groups.ensure_all_company_group(session)
 
     async def schedule_reminders(app: FastAPI) -> None:

@@ -106,7 +106,7 @@ async def seed_company(sessionmaker: async_sessionmaker, *, size: int, seed: int
     async with sessionmaker() as session:
 
         async def add(data: PersonCreate) -> Person:
-            person = await people.create(session, data=data, actor=None, commit=False)
+            person = await people.create(session, data=data, actor=None)
             person.password_hash = password_hash  # one argon2 hash for the demo password, not 10,000
             created.append(person)
             bar.update(1)
@@ -201,17 +201,17 @@ async def _seed_groups(session, company: Company, created: list[Person], heads: 
     made = []
     for department, head in heads.items():
         group = await groups.create(session, data=GroupCreate(name=f"{department} ({company.domain})",
-                                                              visibility="public"), actor_id=head.id, commit=False)
+                                                              visibility="public"), actor_id=head.id)
         for person in created:
             if person.department == department and person.id != head.id:
-                await groups.add_member(session, group=group, person_id=person.id, actor_id=head.id, commit=False)
+                await groups.add_member(session, group=group, person_id=person.id, actor_id=head.id)
         made.append(group)
     for name, visibility in INTERESTS:
         owner = company.rng.choice(created)
         group = await groups.create(session, data=GroupCreate(name=f"{name} ({company.domain})",
-                                                              visibility=visibility), actor_id=owner.id, commit=False)
+                                                              visibility=visibility), actor_id=owner.id)
         for person in company.rng.sample(created, k=min(len(created), max(3, len(created) // 10))):
-            await groups.add_member(session, group=group, person_id=person.id, actor_id=owner.id, commit=False)
+            await groups.add_member(session, group=group, person_id=person.id, actor_id=owner.id)
         made.append(group)
     await session.commit()
     return made

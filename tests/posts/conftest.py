@@ -22,7 +22,9 @@ def make_person(sessionmaker):
         n = next(_seq)
         data = {"email": f"person{n}@corp.local", "display_name": f"Person {n}", "password": "correct-horse"} | fields
         async with sessionmaker() as s:
-            return await people.create(s, data=PersonCreate(**data), actor=None)
+            person = await people.create(s, data=PersonCreate(**data), actor=None)
+            await s.commit()  # service functions never commit: the caller (here the test) does
+            return person
 
     return make
 

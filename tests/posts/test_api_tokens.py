@@ -166,7 +166,9 @@ async def test_api_tokens_work_again_after_reactivation(client, sessionmaker, ma
     created = await create_token(client, auth(person), scopes=["people:read"])
     async with sessionmaker() as s:
         await people.deactivate(s, person=await s.get(Person, person.id), actor=None)
+        await s.commit()
     assert (await client.get("/api/v1/people/me", headers=bearer(created["token"]))).status_code == 401
     async with sessionmaker() as s:
         await people.reactivate(s, person=await s.get(Person, person.id), actor=None)
+        await s.commit()
     assert (await client.get("/api/v1/people/me", headers=bearer(created["token"]))).status_code == 200

@@ -450,8 +450,10 @@ async def test_archived_group_is_read_only_until_unarchived(client, session, mak
 async def test_all_company_group_is_created_once_and_everyone_belongs(client, session, sessionmaker, make_person, auth):
     async with sessionmaker() as s:
         first = await groups.ensure_all_company_group(s)
+        await s.commit()
     async with sessionmaker() as s:
         again = await groups.ensure_all_company_group(s)
+        await s.commit()
     assert first.id == again.id and await count(session, Group, Group.all_company.is_(True)) == 1
     assert await count(session, GroupMember, GroupMember.group_id == first.id) == 0  # membership is implicit
     ana = await make_person(display_name="Ana")
@@ -470,6 +472,7 @@ async def test_all_company_group_is_created_once_and_everyone_belongs(client, se
 async def test_only_company_admins_post_in_all_company(client, session, sessionmaker, make_person, auth):
     async with sessionmaker() as s:
         everyone = await groups.ensure_all_company_group(s)
+        await s.commit()
     member, admin = await make_person(), await make_person(roles=["admin"])
     denied = await client.post("/api/v1/posts", headers=auth(member), json={"group_id": str(everyone.id), "body": "hi"})
     assert denied.status_code == 403 and denied.json()["code"] == "admins-only-posting"

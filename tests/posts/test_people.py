@@ -58,6 +58,8 @@ async def test_unknown_person_is_404_problem(client, make_person, auth):
 async def test_ensure_admin_is_idempotent(sessionmaker):
     async with sessionmaker() as s:
         first = await people.ensure_admin(s, email="root@corp.local", password="long-enough", display_name="Root")
+        await s.commit()
     async with sessionmaker() as s:
         second = await people.ensure_admin(s, email="root@corp.local", password="long-enough", display_name="Root")
+        await s.commit()
     assert first.id == second.id and "admin" in first.roles

@@ -55,6 +55,7 @@ async def test_deactivation_refuses_unexpired_session_tokens_at_once(client, ses
     minted = auth(person)  # a token without sid: the person check alone must refuse it
     async with sessionmaker() as s:
         await people.deactivate(s, person=await s.get(Person, person.id), actor=None)
+        await s.commit()
     for headers in (bearer(tokens), minted):
         refused = await client.get("/api/v1/people/me", headers=headers)
         assert refused.status_code == 401 and refused.json()["code"] == "token-revoked"

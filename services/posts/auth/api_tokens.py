@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
 from services.posts.auth.models import ApiToken
+from services.posts.auth.own_session import own_session
 from services.posts.auth.schemas import ApiTokenCreate, ApiTokenCreated, ApiTokenPublic
 from services.posts.auth.service import TokenIssuer, token_hash
 from services.posts.people import service as people
@@ -46,7 +47,7 @@ async def create(session: AsyncSession, *, issuer: TokenIssuer, user: CurrentUse
     row = ApiToken(id=token_id, person_id=person.id, name=data.name, scopes=scopes, roles=list(person.roles),
                    token_hash=token_hash(token), expires_at=utcnow() + ttl)
     session.add(row)
-    await session.commit()
+    await session.flush()
     return ApiTokenCreated.model_validate(ApiTokenPublic.model_validate(row).model_dump() | {"token": token})
 
 
@@ -69,7 +70,6 @@ async def revoke(session: AsyncSession, *, person_id: UUID, token_id: UUID) -> N
                                                               expires_at=token.expires_at).on_conflict_do_nothing())
     await add_event(session, ApiTokenRevoked(token_id=token.id, person_id=person_id), subject=token.id,
                     actor=person_id)
-    await session.commit()
 
 
 async def check_api_token(session: AsyncSession, user: CurrentUser) -> CurrentUser:
@@ -84,10 +84,12 @@ async def check_api_token(session: AsyncSession, user: CurrentUser) -> CurrentUs
         raise TokenRevoked("The person this API token belongs to is deactivated.")
     now = utcnow()
     if row.last_used_at is None or row.last_used_at <= now - LAST_USED_RESOLUTION:
-        # Conditional, so parallel requests on several replicas still write once per minute.
-        await session.execute(update(ApiToken).where(
-            ApiToken.id == user.token_id,
-            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
-            .values(last_used_at=now))
-        await session.commit()  # its own small unit of work: a read-only route would never commit it
+        # Conditional, so parallel requests on several replicas still write once per minute. In a session of
+        # its own: the token was used even if the request then fails, and the request's unit of work must
+        # not hold this row's lock (every parallel request with the token would wait for it).
+        async with own_session(session) as own:
+            await own.execute(update(ApiToken).where(
+                ApiToken.id == user.token_id,
+                or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
+                .values(last_used_at=now))
     return replace(user, roles=user.roles & frozenset(row.roles))

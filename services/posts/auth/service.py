@@ -5,12 +5,13 @@ from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
 from services.posts.auth import throttle
 from services.posts.auth.models import RefreshToken
+from services.posts.auth.own_session import own_session
 from services.posts.auth.passwords import verify_password_off_loop
 from services.posts.auth.schemas import TokenPair
 from services.posts.auth.sessions import end_sessions
@@ -81,11 +82,11 @@ def token_hash(token: str) -> str:
 
 
 async def issue_pair(session: AsyncSession, *, issuer: TokenIssuer, person: Person, family_id: UUID) -> TokenPair:
-    """A fresh access + refresh token for a person who just proved who they are; commits."""
+    """A fresh access + refresh token for a person who just proved who they are."""
     refresh = secrets.token_urlsafe(32)
     session.add(RefreshToken(person_id=person.id, family_id=family_id, token_hash=token_hash(refresh),
                              expires_at=utcnow() + timedelta(days=issuer.settings.refresh_token_days)))
-    await session.commit()
+    await session.flush()
     return TokenPair(access_token=issuer.access_token(person, session_id=family_id), refresh_token=refresh,
                      expires_in=issuer.settings.access_token_minutes * 60)
 
@@ -94,9 +95,11 @@ async def login(session: AsyncSession, *, issuer: TokenIssuer, email: str, passw
                 ip: str | None = None) -> TokenPair:
     """Password sign-in, refused with 429 while the account (or address) has too many recent failures."""
     email = email.strip().lower()
-    failure_id = await throttle.begin_attempt(session, settings=issuer.settings, email=email, ip=ip)
-    person = await people.get_by_email(session, email=email)
-    await session.commit()  # no transaction stays open while the password is hashed
+    # Counted in a session of its own: the failure stands when this request fails (wrong password), and
+    # it is committed before the password is hashed, so no transaction stays open meanwhile.
+    async with own_session(session) as own:
+        failure_id = await throttle.begin_attempt(own, settings=issuer.settings, email=email, ip=ip)
+        person = await people.get_by_email(own, email=email)
     if not await verify_password_off_loop(person.password_hash if person else None, password) or not person.active:
         raise InvalidCredentials()
     await throttle.forgive(session, failure_id=failure_id)
@@ -105,26 +108,40 @@ async def login(session: AsyncSession, *, issuer: TokenIssuer, email: str, passw
 
 async def refresh(session: AsyncSession, *, issuer: TokenIssuer, refresh_token: str) -> TokenPair:
     """Rotate a refresh token; presenting an already-rotated one revokes its whole family (theft)."""
-    token = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
-                                 .with_for_update())
-    if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
+    hashed, now = token_hash(refresh_token), utcnow()
+    await _end_family_if_reused(session, hashed)
+    # Rotated by a conditional update: of two uses of one token, exactly one gets a row back.
+    token = (await session.execute(update(RefreshToken).where(
+        RefreshToken.token_hash == hashed, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None),
+        RefreshToken.expires_at > now).values(rotated_at=now)
+        .returning(RefreshToken.person_id, RefreshToken.family_id))).first()
+    if token is None:
+        await _end_family_if_reused(session, hashed)  # a parallel use of the same token rotated it first
         raise InvalidRefreshToken()
-    if token.rotated_at is not None:
-        await end_sessions(session, person_id=token.person_id, family_ids=[token.family_id])
-        await session.commit()
-        raise InvalidRefreshToken("This refresh token was already used; every session from that sign-in is ended.")
     person = await people.get(session, person_id=token.person_id)
     if person is None or not person.active:
         raise InvalidRefreshToken()
-    token.rotated_at = utcnow()
     return await issue_pair(session, issuer=issuer, person=person, family_id=token.family_id)
+
+
+async def _end_family_if_reused(session: AsyncSession, hashed: str) -> None:
+    """A rotated token presented again was stolen (or leaked): end every session of its sign-in and refuse."""
+    # In a session of its own: the sign-in stays ended although this request fails. The request's session
+    # holds no lock on these rows (it has not written yet, or its update matched nothing).
+    async with own_session(session) as own:
+        reused = (await own.execute(select(RefreshToken.person_id, RefreshToken.family_id).where(
+            RefreshToken.token_hash == hashed, RefreshToken.rotated_at.is_not(None),
+            RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > utcnow()))).first()
+        if reused is not None:
+            await end_sessions(own, person_id=reused.person_id, family_ids=[reused.family_id])
+    if reused is not None:
+        raise InvalidRefreshToken("This refresh token was already used; every session from that sign-in is ended.")
 
 
 async def logout(session: AsyncSession, *, refresh_token: str) -> None:
     token = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token)))
     if token is not None:
         await end_sessions(session, person_id=token.person_id, family_ids=[token.family_id])
-        await session.commit()
 
 
 async def check_session_token(session: AsyncSession, user: CurrentUser) -> CurrentUser:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
 from services.posts.auth.models import SsoLogin
+from services.posts.auth.own_session import own_session
 from services.posts.auth.schemas import TokenPair
 from services.posts.auth.service import TokenIssuer, issue_pair, token_hash
 from services.posts.config import Settings
@@ -165,16 +166,15 @@ async def start_login(session: AsyncSession, *, client: OidcClient) -> str:
     await session.execute(delete(SsoLogin).where(SsoLogin.expires_at < now))  # abandoned sign-ins
     session.add(SsoLogin(state_hash=token_hash(state), nonce=nonce, code_verifier=verifier,
                          expires_at=now + timedelta(seconds=client.settings.oidc_login_ttl_seconds)))
-    await session.commit()
     return url
 
 
 async def _consume_state(session: AsyncSession, state: str) -> SsoLogin:
-    # Committed before the provider is called: the state is spent even if the rest fails, so a
-    # callback can never be replayed.
-    login = await session.scalar(delete(SsoLogin).where(SsoLogin.state_hash == token_hash(state))
+    # Spent in a session of its own, committed before the provider is called: the state is gone even if
+    # the rest of the sign-in fails, so a callback can never be replayed.
+    async with own_session(session) as own:
+        login = await own.scalar(delete(SsoLogin).where(SsoLogin.state_hash == token_hash(state))
                                  .returning(SsoLogin))
-    await session.commit()
     if login is None or login.expires_at <= utcnow():
         raise InvalidSsoState("This sign-in is unknown, expired or already finished; start again.")
     return login

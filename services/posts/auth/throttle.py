@@ -50,10 +50,11 @@ async def check(session: AsyncSession, *, settings: Settings, email: str, ip: st
 
 
 async def begin_attempt(session: AsyncSession, *, settings: Settings, email: str, ip: str | None) -> int:
-    """Check the limits and count this attempt as a failure before the password is looked at; commits.
+    """Check the limits and count this attempt as a failure before the password is looked at.
 
-    Counting first means an attempt that cannot be recorded is never verified (it fails closed), and
-    attempts still hashing are already counted by parallel ones. A success forgives its own row only."""
+    The caller commits this in a session of its own, before verifying the password. Counting first means
+    an attempt that cannot be recorded is never verified (it fails closed), and attempts still hashing are
+    already counted by parallel ones. A success forgives its own row only."""
     await check(session, settings=settings, email=email, ip=ip)
     window = timedelta(minutes=settings.login_failure_window_minutes)
     # The account's failures that left the window go at the same time (no purge job).
@@ -62,7 +63,6 @@ async def begin_attempt(session: AsyncSession, *, settings: Settings, email: str
     failure = LoginFailure(email=email, ip=ip)
     session.add(failure)
     await session.flush()
-    await session.commit()
     return failure.id
 
 

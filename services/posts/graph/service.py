@@ -80,7 +80,6 @@ async def follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID)
     if not followee.protected:
         await add_follow(session, follower_id=follower_id, followee_id=followee_id, actor=follower_id,
                           via_request=False)
-        await session.commit()
         return FollowState(state="following")
     request_id = await session.scalar(
         insert(FollowRequest).values(follower_id=follower_id, followee_id=followee_id)
@@ -91,7 +90,6 @@ async def follow(session: AsyncSession, *, follower_id: UUID, followee_id: UUID)
     else:
         await add_event(session, FollowRequested(request_id=request_id, follower_id=follower_id,
                                                  followee_id=followee_id), subject=followee_id, actor=follower_id)
-    await session.commit()
     return FollowState(state="requested", request_id=request_id)
 
 
@@ -110,7 +108,6 @@ async def unfollow(session: AsyncSession, *, follower_id: UUID, followee_id: UUI
         await add_event(session, FollowRequestClosed(request_id=cancelled, follower_id=follower_id,
                                                      followee_id=followee_id, outcome="cancelled"),
                         subject=followee_id, actor=follower_id)
-    await session.commit()
 
 
 async def remove_follower(session: AsyncSession, *, owner_id: UUID, follower_id: UUID) -> None:
@@ -121,7 +118,6 @@ async def remove_follower(session: AsyncSession, *, owner_id: UUID, follower_id:
         raise NotFound("This person does not follow you.")
     await add_event(session, FollowRemoved(follower_id=follower_id, followee_id=owner_id, reason="removed_by_followee"),
                     subject=owner_id, actor=owner_id)
-    await session.commit()
 
 
 async def _own_request(session: AsyncSession, *, owner_id: UUID, request_id: UUID) -> FollowRequest:
@@ -135,7 +131,6 @@ async def approve_request(session: AsyncSession, *, owner_id: UUID, request_id: 
     request = await _own_request(session, owner_id=owner_id, request_id=request_id)
     await session.delete(request)
     await add_follow(session, follower_id=request.follower_id, followee_id=owner_id, actor=owner_id, via_request=True)
-    await session.commit()
 
 
 async def deny_request(session: AsyncSession, *, owner_id: UUID, request_id: UUID) -> None:
@@ -144,7 +139,6 @@ async def deny_request(session: AsyncSession, *, owner_id: UUID, request_id: UUI
     await add_event(session, FollowRequestClosed(request_id=request.id, follower_id=request.follower_id,
                                                  followee_id=owner_id, outcome="denied"),
                     subject=owner_id, actor=owner_id)
-    await session.commit()
 
 
 @people.on_protection_lifted

@@ -231,26 +231,22 @@ async def _flush(session: AsyncSession) -> None:
         raise GroupConflict()
 
 
-async def _insert(session: AsyncSession, *, group: Group, owner_id: UUID | None, actor_id: UUID | None,
-                  commit: bool) -> Group:
+async def _insert(session: AsyncSession, *, group: Group, owner_id: UUID | None, actor_id: UUID | None) -> Group:
     session.add(group)
     await _flush(session)
     await add_event(session, GroupCreated(group=snapshot(group)), subject=group.id, actor=actor_id)
     if owner_id is not None:
-        await add_member(session, group=group, person_id=owner_id, role="owner", via="created", actor_id=actor_id,
-                         commit=False)
-    if commit:
-        await session.commit()
+        await add_member(session, group=group, person_id=owner_id, role="owner", via="created", actor_id=actor_id)
     return group
 
 
-async def create(session: AsyncSession, *, data: GroupCreate, actor_id: UUID | None, commit: bool = True) -> Group:
+async def create(session: AsyncSession, *, data: GroupCreate, actor_id: UUID | None) -> Group:
     """Create a group; a person creating it becomes its owner (provisioned groups have no owner)."""
     if data.external_id is not None and await get_by_external_id(session, external_id=data.external_id):
         raise ExternalIdTaken(f"A group already has the external id {data.external_id}.")
     group = Group(**data.model_dump(), created_by=actor_id)
     owner_id = None if data.provisioned else actor_id
-    return await _insert(session, group=group, owner_id=owner_id, actor_id=actor_id, commit=commit)
+    return await _insert(session, group=group, owner_id=owner_id, actor_id=actor_id)
 
 
 def _settings(group: Group, changes: dict) -> dict:
@@ -268,8 +264,7 @@ def _settings(group: Group, changes: dict) -> dict:
     return values
 
 
-async def update(session: AsyncSession, *, group: Group, changes: dict, actor_id: UUID | None,
-                 commit: bool = True) -> Group:
+async def update(session: AsyncSession, *, group: Group, changes: dict, actor_id: UUID | None) -> Group:
     """Apply settings (already authorized) and publish the new snapshot with what changed."""
     values = _settings(group, changes)
     changed = sorted(k for k, v in values.items() if getattr(group, k) != v)
@@ -285,8 +280,6 @@ async def update(session: AsyncSession, *, group: Group, changes: dict, actor_id
         await _flush(session)
         await add_event(session, GroupUpdated(group=snapshot(group), changed=changed), subject=group.id,
                         actor=actor_id)
-    if commit:
-        await session.commit()
     return group
 
 
@@ -299,7 +292,7 @@ async def _settle_join_requests(session: AsyncSession, *, group: Group, visibili
     for request in requests:
         if visibility == "public":
             await add_member(session, group=group, person_id=request.person_id, via="request_approved",
-                             actor_id=actor_id, commit=False)
+                             actor_id=actor_id)
         else:
             await session.delete(request)
 
@@ -314,7 +307,7 @@ async def _close_pending(session: AsyncSession, *, group_id: UUID, person_id: UU
 
 
 async def add_member(session: AsyncSession, *, group: Group, person_id: UUID, role: str = "member",
-                     via: str = "added", actor_id: UUID | None, commit: bool = True) -> bool:
+                     via: str = "added", actor_id: UUID | None) -> bool:
     """Make someone a member (already authorized); True if they were not one. Repeating it changes nothing."""
     added = False
     if not group.all_company:  # every active person already belongs there
@@ -325,13 +318,11 @@ async def add_member(session: AsyncSession, *, group: Group, person_id: UUID, ro
         if added:
             await add_event(session, GroupMemberAdded(group_id=group.id, person_id=person_id, role=role, via=via),
                             subject=group.id, actor=actor_id)
-    if commit:
-        await session.commit()
     return added
 
 
 async def remove_member(session: AsyncSession, *, group: Group, person_id: UUID, reason: str = "removed",
-                        actor_id: UUID | None, commit: bool = True) -> bool:
+                        actor_id: UUID | None) -> bool:
     """End a membership (already authorized); True if there was one. Repeating it changes nothing."""
     _refuse_all_company(group)
     removed = await session.scalar(delete(GroupMember).where(GroupMember.group_id == group.id,
@@ -340,8 +331,6 @@ async def remove_member(session: AsyncSession, *, group: Group, person_id: UUID,
     if removed is not None:
         await add_event(session, GroupMemberRemoved(group_id=group.id, person_id=person_id, reason=reason),
                         subject=group.id, actor=actor_id)
-    if commit:
-        await session.commit()
     return removed is not None
 
 
@@ -371,7 +360,7 @@ async def set_provisioned_members(session: AsyncSession, *, group: Group, person
 
 
 async def ensure_all_company_group(session: AsyncSession) -> Group:
-    """Create the All company group when absent; safe to run from every replica at start-up."""
+    """Create the All company group when absent (the caller commits); safe to run on every replica at start."""
     stmt = select(Group).where(Group.all_company.is_(True))
     existing = await session.scalar(stmt)
     if existing is not None:
@@ -379,9 +368,9 @@ async def ensure_all_company_group(session: AsyncSession) -> Group:
     group = Group(name=ALL_COMPANY_NAME, description="Everyone in the company.", visibility="public", official=True,
                   official_kind="company", all_company=True, admins_only_posting=True)
     try:
-        return await _insert(session, group=group, owner_id=None, actor_id=None, commit=True)
+        async with session.begin_nested():  # a lost race undoes this insert only; the caller commits
+            return await _insert(session, group=group, owner_id=None, actor_id=None)
     except GroupConflict:  # another replica won the race
-        await session.rollback()
         return await session.scalar(stmt)
 
 
@@ -486,7 +475,6 @@ async def join(session: AsyncSession, *, standing: GroupAccess) -> JoinState:
     else:
         await add_event(session, GroupJoinRequested(request_id=request_id, group_id=group.id, person_id=person_id),
                         subject=group.id, actor=person_id)
-    await session.commit()
     return JoinState(state="requested", request_id=request_id)
 
 
@@ -518,9 +506,8 @@ async def leave(session: AsyncSession, *, standing: GroupAccess) -> None:
     if await role_of(session, group=group, person_id=standing.person_id) == "owner":
         await _ensure_other_owner(session, group=group, person_id=standing.person_id)
     await remove_member(session, group=group, person_id=standing.person_id, reason="left",
-                        actor_id=standing.person_id, commit=False)
+                        actor_id=standing.person_id)
     await _close_pending(session, group_id=group.id, person_id=standing.person_id)
-    await session.commit()
 
 
 async def remove(session: AsyncSession, *, standing: GroupAccess, person_id: UUID) -> None:
@@ -556,7 +543,6 @@ async def change_role(session: AsyncSession, *, standing: GroupAccess, person_id
     if current == "owner" and role != "owner":
         await _ensure_other_owner(session, group=standing.group, person_id=person_id)
     await _set_role(session, group=standing.group, person_id=person_id, role=role, actor_id=standing.person_id)
-    await session.commit()
     return await _member_view(session, group=standing.group, person_id=person_id)
 
 
@@ -572,7 +558,6 @@ async def transfer_ownership(session: AsyncSession, *, standing: GroupAccess, pe
     if standing.role == "owner":
         await _set_role(session, group=standing.group, person_id=standing.person_id, role="admin",
                         actor_id=standing.person_id)
-    await session.commit()
     return await _member_view(session, group=standing.group, person_id=person_id)
 
 
@@ -606,7 +591,6 @@ async def invite(session: AsyncSession, *, standing: GroupAccess, person_id: UUI
         await add_event(session, GroupInvited(invite_id=invite_id, group_id=group.id, person_id=person_id,
                                               inviter_id=standing.person_id),
                         subject=group.id, actor=standing.person_id)
-        await session.commit()
     return _invite_view(await _pending_invite(session, group_id=group.id, person_id=person_id), group)
 
 
@@ -635,7 +619,6 @@ async def accept_invite(session: AsyncSession, *, invite_id: UUID, user: Current
 
 async def decline_invite(session: AsyncSession, *, invite_id: UUID, user: CurrentUser) -> None:
     await session.delete(await _own_invite(session, invite_id=invite_id, user=user))
-    await session.commit()
 
 
 async def join_requests(session: AsyncSession, *, standing: GroupAccess, page: PageParams):
@@ -666,4 +649,3 @@ async def approve_request(session: AsyncSession, *, standing: GroupAccess, reque
 
 async def deny_request(session: AsyncSession, *, standing: GroupAccess, request_id: UUID) -> None:
     await session.delete(await _group_request(session, standing=standing, request_id=request_id))
-    await session.commit()

@@ -107,7 +107,7 @@ def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-async def create(session: AsyncSession, *, data: PersonCreate, actor: UUID | None, commit: bool = True) -> Person:
+async def create(session: AsyncSession, *, data: PersonCreate, actor: UUID | None) -> Person:
     """Create a person and announce them on people.v1."""
     email = data.email
     password_hash = await hash_password_off_loop(data.password) if data.password else None
@@ -127,8 +127,6 @@ async def create(session: AsyncSession, *, data: PersonCreate, actor: UUID | Non
     except IntegrityError:
         raise EmailTaken(f"{email} already belongs to someone.")
     await add_event(session, PersonCreated(person=snapshot(person)), subject=person.id, actor=actor)
-    if commit:
-        await session.commit()
     return person
 
 
@@ -142,8 +140,7 @@ async def _check_manager(session: AsyncSession, person: Person, manager_id: UUID
         raise InvalidInput("A person cannot report to themselves or to one of their reports.", field="manager_id")
 
 
-async def update(session: AsyncSession, *, person: Person, changes: ProfileFields | dict, actor: UUID | None,
-                 commit: bool = True) -> Person:
+async def update(session: AsyncSession, *, person: Person, changes: ProfileFields | dict, actor: UUID | None) -> Person:
     """Apply profile changes (already authorized) and publish the new snapshot with what changed."""
     fields = changes.model_dump(exclude_unset=True) if isinstance(changes, ProfileFields) else dict(changes)
     values = _column_values(fields)
@@ -166,8 +163,6 @@ async def update(session: AsyncSession, *, person: Person, changes: ProfileField
         await session.flush()
         await add_event(session, PersonUpdated(person=snapshot(person), changed=changed), subject=person.id,
                         actor=actor)
-    if commit:
-        await session.commit()
     return person
 
 
@@ -178,7 +173,7 @@ async def set_password(session: AsyncSession, *, person: Person, password: str) 
     await _revoke_sessions(session, person.id)  # a new password ends every other sign-in
 
 
-async def deactivate(session: AsyncSession, *, person: Person, actor: UUID | None, commit: bool = True) -> Person:
+async def deactivate(session: AsyncSession, *, person: Person, actor: UUID | None) -> Person:
     """Stop sign-in and refresh at once and tell the other services to hide the person."""
     if person.active:
         person.active = False
@@ -186,19 +181,15 @@ async def deactivate(session: AsyncSession, *, person: Person, actor: UUID | Non
         await _revoke_sessions(session, person.id)
         await session.flush()
         await add_event(session, PersonDeactivated(person=snapshot(person)), subject=person.id, actor=actor)
-    if commit:
-        await session.commit()
     return person
 
 
-async def reactivate(session: AsyncSession, *, person: Person, actor: UUID | None, commit: bool = True) -> Person:
+async def reactivate(session: AsyncSession, *, person: Person, actor: UUID | None) -> Person:
     if not person.active:
         person.active = True
         person.updated_at = utcnow()
         await session.flush()
         await add_event(session, PersonReactivated(person=snapshot(person)), subject=person.id, actor=actor)
-    if commit:
-        await session.commit()
     return person
 
 
@@ -257,15 +248,16 @@ async def resolve_handles(session: AsyncSession, *, handles: set[str]) -> list[P
 
 
 async def ensure_admin(session: AsyncSession, *, email: str, password: str, display_name: str) -> Person:
-    """Create the bootstrap admin when absent; safe to run from every replica at start-up."""
+    """Create the bootstrap admin when absent (the caller commits); safe to run on every replica at start."""
     existing = await get_by_email(session, email=email)
     if existing is not None:
         return existing
     if len(password) < 8:
         raise InvalidInput("HEARTH_ADMIN_PASSWORD must have at least 8 characters.")
     try:
-        return await create(session, data=PersonCreate(email=email, password=password, display_name=display_name,
-                                                       handle="admin", roles=["admin"]), actor=None)
+        async with session.begin_nested():  # a lost race undoes this insert only; the caller commits
+            return await create(session, data=PersonCreate(email=email, password=password,
+                                                           display_name=display_name, handle="admin",
+                                                           roles=["admin"]), actor=None)
     except Conflict:  # another replica won the race
-        await session.rollback()
         return await get_by_email(session, email=email)

@@ -99,9 +99,8 @@ async def create(session: AsyncSession, *, resource: ScimGroup) -> Group:
     wanted = await _wanted_members(session, resource)
     group = await groups.create(session, data=GroupCreate(
         name=resource.display_name or "", visibility="private", official=False, external_id=resource.external_id,
-        provisioned=True), actor_id=None, commit=False)
+        provisioned=True), actor_id=None)
     await groups.set_provisioned_members(session, group=group, person_ids=wanted)
-    await session.commit()
     return group
 
 
@@ -110,10 +109,8 @@ async def replace(session: AsyncSession, *, group: Group, resource: ScimGroup) -
     await _check_external_id(session, resource, group)
     wanted = await _wanted_members(session, resource)
     await groups.update(session, group=group, changes={"name": resource.display_name,
-                                                       "external_id": resource.external_id}, actor_id=None,
-                        commit=False)
+                                                       "external_id": resource.external_id}, actor_id=None)
     await groups.set_provisioned_members(session, group=group, person_ids=wanted)
-    await session.commit()
     return group
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from scim2_models import Context, ListResponse, Meta, PatchOp, ResponseParameters
 from starlette.routing import Match
 
+from services.posts.auth.own_session import own_session
 from services.posts.db import SessionDep
 from services.posts.groups.models import Group
 from services.posts.people.models import Person
@@ -37,16 +38,20 @@ async def require_scim_token(request: Request, session: SessionDep) -> None:
     settings = request.app.state.settings
     rule = parse_rule("scim_auth_failures", settings.scim_auth_failures)
     address = f"ip:{request_client_address(request) or 'unknown'}"
-    failures = await ratelimit.peek(session, rule=rule, subject=address)
-    if failures.hits >= rule.limit:
-        raise ScimError("Too many failed SCIM sign-ins from this address; try again later.", status=429,
-                        headers={"Retry-After": str(max(1, failures.reset_after))})
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    presented = token.strip().encode()
-    # Every configured token is compared (no early exit), so timing says nothing about which matched.
-    matches = [hmac.compare_digest(presented, expected.encode()) for expected in settings.scim_tokens]
-    if scheme.lower() != "bearer" or not any(matches):
-        await ratelimit.hit(session, rule=rule, subject=address)
+    # In a session of its own: a failure must be counted although this request then fails (401).
+    async with own_session(session) as own:
+        failures = await ratelimit.peek(own, rule=rule, subject=address)
+        if failures.hits >= rule.limit:
+            raise ScimError("Too many failed SCIM sign-ins from this address; try again later.", status=429,
+                            headers={"Retry-After": str(max(1, failures.reset_after))})
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        presented = token.strip().encode()
+        # Every configured token is compared (no early exit), so timing says nothing about which matched.
+        matches = [hmac.compare_digest(presented, expected.encode()) for expected in settings.scim_tokens]
+        refused = scheme.lower() != "bearer" or not any(matches)
+        if refused:
+            await ratelimit.hit(own, rule=rule, subject=address)
+    if refused:
         raise ScimUnauthorized()
 
 

@@ -258,11 +258,10 @@ async def create(session: AsyncSession, *, user: ScimUser) -> Person:
     data = PersonCreate.model_construct(**(PersonCreate.model_validate(
         fields | {"email": "placeholder@example.com", "password": user.password}).model_dump()
         | {"email": scim_only["email"]}))
-    person = await people.create(session, data=data, actor=None, commit=False)
+    person = await people.create(session, data=data, actor=None)
     person.user_name, person.scim_profile = scim_only["user_name"], scim_only["scim_profile"]
     if user.active is False:
-        await people.deactivate(session, person=person, actor=None, commit=False)
-    await session.commit()
+        await people.deactivate(session, person=person, actor=None)
     return person
 
 
@@ -282,14 +281,13 @@ async def replace(session: AsyncSession, *, person: Person, user: ScimUser) -> P
     # A User without `active` is an active one (RFC 7644 §3.5.1: what a PUT leaves out takes its default).
     active = True if user.active is None else user.active
     if active and not person.active:
-        await people.reactivate(session, person=person, actor=None, commit=False)
+        await people.reactivate(session, person=person, actor=None)
     person.user_name, person.scim_profile = fields.pop("user_name"), fields.pop("scim_profile")
-    await people.update(session, person=person, changes=fields, actor=None, commit=False)
+    await people.update(session, person=person, changes=fields, actor=None)
     if user.password:
         await people.set_password(session, person=person, password=user.password)
     if not active and person.active:  # last, so the deactivation event carries the final profile
-        await people.deactivate(session, person=person, actor=None, commit=False)
-    await session.commit()
+        await people.deactivate(session, person=person, actor=None)
     return person
 
 
