@@ -139,3 +139,12 @@ async def test_the_reminder_worker_sends_what_is_due_and_stops_when_asked(client
     await asyncio.wait_for(announcements.reminder_worker(sessions, interval=60)(stop), timeout=30)
     [event] = await outbox_events(session, type="hearth.announcement.reminder_due")
     assert event.payload().person_ids == [late.id]
+
+
+async def test_post_created_says_whether_an_announcement_is_must_read(client, session, make_person, auth):
+    comms = await make_person(roles=["communications"])
+    required = await must_read(client, auth(comms))
+    optional = await publish(client, auth(comms), kind="announcement", body="Office closed Friday")
+    update = await publish(client, auth(comms), body="Just an update")
+    flags = {str(e.subject): e.payload().must_read for e in await outbox_events(session, type="hearth.post.created")}
+    assert flags == {required["id"]: True, optional["id"]: False, update["id"]: False}

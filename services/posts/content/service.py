@@ -204,7 +204,8 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
     readers = [p for p in await readers_among(session, post, [p.id for p in mentioned]) if p != author.id]
     await add_event(session, PostCreated(post_id=post.id, author_id=author.id, kind=post.kind, audience=post.audience,
                                          group_id=post.group_id, excerpt=excerpt(post.body), mentions=readers,
-                                         hashtags=post.hashtags, created_at=post.created_at),
+                                         hashtags=post.hashtags, must_read=post.must_read,
+                                         created_at=post.created_at),
                     subject=post.id, actor=author.id)
     if post.kind == "praise":
         praised = await readers_among(session, post, post.recipients)
