@@ -51,3 +51,13 @@ def scratch_database(pg_server_url):
     asyncio.run(drop_databases(pg_server_url, [name]))
     asyncio.run(create_databases(pg_server_url, [name]))
     return name
+
+
+def pytest_addoption(parser):
+    parser.addoption("--reverse-order", action="store_true",
+                     help="run the collected tests last to first: shows a test that relies on an earlier one")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse-order"):
+        items.reverse()
