@@ -49,6 +49,8 @@ class Settings(HearthSettings):
     smtp_starttls: bool = False
     smtp_from: str = "Hearth <notifications@hearth.local>"
     digest_hour: int = 8  # local hour (the person's time zone) after which a daily digest goes out
+    # New messages by email: one per member and conversation per this many minutes (digests/messages.py).
+    message_email_minutes: float = 15.0
 
     def secret_fields(self) -> dict[str, str]:
         # Only signs links in digests: required once digests are switched on (an SMTP host is set).

@@ -8,6 +8,7 @@ replicas at once.
 from fastapi import FastAPI
 
 from services.notifications.config import Settings
+from services.notifications.digests.messages import run_worker as run_message_emails
 from services.notifications.digests.service import run_worker as run_digests
 from services.notifications.push.service import run_worker as run_push
 from services.notifications.webhooks.service import run_worker as run_webhooks
@@ -23,4 +24,6 @@ def install(settings: Settings):
         app.state.supervisor.add("notifications.push", lambda stop: run_push(sessionmaker, settings, stop))
         if settings.smtp_host:
             app.state.supervisor.add("notifications.digests", lambda stop: run_digests(sessionmaker, settings, stop))
+            app.state.supervisor.add("notifications.message-emails",
+                                     lambda stop: run_message_emails(sessionmaker, settings, stop))
     return hook

@@ -41,3 +41,8 @@ async def inbox(client, keys, person: UUID, query: str = "") -> list[dict]:
 
 def now():
     return utcnow()
+
+
+def mail_settings(settings, controller):
+    """The settings with SMTP pointed at the test's aiosmtpd server (the `smtp` fixture)."""
+    return settings.model_copy(update={"smtp_host": controller.hostname, "smtp_port": controller.port})

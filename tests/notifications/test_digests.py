@@ -1,43 +1,17 @@
 """Email digests over real SMTP (aiosmtpd on a free port)."""
 
-import email
 from datetime import datetime, timezone
-from email import policy
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-from aiosmtpd.controller import Controller
 from uuid6 import uuid7
 
 from services.notifications.digests.service import send_due
 from shared.db import utcnow
 from shared.devstack.ports import free_port
 from shared.events import GroupCreated, GroupMemberAdded, GroupSnapshot, PostCreated
-from tests.notifications.builders import add_person, send
+from tests.notifications.builders import add_person, mail_settings, send
 
 WEDNESDAY_0830_UTC = datetime(2026, 11, 25, 8, 30, tzinfo=timezone.utc)  # 09:30 in Paris, 03:30 in New York
-
-
-class Inbox:
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, inbox
-    controller.stop()
-
-
-def mail_settings(settings, controller):
-    return settings.model_copy(update={"smtp_host": controller.hostname, "smtp_port": controller.port})
 
 
 async def daily_person(client, keys, settings, sessionmaker, zone="Europe/Paris", **fields):

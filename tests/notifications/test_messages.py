@@ -8,8 +8,10 @@ from uuid6 import uuid7
 from services.notifications.inbox.messaging import messaging_consumer
 from services.notifications.inbox.models import Notification
 from services.notifications.push.models import PushJob
+from services.notifications.digests.messages import send_due
 from shared.db import utcnow
-from shared.events import Envelope, MessageSent, PresenceChanged
+from shared.events import ConversationRead, Envelope, MessageDeleted, MessageSent, PresenceChanged
+from tests.notifications.builders import add_person, inbox, mail_settings
 
 
 async def consume(settings, sessionmaker, payload, at=None):
@@ -46,3 +48,99 @@ async def test_message_pushes_to_members_not_online_and_never_to_the_sender(sett
         assert await session.scalar(select(func.count()).select_from(Notification)) == 0  # push only
         job = await session.scalar(select(PushJob).where(PushJob.person_id == away))
     assert job.body == "Lunch at 12?" and job.data["conversation_id"] == str(conversation)
+
+
+async def test_mentioned_members_get_one_mention_each_within_their_mutes_and_preferences(settings, sessionmaker,
+                                                                                        client, keys):
+    sender, ana, muted, quiet_kind, outsider, dan = (uuid7() for _ in range(6))
+    conversation = uuid7()
+    for person in (sender, ana, muted, quiet_kind, outsider, dan):
+        await client.post("/api/v1/notifications/devices", headers=keys.headers(person),
+                          json={"platform": "android", "token": f"t-{person}"})
+    await client.put(f"/api/v1/notifications/mutes/conversation/{conversation}", headers=keys.headers(muted))
+    await client.put("/api/v1/notifications/preferences/kinds/mention", headers=keys.headers(quiet_kind),
+                     json={"in_app": False, "push": False, "email": False})
+    message = MessageSent(message_id=uuid7(), conversation_id=conversation, sender_id=sender, excerpt="@ana look",
+                          created_at=utcnow(), recipients=[sender, ana, muted, quiet_kind, dan],
+                          mentions=[ana, ana, sender, muted, quiet_kind, outsider])
+    envelope = Envelope.wrap(message, source="messaging", subject=conversation)
+    consumer = messaging_consumer(settings)
+    assert await consumer.apply(sessionmaker, envelope, envelope.payload(), consumer.handlers[envelope.type])
+    assert not await consumer.apply(sessionmaker, envelope, envelope.payload(), consumer.handlers[envelope.type])
+    [row] = await inbox(client, keys, ana)
+    assert (row["kind"], row["subject_type"], row["subject_id"], row["conversation_id"]) == (
+        "mention", "message", str(message.message_id), str(conversation))
+    for nobody in (sender, muted, quiet_kind, outsider, dan):
+        assert await inbox(client, keys, nobody) == [], nobody
+    async with sessionmaker() as session:
+        jobs = {(j.person_id, j.data["kind"]) for j in await session.scalars(select(PushJob))}
+    # one push each: the mention for ana (not also "new message"), the message for dan; none for the others
+    assert jobs == {(ana, "mention"), (dan, "message")}
+
+
+async def test_a_deleted_message_takes_its_mentions_away(settings, sessionmaker, client, keys):
+    sender, ana = uuid7(), uuid7()
+    message = MessageSent(message_id=uuid7(), conversation_id=uuid7(), sender_id=sender, excerpt="@ana",
+                          created_at=utcnow(), recipients=[sender, ana], mentions=[ana])
+    await consume(settings, sessionmaker, message)
+    assert len(await inbox(client, keys, ana)) == 1
+    await consume(settings, sessionmaker, MessageDeleted(message_id=message.message_id,
+                                                         conversation_id=message.conversation_id, deleted_by=sender))
+    assert await inbox(client, keys, ana) == []
+
+
+def sent(conversation, sender, recipients, excerpt):
+    return MessageSent(message_id=uuid7(), conversation_id=conversation, sender_id=sender, excerpt=excerpt,
+                       created_at=utcnow(), recipients=recipients)
+
+
+async def test_new_messages_are_emailed_once_per_conversation_per_window_to_members_not_online(
+        settings, sessionmaker, client, keys, smtp):
+    controller, mailbox = smtp
+    mail = mail_settings(settings, controller)
+    window = timedelta(minutes=settings.message_email_minutes)
+    sender = await add_person(settings, sessionmaker, display_name="Sam Sender")
+    ana = await add_person(settings, sessionmaker, display_name="Ana", email="ana@corp.local")
+    online = await add_person(settings, sessionmaker, email="online@corp.local")
+    no_email = await add_person(settings, sessionmaker, email="no-email@corp.local")
+    await client.put("/api/v1/notifications/preferences/kinds/message", headers=keys.headers(no_email),
+                     json={"in_app": False, "push": True, "email": False})
+    await consume(settings, sessionmaker, PresenceChanged(person_id=online, status="online"))
+    first, second = uuid7(), uuid7()
+    members = [sender, ana, online, no_email]
+    for n in range(7):
+        await consume(settings, sessionmaker, sent(first, sender, members, f"line {n}"))
+    await consume(settings, sessionmaker, sent(second, sender, members, "other chat"))
+    started = utcnow()
+    assert await send_due(sessionmaker, mail, now=started + window - timedelta(minutes=1)) == 0  # still batching
+    assert await send_due(sessionmaker, mail, now=started + window + timedelta(seconds=5)) == 2
+    by_subject = {m["Subject"]: m for m in mailbox.messages}
+    assert set(by_subject) == {"Hearth: 7 new messages from Sam Sender", "Hearth: 1 new message from Sam Sender"}
+    assert {m["To"] for m in mailbox.messages} == {"ana@corp.local"}
+    batch = by_subject["Hearth: 7 new messages from Sam Sender"]
+    text_part = batch.get_body(preferencelist=("plain",)).get_content()
+    assert "line 1" not in text_part and all(f"Sam Sender: line {n}" in text_part for n in range(2, 7))  # newest 5
+    assert "and 2 more" in text_part and batch.get_body(preferencelist=("html",)) is not None
+    assert await send_due(sessionmaker, mail, now=started + 3 * window) == 0  # nothing twice
+    # after an email, the next message waits a whole window again
+    await consume(settings, sessionmaker, sent(first, sender, members, "again"))
+    assert await send_due(sessionmaker, mail, now=utcnow() + window - timedelta(minutes=1)) == 0
+    assert await send_due(sessionmaker, mail, now=utcnow() + window + timedelta(seconds=5)) == 1
+    assert len(mailbox.messages) == 3
+
+
+async def test_a_conversation_read_before_its_email_is_due_is_not_emailed(settings, sessionmaker, client, keys, smtp):
+    controller, mailbox = smtp
+    mail = mail_settings(settings, controller)
+    window = timedelta(minutes=settings.message_email_minutes)
+    sender = await add_person(settings, sessionmaker)
+    ana = await add_person(settings, sessionmaker, email="ana@corp.local")
+    conversation = uuid7()
+    last = None
+    for n in range(2):
+        last = sent(conversation, sender, [sender, ana], f"hi {n}")
+        await consume(settings, sessionmaker, last)
+    await consume(settings, sessionmaker, ConversationRead(conversation_id=conversation, person_id=ana,
+                                                           last_read_message_id=last.message_id))
+    assert await send_due(sessionmaker, mail, now=utcnow() + 2 * window) == 0
+    assert mailbox.messages == []

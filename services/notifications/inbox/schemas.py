@@ -18,6 +18,7 @@ class NotificationPublic(BaseModel):
     post_id: UUID | None
     comment_id: UUID | None
     group_id: UUID | None
+    conversation_id: UUID | None
     excerpt: str
     created_at: datetime
     updated_at: datetime
