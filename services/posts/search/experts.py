@@ -23,7 +23,7 @@ from services.posts.content.service import readable_by
 from services.posts.people.models import Person
 from services.posts.search.models import people, posts, unaccented
 from services.posts.search.schemas import Evidence, Expert, PeopleFilters, PersonHit
-from services.posts.search.service import decode, record_search, tsquery_exact, window_start
+from services.posts.search.service import custom_plans, decode, record_search, tsquery_exact, window_start
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.pagination import PageParams, encode_cursor
@@ -117,6 +117,7 @@ async def experts(session: AsyncSession, *, user: CurrentUser, topic: str, filte
 async def find_experts(session: AsyncSession, *, user: CurrentUser, topic: str, filters: PeopleFilters,
                        page: PageParams, after: list | None) -> tuple[list[Expert], str | None]:
     """Active people ranked by evidence on `topic` (see the module docstring), best first."""
+    await custom_plans(session)
     found: dict[UUID, _Found] = {}
     matches = await _topic_posts(session, user, topic)
     await _post_evidence(session, found, matches)
