@@ -467,33 +467,44 @@ class ReadyzWatcher:
         return [b for t, s, b in self.samples if since <= t <= until and s == 503]
 
 
-async def dead_letters(bootstrap: str, topics: list[str] | None = None, *, timeout: float = 3.0) -> dict[str, list]:
-    """What each dead-letter topic holds, read from the beginning: (event id or None, consumer header)."""
-    topics = topics or [t + DLQ_SUFFIX for t in HearthSettings().topics]
+async def read_from_start(bootstrap: str, topics: list[str], *, timeout: float = 30.0) -> list:
+    """Every record the topics hold now, each partition in order: read up to the end offset the fetch
+    responses report (Tansu answers ListOffsets LATEST wrongly), not until the topic looks quiet."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
-    found: dict[str, list] = {t: [] for t in topics}
+    records = []
     try:
         await consumer.topics()
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not partitions:
-            return found
+            return records
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=300)
-            for tp, records in batches.items():
-                for r in records:
-                    try:
-                        event_id = json.loads(r.value)["id"]
-                    except (ValueError, KeyError, TypeError):
-                        event_id = None
-                    headers = {k: v.decode(errors="replace") for k, v in (r.headers or ())}
-                    found[tp.topic].append((event_id, headers.get("hearth-consumer")))
+        while True:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+            ends = {tp: consumer.highwater(tp) for tp in partitions}
+            if None not in ends.values() and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                return records
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topics} not read to their end in {timeout} s")
     finally:
         await consumer.stop()
+
+
+async def dead_letters(bootstrap: str, topics: list[str] | None = None, *, timeout: float = 30.0) -> dict[str, list]:
+    """What each dead-letter topic holds, read from the beginning: (event id or None, consumer header)."""
+    topics = topics or [t + DLQ_SUFFIX for t in HearthSettings().topics]
+    found: dict[str, list] = {t: [] for t in topics}
+    for r in await read_from_start(bootstrap, topics, timeout=timeout):
+        try:
+            event_id = json.loads(r.value)["id"]
+        except (ValueError, KeyError, TypeError):
+            event_id = None
+        headers = {k: v.decode(errors="replace") for k, v in (r.headers or ())}
+        found[r.topic].append((event_id, headers.get("hearth-consumer")))
     return found
 
 
@@ -508,29 +519,13 @@ async def dead_lettered_metric(client: httpx.AsyncClient, urls: list[str]) -> fl
     return total
 
 
-async def read_keys_in_order(bootstrap: str, topic: str, keys: set[str], *, timeout: float = 5.0) -> dict[str, list]:
+async def read_keys_in_order(bootstrap: str, topic: str, keys: set[str], *, timeout: float = 30.0) -> dict[str, list]:
     """Event ids per key in the order a consumer reading `topic` from the beginning sees them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
     seen: dict[str, list] = {}
-    try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        quiet_since = time.monotonic()
-        deadline = time.monotonic() + timeout * 6
-        while time.monotonic() - quiet_since < timeout and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=300)
-            for records in batches.values():
-                quiet_since = time.monotonic()
-                for r in records:
-                    key = r.key.decode()
-                    if key in keys:
-                        seen.setdefault(key, []).append(json.loads(r.value)["id"])
-    finally:
-        await consumer.stop()
+    for r in await read_from_start(bootstrap, [topic], timeout=timeout):
+        key = r.key.decode()
+        if key in keys:
+            seen.setdefault(key, []).append(json.loads(r.value)["id"])
     return seen
 
 

@@ -15,7 +15,7 @@ from shared.devstack.stack import (SERVICES, drop_databases, prepare_databases, 
                                    service_processes, signing_key_file, stop_all)
 from shared.kafka import ensure_topics
 from shared.testing import throwaway_dir
-from tests.waiting import eventually  # noqa: F401  (the e2e tests' import)
+from tests.waiting import eventually
 
 E2E_PREFIX = "hearth_e2e_"
 ADMIN = {"email": "admin@e2e.local", "password": "e2e-admin-password"}

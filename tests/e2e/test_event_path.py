@@ -49,7 +49,7 @@ async def posts_today(http, stack, headers):
 async def test_every_service_is_ready_and_reports_its_background_jobs(http, stack):
     for name, url in stack.urls.items():
         # Bounded wait: after a broker restart (another test) consumers rejoin before the service is ready.
-        response = await eventually(lambda: http.get(f"{url}/readyz"), lambda r: r.status_code == 200,
+        response = await eventually(lambda url=url: http.get(f"{url}/readyz"), lambda r: r.status_code == 200,
                                     timeout=60, message=f"{name} to be ready")
         assert response.json()["background"]["outbox-relay"] is True
         metrics = (await http.get(f"{url}/metrics")).text

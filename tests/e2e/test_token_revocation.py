@@ -59,7 +59,7 @@ async def test_a_revoked_api_token_and_an_ended_session_are_refused_by_messaging
     credentials = {"api token": bearer(token["token"]), "ended session": bearer(ended["access_token"]),
                    "other session": bearer(kept["access_token"])}
     for name, headers in credentials.items():  # bounded: the services learn the new person from people.v1
-        await eventually(lambda: answers(http, stack, headers), lambda a: a == everywhere(200),
+        await eventually(lambda headers=headers: answers(http, stack, headers), lambda a: a == everywhere(200),
                          message=f"the {name} to be accepted")
 
     revoked = await http.delete(f"{stack.urls['posts']}/auth/tokens/{token['id']}", headers=credentials["other session"])

@@ -13,7 +13,6 @@ import sys
 import time
 from datetime import datetime
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaTimeoutError
 from sqlalchemy import text
