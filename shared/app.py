@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import iter_route_contexts
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -28,16 +29,28 @@ from shared.logging import configure_logging
 from shared.openapi import install_openapi
 from shared.outbox import OutboxRelay
 from shared.supervisor import Supervisor, SupervisorCollector
+from shared.uploads import MULTIPART_ENVELOPE_BYTES
 
 log = structlog.get_logger("hearth.app")
 StartupHook = Callable[[FastAPI], Awaitable[None]]
 
 
 class RequestContextMiddleware:
-    """Request id and client into context (logs, events); refuse bodies over the size limit."""
+    """Request id and client into context (logs, events); refuse bodies over the size limit.
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, retry_after: int = 5):
+    Upload routes (`upload_routes`: the routes marked by shared.uploads.upload_route) have a larger limit,
+    `upload_body_bytes`; every other route keeps `max_body_bytes`."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, retry_after: int = 5, upload_body_bytes: int = 0,
+                 upload_routes: list = ()):
         self.app, self.max_body_bytes, self.retry_after = app, max_body_bytes, retry_after
+        self.upload_body_bytes, self.upload_routes = upload_body_bytes, upload_routes
+
+    def _limit(self, scope: Scope) -> int:
+        for route in self.upload_routes:
+            if scope["method"] in route.methods and route.path_regex.match(scope["path"]):
+                return max(self.upload_body_bytes, self.max_body_bytes)
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,10 +60,10 @@ class RequestContextMiddleware:
         tokens = (request_id_var.set(request_id), client_var.set(parse_client(headers.get(CLIENT_HEADER.lower()))))
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
+            limit = self._limit(scope)
             declared = headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-                response = problem(413, "payload-too-large", "Payload too large",
-                                   f"The body exceeds {self.max_body_bytes} bytes.")
+            if declared and declared.isdigit() and int(declared) > limit:
+                response = problem(413, "payload-too-large", "Payload too large", f"The body exceeds {limit} bytes.")
                 return await response(scope, receive, send)
 
             received = 0
@@ -59,8 +72,8 @@ class RequestContextMiddleware:
                 nonlocal received
                 message = await receive()
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:  # a chunked body that never declared its length
-                    raise StarletteHTTPException(413, f"The body exceeds {self.max_body_bytes} bytes.")
+                if received > limit:  # a chunked body that never declared its length
+                    raise StarletteHTTPException(413, f"The body exceeds {limit} bytes.")
                 return message
 
             async def send_with_id(message):
@@ -175,8 +188,10 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
                                                    jwks_json=settings.jwks_json, jwks_url=settings.jwks_url)
     install_error_handlers(app)
     install_guards(app, settings)  # shared/guards.py (issue 7): token guards, rate limits, /metrics access
+    uploads: list = []  # filled below, once the routers are in (the middleware reads it per request)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
-                       retry_after=settings.outage_retry_after_seconds)
+                       retry_after=settings.outage_retry_after_seconds, upload_routes=uploads,
+                       upload_body_bytes=settings.attachment_max_bytes + MULTIPART_ENVELOPE_BYTES)
     registry = CollectorRegistry()
     registry.register(SupervisorCollector(app.state.supervisor, settings.service_name))
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"]) \
@@ -184,6 +199,7 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
     app.include_router(_health_router())
     for router in routers:
         app.include_router(router)
+    uploads.extend(r for r in iter_route_contexts(app.routes) if getattr(r.endpoint, "hearth_upload", False))
     install_openapi(app)
     return app
 

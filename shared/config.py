@@ -44,8 +44,9 @@ class HearthSettings(BaseSettings):
     max_body_bytes: int = 1_048_576
     # Uploaded files (shared/storage.py): a folder (file:///path or a path) or s3://bucket/prefix?endpoint_url=…
     storage_url: str = ".hearth/uploads"
-    # Largest attachment; a request is also capped by max_body_bytes, so raise both for bigger files.
-    attachment_max_bytes: int = 1_000_000
+    # Largest attachment: upload routes (shared.uploads.upload_route) take bodies this large (plus the
+    # multipart envelope); every other route stays within max_body_bytes.
+    attachment_max_bytes: int = 10_485_760
     # Proxies (the gateway) whose X-Forwarded-For is believed: comma-separated addresses or CIDRs.
     # Empty: the direct peer is the client, whatever headers it sends.
     trusted_proxies: str = ""

@@ -13,6 +13,16 @@ from shared.errors import InvalidInput
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
 OTHER_TYPES = {"application/pdf", "text/plain"}
 MAX_PIXELS = 50_000_000  # refuse decompression bombs well before Pillow's own limit
+# What a multipart body adds around one file (boundaries, part headers, a long file name): an upload
+# route's body may be this much larger than `attachment_max_bytes`.
+MULTIPART_ENVELOPE_BYTES = 16_384
+
+
+def upload_route(endpoint):
+    """Mark a route whose body is a file: its body may be as large as `attachment_max_bytes` (plus the
+    multipart envelope) instead of the app's small `max_body_bytes` (shared/app.py reads the mark)."""
+    endpoint.hearth_upload = True
+    return endpoint
 
 
 class UnsupportedAttachment(InvalidInput):

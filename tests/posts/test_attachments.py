@@ -10,6 +10,7 @@ from PIL import Image
 
 from shared.devstack.ports import free_port, wait_for_port
 from shared.storage import LocalStorage, S3Storage, StoredObjectNotFound, storage_from_url
+from shared.uploads import MULTIPART_ENVELOPE_BYTES
 from tests.posts.content_helpers import make_group, publish
 
 
@@ -147,3 +148,39 @@ async def test_upload_and_download_through_the_api_with_s3(client, make_person, 
     await publish(client, auth(author), body="from s3", attachment_ids=[meta["id"]])
     response = await client.get(f"/api/v1/posts/attachments/{meta['id']}", headers=auth(reader))
     assert response.status_code == 200 and response.content == png(5, 7)
+
+
+async def test_uploads_may_be_as_large_as_the_attachment_limit_while_other_bodies_stay_small(
+        client, app, make_person, auth, storage_at):
+    settings, person = app.state.settings, await make_person()
+    limit = settings.attachment_max_bytes
+    assert limit > settings.max_body_bytes  # what this test is about: a file larger than any other body
+    full = await upload(client, auth(person), b"x" * limit, "text/plain", "full.txt")
+    assert full.status_code == 201, full.text
+    assert full.json()["size"] == limit
+    huge = await upload(client, auth(person), b"x" * (limit + MULTIPART_ENVELOPE_BYTES), "text/plain", "huge.txt")
+    assert huge.status_code == 413 and huge.headers["content-type"] == "application/problem+json"
+    assert huge.json()["code"] == "payload-too-large"
+    post = await client.post("/api/v1/posts", headers=auth(person), json={"body": "x" * settings.max_body_bytes})
+    assert post.status_code == 413 and post.json()["code"] == "payload-too-large"
+    elsewhere = await client.post("/api/v1/posts/views", headers=auth(person),
+                                  files={"file": ("big.txt", b"x" * (settings.max_body_bytes + 1), "text/plain")})
+    assert elsewhere.status_code == 413, "only the upload route takes large bodies"
+
+
+async def test_a_chunked_upload_over_the_limit_is_refused_while_it_streams(client, app, make_person, auth, storage_at):
+    person, limit = await make_person(), app.state.settings.attachment_max_bytes
+    chunk, sent = b"x" * 1_048_576, 0
+
+    async def body():  # no Content-Length: the limit is enforced on what arrives
+        nonlocal sent
+        yield (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+               b"Content-Type: text/plain\r\n\r\n")
+        while sent <= limit + MULTIPART_ENVELOPE_BYTES:
+            sent += len(chunk)
+            yield chunk
+        yield b"\r\n--b--\r\n"
+
+    response = await client.post("/api/v1/posts/attachments", content=body(),
+                                 headers=auth(person) | {"Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 413 and response.headers["content-type"] == "application/problem+json"

@@ -11,6 +11,7 @@ from services.messaging.db import SessionDep
 from shared.auth import CurrentUserDep
 from shared.idempotency import IdempotentRoute
 from shared.storage import Storage, storage_from_url
+from shared.uploads import upload_route
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["messages"], route_class=IdempotentRoute)
 
@@ -28,6 +29,7 @@ StorageDep = Annotated[Storage, Depends(storage)]
 
 
 @router.post("/{conversation_id}/attachments", response_model=AttachmentPublic, status_code=status.HTTP_201_CREATED)
+@upload_route  # the body may be as large as the attachment limit (shared/uploads.py)
 async def upload(conversation_id: UUID, file: UploadFile, request: Request, session: SessionDep, user: CurrentUserDep,
                  files: StorageDep):
     """Upload a file (multipart field `file`); send it with a message's `attachment_ids`."""

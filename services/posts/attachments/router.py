@@ -10,6 +10,7 @@ from services.posts.db import SessionDep
 from shared.auth import CurrentUser, require_scope
 from shared.idempotency import IdempotentRoute
 from shared.storage import Storage, storage_from_url
+from shared.uploads import upload_route
 
 router = APIRouter(prefix="/api/v1/posts/attachments", tags=["posts"], route_class=IdempotentRoute)
 
@@ -29,7 +30,9 @@ def storage(request: Request) -> Storage:
 StorageDep = Annotated[Storage, Depends(storage)]
 
 
-@router.post("", response_model=AttachmentSummary, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=AttachmentSummary, status_code=status.HTTP_201_CREATED,
+             responses={413: {"description": "The file is larger than `attachment_max_bytes`"}})
+@upload_route  # the body may be as large as the attachment limit, not the app's small body limit
 async def upload(file: UploadFile, request: Request, session: SessionDep, user: Writer, files: StorageDep):
     """Upload a file (multipart field `file`) to attach to a post with `attachment_ids` or `cover_attachment_id`."""
     limit = request.app.state.settings.attachment_max_bytes
