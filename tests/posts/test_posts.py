@@ -279,3 +279,14 @@ async def test_groups_are_mentioned_by_their_name_and_secret_ones_only_by_member
     theirs = (await client.post("/api/v1/posts", headers=auth(outsider), json={"body": body})).json()
     assert theirs["group_mentions"] == [public]
     assert "@no-such-group" in theirs["body_html"]  # unknown names stay text
+
+
+async def test_a_protected_account_posts_to_its_followers_unless_it_says_otherwise(client, session, make_person, auth):
+    protected, open_account = await make_person(protected=True), await make_person()
+    default = (await client.post("/api/v1/posts", headers=auth(protected), json={"body": "mine"})).json()
+    chosen = (await client.post("/api/v1/posts", headers=auth(protected),
+                                json={"body": "mine", "audience": "company"})).json()
+    public = (await client.post("/api/v1/posts", headers=auth(open_account), json={"body": "hi"})).json()
+    assert (default["audience"], chosen["audience"], public["audience"]) == ("followers", "company", "company")
+    audiences = {str(e.subject): e.payload().audience for e in await outbox_events(session, type="hearth.post.created")}
+    assert audiences[default["id"]] == "followers"

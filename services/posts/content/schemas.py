@@ -55,7 +55,8 @@ class PostCreate(BaseModel):
     kind: PostKind = "update"
     title: SafeStr | None = Field(default=None, min_length=1, max_length=TITLE_MAX)  # articles
     body: SafeStr = Field(min_length=1, max_length=BODY_MAX)
-    # Omitted: "company", or "group" when `group_id` is given (a group post is for the group's readers).
+    # Omitted: "group" when `group_id` is given (a group post is for the group's readers), else "followers"
+    # for a protected account and "company" for anyone else.
     audience: Literal["company", "followers", "group"] | None = None
     group_id: UUID | None = None
     cover_attachment_id: UUID | None = None
@@ -75,7 +76,7 @@ class PostCreate(BaseModel):
             raise ValueError("a group post's audience is the group")
         if self.group_id is None and self.audience == "group":
             raise ValueError("audience group needs a group_id")
-        self.audience = self.audience or ("group" if self.group_id else "company")
+        self.audience = self.audience or ("group" if self.group_id else None)  # else the author's default
         if (self.kind == "poll") != (self.poll is not None):
             raise ValueError("a poll post needs `poll`, and only a poll post has one")
         if self.kind == "article" and not self.title:

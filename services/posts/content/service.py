@@ -158,6 +158,12 @@ async def _check_announcer(session: AsyncSession, *, data: PostCreate, user: Cur
     raise AnnouncementNotAllowed("Only communications staff, admins and admins of official groups announce.")
 
 
+async def _default_audience(session: AsyncSession, author: CurrentUser) -> str:
+    """Followers only for a protected account (what its readers already are), else the company."""
+    protected = await session.scalar(select(Person.protected).where(Person.id == author.id))
+    return "followers" if protected else "company"
+
+
 async def _attach(session: AsyncSession, *, post: Post, ids: list[UUID], owner_id: UUID) -> None:
     if not ids:
         return
@@ -186,8 +192,9 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
         raise InvalidRecipients(field="recipients")
     if data.kind == "praise" and not recipient_ids:
         raise InvalidRecipients("Praise needs recipients (given, or @mentioned).", field="recipients")
+    audience = data.audience or await _default_audience(session, author)
     post = Post(author_id=author.id, kind=data.kind, title=data.title, body=data.body, body_html=render(data.body),
-                audience=data.audience, group_id=data.group_id, mentions=[p.id for p in mentioned],
+                audience=audience, group_id=data.group_id, mentions=[p.id for p in mentioned],
                 group_mentions=group_mentions, hashtags=parse_hashtags(data.body), client=client_var.get(),
                 recipients=recipient_ids, badge=data.badge,
                 pinned_until=data.pinned_until, must_read=data.must_read, remind_at=data.remind_at)
