@@ -108,6 +108,8 @@ class Comment(Table, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     body_html: str = Field(sa_column=Column(Text, nullable=False))
     mentions: list[UUID] = Field(default_factory=list, sa_column=Column(ARRAY(PG_UUID(as_uuid=True)), nullable=False))
+    group_mentions: list[UUID] = Field(default_factory=list, sa_column=Column(
+        ARRAY(PG_UUID(as_uuid=True)), nullable=False, server_default="{}"))
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     edited_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
