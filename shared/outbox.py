@@ -67,6 +67,23 @@ async def add_event(session: AsyncSession, payload: EventData, *, subject: Any, 
     return envelope
 
 
+async def add_events(session: AsyncSession, payloads: list[tuple[EventData, Any]], *, actor: UUID | None = None,
+                     client: str | None = None) -> list[Envelope]:
+    """`add_event` for many (payload, subject) pairs: one NOTIFY and a fixed number of INSERTs, not one each."""
+    if not payloads:
+        return []
+    source = session.info["service"]
+    envelopes = [Envelope.wrap(p, source=source, subject=subject, actor=actor, client=client)
+                 for p, subject in payloads]
+    # An executemany: SQLAlchemy sends it as multi-row INSERTs of up to 1,000 rows (below PostgreSQL's
+    # parameter limit), the rows numbered in list order, which is the order the relay publishes them in.
+    await session.execute(insert(outbox_table), [
+        {"event_id": e.id, "topic": p.TOPIC, "key": e.subject, "payload": e.to_bytes()}
+        for e, (p, _) in zip(envelopes, payloads)])
+    await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    return envelopes
+
+
 def relay_lock_key(service: str) -> int:
     """A stable advisory-lock key per service: one active relay per database."""
     return zlib.crc32(f"hearth-outbox-relay:{service}".encode())

@@ -13,6 +13,7 @@ from services.posts.feeds.router import router as feeds_router
 from services.posts.graph.router import router as graph_router
 from services.posts.groups import service as groups
 from services.posts.groups.router import router as groups_router
+from services.posts.groups.scim_router import router as scim_groups_router
 from services.posts.people import service as people
 from services.posts.people.router import router as people_router
 from services.posts.scim.router import router as scim_router
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="People, sign-in, follows, groups, posts, feeds and search. Protected accounts: their posts "
                     "outside groups are for approved followers only; a post in a group has the group as its audience.",
         routers=[auth_router, people_router, graph_router, groups_router, attachments_router, content_router,
-                 feeds_router, scim_router,
+                 feeds_router, scim_groups_router, scim_router,  # scim_router's catch-all last
                  search_router])
     app.state.token_issuer = issuer
     app.state.api_token_guard = check_api_token  # posts checks its own token rows, not a read model

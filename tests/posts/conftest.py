@@ -1,6 +1,8 @@
+from contextlib import contextmanager
 from itertools import count
 
 import pytest
+from sqlalchemy import event
 
 from services.posts.config import Settings
 from services.posts.main import create_app
@@ -37,3 +39,23 @@ def auth(keys):
         return keys.headers(person.id, roles=kwargs.pop("roles", person.roles), **kwargs)
 
     return headers
+
+
+@pytest.fixture
+def statements(engine):
+    """`with statements() as seen:` lists the SQL sent to PostgreSQL meanwhile (query counts, not timings)."""
+
+    @contextmanager
+    def recording():
+        seen: list[str] = []
+
+        def record(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        try:
+            yield seen
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+    return recording

@@ -496,29 +496,67 @@ async def test_group_errors_change_nothing(client, session, scim, make_person):
     assert [m["value"] for m in (await client.get(url, headers=scim)).json()["members"]] == [str(ada.id)]
 
 
-async def test_group_put_reads_the_same_number_of_times_whatever_the_member_count(client, engine, scim, make_person):
-    from sqlalchemy import event
-
-    people_ids = [str((await make_person()).id) for _ in range(24)]
-    selects = []
-
-    def count(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
-
-    group = await client.post("/scim/v2/Groups", headers=scim, json={"schemas": [GROUP], "displayName": "Big"})
-    reads = []
-    for members in (people_ids[:2], people_ids[2:24]):
+async def test_group_put_sends_the_same_statements_and_one_notify_whatever_the_member_count(
+        client, session, scim, make_person, statements):
+    ids = [str((await make_person()).id) for _ in range(26)]
+    group = await client.post("/scim/v2/Groups", headers=scim, json={
+        "schemas": [GROUP], "displayName": "Big", "members": [{"value": v} for v in ids[:2]]})
+    url = f"/scim/v2/Groups/{group.json()['id']}"
+    sent = []
+    for members in (ids[2:4], ids[4:26]):  # 2 in and 2 out, then 22 in and 2 out
         body = {"schemas": [GROUP], "displayName": "Big", "members": [{"value": v} for v in members]}
-        event.listen(engine.sync_engine, "before_cursor_execute", count)
-        try:
-            response = await client.put(f"/scim/v2/Groups/{group.json()['id']}", headers=scim, json=body)
-        finally:
-            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        with statements() as seen:
+            response = await client.put(url, headers=scim, json=body)
         assert response.status_code == 200 and {m["value"] for m in response.json()["members"]} == set(members)
-        reads.append(len(selects))
-        selects.clear()
-    assert 0 < reads[0] == reads[1]  # 2 members or 22 (and 2 removed): no query per member
+        assert sum(s.lstrip().upper().startswith("NOTIFY") for s in seen) == 1  # one wake-up for all the events
+        sent.append(len(seen))
+    assert sent[0] == sent[1]  # no statement per member
+    subject = group.json()["id"]
+    assert len([e for e in await outbox_events(session, type="hearth.group.member_added") if e.subject == subject]) \
+        == 2 + 2 + 22
+    assert len([e for e in await outbox_events(session, type="hearth.group.member_removed") if e.subject == subject]) \
+        == 2 + 2
+
+
+async def test_a_group_put_that_fails_after_writing_changes_nothing(client, session, scim, make_person, monkeypatch):
+    from services.posts.scim.errors import ScimInvalidValue
+    ada, bob = await make_person(), await make_person()
+    group = (await client.post("/scim/v2/Groups", headers=scim, json={
+        "schemas": [GROUP], "displayName": "Before", "members": [{"value": str(ada.id)}]})).json()
+    events = len(await outbox_events(session))
+    written = groups_service.set_provisioned_members
+
+    async def fail_after_writing(session, **kwargs):
+        await written(session, **kwargs)  # the name and the members are written, then the request fails
+        raise ScimInvalidValue("failed after the writes")
+
+    monkeypatch.setattr(groups_service, "set_provisioned_members", fail_after_writing)
+    url = f"/scim/v2/Groups/{group['id']}"
+    assert_scim_error(await client.put(url, headers=scim, json={
+        "schemas": [GROUP], "displayName": "After", "members": [{"value": str(bob.id)}]}), 400, "invalidValue")
+    monkeypatch.undo()
+    stored = (await client.get(url, headers=scim)).json()
+    assert stored["displayName"] == "Before" and [m["value"] for m in stored["members"]] == [str(ada.id)]
+    assert len(await outbox_events(session)) == events
+
+
+async def test_a_user_put_that_fails_after_reactivating_changes_nothing(client, session, scim):
+    boss = (await client.post("/scim/v2/Users", headers=scim, json=okta_user("boss@corp.local"))).json()
+    report = (await client.post("/scim/v2/Users", headers=scim, json=entra_user(
+        "report@corp.local", **{ENTERPRISE: {"manager": {"value": boss["id"]}}}))).json()
+    url = f"/scim/v2/Users/{boss['id']}"
+    assert (await client.patch(url, headers=scim, json=patch({"op": "replace", "path": "active", "value": False}))
+            ).status_code == 200
+    events = len(await outbox_events(session))
+    # Reactivation is written first; the manager cycle is found afterwards, when the profile is updated.
+    cycle = okta_user("boss@corp.local", externalId=boss["externalId"], active=True, displayName="Boss",
+                      schemas=[USER, ENTERPRISE], **{ENTERPRISE: {"manager": {"value": report["id"]}}})
+    response = await client.put(url, headers=scim, json=cycle)
+    assert 400 <= response.status_code < 500, response.text
+    person = await session.get(Person, UUID(boss["id"]))
+    await session.refresh(person)
+    assert person.active is False and person.display_name == "Ada Lovelace" and person.manager_id is None
+    assert len(await outbox_events(session)) == events
 
 
 async def test_a_body_that_is_not_utf8_is_a_scim_error_on_every_write(client, settings):

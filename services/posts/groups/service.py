@@ -13,7 +13,7 @@ The primitives (`create`, `update`, `add_member`, `remove_member`) do no authori
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import delete, func, not_, or_, select
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, delete, func, literal, not_, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +30,7 @@ from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import (GroupCreated, GroupInvited, GroupJoinRequested, GroupMemberAdded, GroupMemberRemoved,
                            GroupMemberRoleChanged, GroupSnapshot, GroupUpdated)
-from shared.outbox import add_event
+from shared.outbox import add_event, add_events
 from shared.pagination import PageParams, paginate
 
 ALL_COMPANY_NAME = "All company"
@@ -336,27 +336,31 @@ async def remove_member(session: AsyncSession, *, group: Group, person_id: UUID,
 
 async def set_provisioned_members(session: AsyncSession, *, group: Group, person_ids: set[UUID]) -> None:
     """Provisioning: the group's members become exactly `person_ids` (active people, already checked),
-    in a few set-based statements whatever the size; one event per membership that changed."""
+    in a fixed number of statements whatever the size (ids travel as one array parameter), and the
+    events of every membership that changed in one outbox write."""
     _refuse_all_company(group)
     current = set(await session.scalars(select(GroupMember.person_id).where(GroupMember.group_id == group.id)))
     to_add, to_remove = sorted(person_ids - current), sorted(current - person_ids)
-    added = list(await session.scalars(insert(GroupMember).values(
-        [{"group_id": group.id, "person_id": p, "role": "member"} for p in to_add])
+    added = sorted(await session.scalars(insert(GroupMember).from_select(
+        ["group_id", "person_id", "role", "created_at"],
+        select(literal(group.id), func.unnest(_ids(to_add)), literal("member"), literal(utcnow())))
         .on_conflict_do_nothing().returning(GroupMember.person_id))) if to_add else []
     if added:
-        await session.execute(delete(GroupInvite).where(GroupInvite.group_id == group.id,
-                                                        GroupInvite.person_id.in_(added)))
-        await session.execute(delete(GroupJoinRequest).where(GroupJoinRequest.group_id == group.id,
-                                                             GroupJoinRequest.person_id.in_(added)))
-    removed = list(await session.scalars(delete(GroupMember).where(
-        GroupMember.group_id == group.id, GroupMember.person_id.in_(to_remove))
+        for pending in (GroupInvite, GroupJoinRequest):
+            await session.execute(delete(pending).where(pending.group_id == group.id,
+                                                        pending.person_id == any_(_ids(added))))
+    removed = sorted(await session.scalars(delete(GroupMember).where(
+        GroupMember.group_id == group.id, GroupMember.person_id == any_(_ids(to_remove)))
         .returning(GroupMember.person_id))) if to_remove else []
-    for person_id in sorted(added):
-        await add_event(session, GroupMemberAdded(group_id=group.id, person_id=person_id, role="member",
-                                                  via="provisioned"), subject=group.id, actor=None)
-    for person_id in sorted(removed):
-        await add_event(session, GroupMemberRemoved(group_id=group.id, person_id=person_id, reason="deprovisioned"),
-                        subject=group.id, actor=None)
+    await add_events(session, [(GroupMemberAdded(group_id=group.id, person_id=p, role="member", via="provisioned"),
+                                group.id) for p in added]
+                     + [(GroupMemberRemoved(group_id=group.id, person_id=p, reason="deprovisioned"), group.id)
+                        for p in removed], actor=None)
+
+
+def _ids(ids: list[UUID]):
+    """A list of ids as one array parameter (an IN list has one parameter per id, and PostgreSQL a limit)."""
+    return bindparam(None, ids, type_=ARRAY(Uuid))
 
 
 async def ensure_all_company_group(session: AsyncSession) -> Group:

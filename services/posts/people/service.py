@@ -3,7 +3,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, literal, or_, select, text
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,6 +80,14 @@ async def by_ids(session: AsyncSession, *, person_ids: list[UUID]) -> dict[UUID,
     if not person_ids:
         return {}
     return {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_(person_ids)))}
+
+
+async def activity(session: AsyncSession, *, person_ids: set[UUID]) -> dict[UUID, bool]:
+    """Whether each of `person_ids` that is someone is active, in one query (unknown ids are left out)."""
+    if not person_ids:
+        return {}
+    ids = bindparam(None, list(person_ids), type_=ARRAY(Uuid))  # one array parameter, however many ids
+    return dict((await session.execute(select(Person.id, Person.active).where(Person.id == any_(ids)))).all())
 
 
 async def get_by_email(session: AsyncSession, *, email: str) -> Person | None:

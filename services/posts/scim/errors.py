@@ -5,16 +5,14 @@ router uses `ScimRoute`: it catches what its own endpoints and dependencies rais
 an `application/scim+json` Error, leaving every other route to the app's handlers.
 """
 
-from collections.abc import Callable
-
 import structlog
-from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from scim2_models import Error, SCIMException
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from shared.errors import AppError
 from shared.faults import is_transient
@@ -104,19 +102,20 @@ def as_scim_error(exc: Exception) -> ScimError | None:
 
 
 class ScimRoute(APIRoute):
-    """Renders every error of a SCIM endpoint (dependencies included) as a SCIM Error."""
+    """Renders every error of a SCIM endpoint (dependencies included) as a SCIM Error.
 
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
+    It wraps the route's ASGI app, outside the request's dependencies: an error must leave them
+    first, so that the request's unit of work rolls back. (Caught inside the route handler, the error
+    never reaches the session dependency, which then commits what the failed request wrote.)"""
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                error = as_scim_error(exc)
-                if error is None:
-                    log.exception("unhandled SCIM error", path=request.url.path)
-                    error = ScimError("Something went wrong on our side.", status=500)
-                return scim_response(error.to_error().model_dump(), status=error.status, headers=error.headers)
-
-        return route
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Without the app's handlers, an error leaves the route instead of becoming problem+json.
+        try:
+            await super().handle({**scope, "starlette.exception_handlers": ({}, {})}, receive, send)
+        except Exception as exc:
+            error = as_scim_error(exc)
+            if error is None:
+                log.exception("unhandled SCIM error", path=scope["path"])
+                error = ScimError("Something went wrong on our side.", status=500)
+            response = scim_response(error.to_error().model_dump(), status=error.status, headers=error.headers)
+            await response(scope, receive, send)

@@ -9,9 +9,8 @@ from starlette.routing import Match
 
 from services.posts.auth.own_session import own_session
 from services.posts.db import SessionDep
-from services.posts.groups.models import Group
 from services.posts.people.models import Person
-from services.posts.scim import groups, users
+from services.posts.scim import users
 from services.posts.scim.errors import (
     ScimError,
     ScimNotFound,
@@ -24,7 +23,6 @@ from services.posts.scim.schemas import (
     MAX_RESULTS,
     POLICY,
     PROVIDER,
-    ScimGroup,
     ScimUser,
 )
 from shared import ratelimit
@@ -60,6 +58,16 @@ router = APIRouter(prefix="/scim/v2", tags=["scim"], route_class=ScimRoute,
 
 Payload = Annotated[dict[str, Any], Body(media_type="application/scim+json")]
 
+# Routers of SCIM resources that other domains serve (Groups, by the groups domain): identity never imports
+# them; they register here so that the catch-all below answers 405, not 404, for a method they lack.
+_resource_routers: list[APIRouter] = []
+
+
+def serves_scim(resource_router: APIRouter) -> APIRouter:
+    """Register a router of SCIM resources served outside identity (mount it before this one)."""
+    _resource_routers.append(resource_router)
+    return resource_router
+
 
 def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + router.prefix
@@ -88,16 +96,7 @@ async def scim_person(user_id: str, request: Request, session: SessionDep) -> Pe
     return person
 
 
-async def scim_group(group_id: str, session: SessionDep) -> Group:
-    """The provisioned group a /Groups/{id} addresses."""
-    group = await groups.get(session, group_id=group_id)
-    if group is None:
-        raise ScimNotFound(f"No group {group_id}.")
-    return group
-
-
 PersonDep = Annotated[Person, Depends(scim_person)]
-GroupDep = Annotated[Group, Depends(scim_group)]
 Fields = Annotated[ResponseParameters, Depends(response_parameters)]
 
 
@@ -158,65 +157,6 @@ async def delete_user(person: PersonDep, session: SessionDep):
     return Response(status_code=204)
 
 
-async def group_response(group: Group, request: Request, session, *, status: int = 200,
-                         fields: ResponseParameters | None = None) -> Response:
-    members = (await groups.members_of(session, group_ids=[group.id]))[group.id]
-    resource = groups.to_resource(group, members, base_url=base_url(request))
-    headers = {"ETag": resource.meta.version} | ({"Location": resource.meta.location} if status == 201 else {})
-    return scim_response(resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=fields),
-                         status=status, headers=headers)
-
-
-@router.post("/Groups", status_code=201)
-async def create_group(body: Payload, request: Request, session: SessionDep):
-    """Provision a group with its members."""
-    resource = ScimGroup.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST, scim_policy=POLICY)
-    group = await groups.create(session, resource=resource)
-    return await group_response(group, request, session, status=201)
-
-
-@router.get("/Groups")
-async def list_groups(request: Request, session: SessionDep, fields: Fields,
-                      paging: Annotated[tuple[int, int], Depends(page)], filter: str | None = None):
-    """Provisioned groups matching a filter, one page at a time."""
-    start_index, count = paging
-    total, found = await groups.search(session, filter=filter, start_index=start_index, count=count)
-    members = await groups.members_of(session, group_ids=[g.id for g in found]) if found else {}
-    resources = [groups.to_resource(g, members[g.id], base_url=base_url(request)) for g in found]
-    listing = ListResponse[ScimGroup](total_results=total, start_index=start_index, items_per_page=len(resources),
-                                      resources=resources)
-    return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=fields))
-
-
-@router.get("/Groups/{group_id}")
-async def get_group(group: GroupDep, request: Request, session: SessionDep, fields: Fields):
-    """One provisioned group."""
-    return await group_response(group, request, session, fields=fields)
-
-
-@router.put("/Groups/{group_id}")
-async def replace_group(group: GroupDep, body: Payload, request: Request, session: SessionDep):
-    """Replace a group's name, externalId and members."""
-    resource = ScimGroup.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST, scim_policy=POLICY)
-    group = await groups.replace(session, group=group, resource=resource)
-    return await group_response(group, request, session)
-
-
-@router.patch("/Groups/{group_id}")
-async def patch_group(group: GroupDep, body: Payload, request: Request, session: SessionDep):
-    """Rename, add and remove members (Okta's and Entra's forms included)."""
-    operations = PatchOp[ScimGroup].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=POLICY)
-    group = await groups.patch(session, group=group, operations=operations, base_url=base_url(request))
-    return await group_response(group, request, session)
-
-
-@router.delete("/Groups/{group_id}", status_code=204)
-async def delete_group(group: GroupDep, session: SessionDep):
-    """Deprovision: the group is archived, never deleted."""
-    await groups.delete(session, group=group)
-    return Response(status_code=204)
-
-
 def _discovery(resource, request: Request, *, kind: str, key: str) -> dict:
     body = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
     location = f"{base_url(request)}/{kind}" + (f"/{key}" if key else "")
@@ -272,7 +212,8 @@ async def not_a_scim_endpoint(request: Request):
     if request.url.path.endswith("/.search"):
         raise ScimError("Searching with POST /.search is not supported; use GET with a filter.", status=501)
     scope = {"type": "http", "path": request.url.path, "method": request.method, "root_path": ""}
-    allowed = sorted({method for route in router.routes if route.path != f"{router.prefix}/{{path:path}}"
+    routes = [route for r in (router, *_resource_routers) for route in r.routes]
+    allowed = sorted({method for route in routes if route.path != f"{router.prefix}/{{path:path}}"
                       and route.matches(scope)[0] == Match.PARTIAL for method in route.methods or ()})
     if allowed:
         raise ScimError(f"{request.method} is not supported here.", status=405, headers={"Allow": ", ".join(allowed)})

@@ -1,5 +1,8 @@
 """SCIM Groups over Hearth groups: provisioned groups only, every change through the groups service.
 
+This is the groups domain's provisioning adapter: it speaks SCIM through identity's SCIM helpers
+(schemas, filters, errors), which the social code may use, while identity never imports groups.
+
 A SCIM Group is a private, non-official Hearth group marked `provisioned`, with the identity provider's
 externalId; groups people made themselves are invisible to SCIM, so an IdP cannot take them over.
 Members are plain members (a provisioned group has no owner). Deactivated people are skipped: they
@@ -17,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember as Membership
 from services.posts.groups.schemas import GroupCreate
-from services.posts.people.models import Person
+from services.posts.people import service as people
 from services.posts.scim.errors import ScimInvalidValue, ScimUniqueness
 from services.posts.scim.filters import ColumnMap, Predicate, to_sql
 from services.posts.scim.schemas import POLICY, Member, ScimGroup
@@ -53,21 +56,21 @@ async def get(session: AsyncSession, *, group_id: str) -> Group | None:
     return group if group is not None and group.provisioned and not group.archived else None
 
 
-async def members_of(session: AsyncSession, *, group_ids: list[UUID]) -> dict[UUID, list[Person]]:
-    """Members of several groups in one query, by name."""
-    rows = await session.execute(select(Membership.group_id, Person).join(Person, Person.id == Membership.person_id)
-                                 .where(Membership.group_id.in_(group_ids)).order_by(Person.display_name))
-    found: dict[UUID, list[Person]] = {group_id: [] for group_id in group_ids}
-    for group_id, person in rows:
-        found[group_id].append(person)
+async def members_of(session: AsyncSession, *, group_ids: list[UUID]) -> dict[UUID, list[UUID]]:
+    """The member ids of several groups in one query (SCIM lists members by id only)."""
+    rows = await session.execute(select(Membership.group_id, Membership.person_id)
+                                 .where(Membership.group_id.in_(group_ids)).order_by(Membership.person_id))
+    found: dict[UUID, list[UUID]] = {group_id: [] for group_id in group_ids}
+    for group_id, person_id in rows:
+        found[group_id].append(person_id)
     return found
 
 
-def to_resource(group: Group, members: list[Person], *, base_url: str) -> ScimGroup:
+def to_resource(group: Group, member_ids: list[UUID], *, base_url: str) -> ScimGroup:
     return ScimGroup(
         id=str(group.id), external_id=group.external_id, display_name=group.name,
-        members=[Member(value=str(p.id), type="User", ref=f"{base_url}/Users/{p.id}")
-                 for p in members],
+        members=[Member(value=str(person_id), type="User", ref=f"{base_url}/Users/{person_id}")
+                 for person_id in member_ids],
         meta=Meta(resource_type="Group", created=group.created_at, last_modified=group.updated_at,
                   location=f"{base_url}/Groups/{group.id}",
                   version=f'W/"{int(group.updated_at.timestamp() * 1_000_000)}"'))
@@ -79,11 +82,10 @@ async def _wanted_members(session: AsyncSession, resource: ScimGroup) -> set[UUI
         ids = {UUID(m.value) for m in resource.members or [] if m.value}
     except ValueError:
         raise ScimInvalidValue("Group members are Hearth user ids.")
-    people = dict((await session.execute(select(Person.id, Person.active).where(Person.id.in_(ids)))).all()) if ids \
-        else {}
-    if unknown := ids - set(people):
+    known = await people.activity(session, person_ids=ids)
+    if unknown := ids - set(known):
         raise ScimInvalidValue(f"Not Hearth users: {', '.join(sorted(map(str, unknown)))}.")
-    return {person_id for person_id, active in people.items() if active}
+    return {person_id for person_id, active in known.items() if active}
 
 
 async def _check_external_id(session: AsyncSession, resource: ScimGroup, group: Group | None) -> None:
