@@ -199,3 +199,19 @@ async def test_a_comment_is_reached_only_through_its_own_post(client, make_perso
     for response in [await client.put(f"{url}/reaction", headers=auth(outsider), json={"kind": "like"}),
                      await client.get(f"{url}/edits", headers=auth(outsider))]:
         assert response.status_code == 404 and response.json()["code"] == "comment-not-found"
+
+
+async def test_comments_mention_groups_by_name_and_edits_update_the_mentions(client, make_person, auth):
+    author, outsider = await make_person(), await make_person()
+    public = (await client.post("/api/v1/groups", headers=auth(author),
+                                json={"name": "Data Team", "visibility": "public"})).json()["id"]
+    secret = (await client.post("/api/v1/groups", headers=auth(author),
+                                json={"name": "Night Owls", "visibility": "secret"})).json()["id"]
+    post = await publish(client, auth(author))
+    url = f"/api/v1/posts/{post['id']}/comments"
+    mine = (await client.post(url, headers=auth(author), json={"body": "@data-team @night-owls @nobody"})).json()
+    assert sorted(mine["group_mentions"]) == sorted([public, secret]) and mine["mentions"] == []
+    theirs = (await client.post(url, headers=auth(outsider), json={"body": "@data-team @night-owls"})).json()
+    assert theirs["group_mentions"] == [public]  # a secret group is never resolved for outsiders
+    edited = await client.patch(f"{url}/{mine['id']}", headers=auth(author), json={"body": "only @night-owls"})
+    assert edited.json()["group_mentions"] == [secret]

@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.content.models import (Bookmark, Comment, CommentEdit, CommentReaction, PollOption, PollVote, Post,
                                            PostView, Reaction)
 from services.posts.content.schemas import CommentCreate, CommentPublic, CommentUpdate
-from services.posts.content.service import (excerpt, get_readable, parse_mentions, poll_closed,
-                                            readable_by, readers_among)
+from services.posts.content.service import (excerpt, get_readable, poll_closed, readable_by, readers_among,
+                                            resolve_mentions)
 from services.posts.groups import service as groups
-from services.posts.people import service as people
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -79,9 +78,9 @@ async def create_comment(session: AsyncSession, *, post_id: UUID, data: CommentC
         parent = await _comment_of(session, post=post, comment_id=data.parent_id)
         if parent.parent_id is not None:
             raise RepliesAreOneLevel(field="parent_id")
-    mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
+    mentioned, group_mentions = await resolve_mentions(session, body=data.body, user=user)
     comment = Comment(post_id=post.id, parent_id=data.parent_id, author_id=user.id, body=data.body,
-                      body_html=render(data.body), mentions=[p.id for p in mentioned])
+                      body_html=render(data.body), mentions=[p.id for p in mentioned], group_mentions=group_mentions)
     session.add(comment)
     await session.execute(update(Post).where(Post.id == post.id).values(comment_count=Post.comment_count + 1))
     await session.flush()
@@ -130,7 +129,7 @@ async def edit_comment(session: AsyncSession, *, post_id: UUID, comment_id: UUID
     if comment.author_id != user.id:
         raise NotCommentAuthor()
     session.add(CommentEdit(comment_id=comment.id, version=comment.version, body=comment.body, edited_by=user.id))
-    mentioned = await people.resolve_handles(session, handles=parse_mentions(data.body))
+    mentioned, comment.group_mentions = await resolve_mentions(session, body=data.body, user=user)
     comment.body, comment.body_html, comment.edited_at = data.body, render(data.body), utcnow()
     comment.mentions = [p.id for p in mentioned]
     comment.version += 1

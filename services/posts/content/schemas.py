@@ -209,6 +209,7 @@ class CommentPublic(BaseModel):
     body: str
     body_html: str
     mentions: list[UUID]
+    group_mentions: list[UUID] = []
     version: int = 1
     edited_at: datetime | None
     deleted: bool = False

@@ -102,6 +102,14 @@ async def resolve_group_mentions(session: AsyncSession, *, handles: set[str], us
                                                              Group.archived.is_(False)).order_by(Group.id)))
 
 
+async def resolve_mentions(session: AsyncSession, *, body: str, user: CurrentUser) -> tuple[list[Person], list[UUID]]:
+    """The people and groups @mentioned in `body` (a person's handle wins over a group's slug)."""
+    handles = parse_mentions(body)
+    mentioned = await people.resolve_handles(session, handles=handles)
+    group_ids = await resolve_group_mentions(session, handles=handles - {p.handle for p in mentioned}, user=user)
+    return mentioned, group_ids
+
+
 # --- the visibility rule ---------------------------------------------------------------------------
 
 def readable_by(viewer: Any, post=Post) -> ColumnElement[bool]:
@@ -181,10 +189,7 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
                                      user=author)
     if data.kind == "announcement":
         await _check_announcer(session, data=data, user=author)
-    handles = parse_mentions(data.body)
-    mentioned = await people.resolve_handles(session, handles=handles)
-    group_mentions = await resolve_group_mentions(session, handles=handles - {p.handle for p in mentioned},
-                                                  user=author)
+    mentioned, group_mentions = await resolve_mentions(session, body=data.body, user=author)
     recipient_ids = list(dict.fromkeys(data.recipients)) or (
         [p.id for p in mentioned if p.id != author.id] if data.kind == "praise" else [])
     found = await people.by_ids(session, person_ids=recipient_ids)
@@ -232,12 +237,9 @@ async def edit(session: AsyncSession, *, post_id: UUID, data: PostUpdate, user: 
         raise InvalidInput("Only announcements are pinned.", field="pinned_until")
     session.add(PostEdit(post_id=post.id, version=post.version, title=post.title, body=post.body, edited_by=user.id))
     if data.body is not None:
-        handles = parse_mentions(data.body)
-        mentioned = await people.resolve_handles(session, handles=handles)
+        mentioned, post.group_mentions = await resolve_mentions(session, body=data.body, user=user)
         post.body, post.body_html = data.body, render(data.body)
         post.mentions, post.hashtags = [p.id for p in mentioned], parse_hashtags(data.body)
-        post.group_mentions = await resolve_group_mentions(session, handles=handles - {p.handle for p in mentioned},
-                                                           user=user)
     if data.title is not None:
         post.title = data.title
     if data.pinned_until is not None:
