@@ -56,6 +56,20 @@ async def test_org_chart_shows_chain_and_reports(client, make_person, auth):
     assert [m["display_name"] for m in top["managers"]] == ["Vp", "Ceo"]
 
 
+async def test_org_chart_reads_the_same_statements_however_deep_the_chain(client, make_person, auth, statements):
+    manager, chain = None, []
+    for level in range(7):
+        manager = await make_person(display_name=f"Level {level}", manager_id=manager.id if manager else None)
+        chain.append(manager)
+    sent = []
+    for person in (chain[2], chain[6]):  # 2 managers above, then 6
+        with statements() as seen:
+            chart = (await client.get(f"/api/v1/people/{person.id}/org-chart", headers=auth(person))).json()
+        sent.append(len(seen))
+        assert [m["id"] for m in chart["managers"]] == [str(m.id) for m in reversed(chain[:chain.index(person)])]
+    assert sent[0] == sent[1]  # one recursive query, not one per level
+
+
 async def test_directory_filters_by_department_location_and_skill(client, make_person, auth):
     viewer = await make_person()
     a = await make_person(display_name="Alma", department="Sales", location="Lisbon", skills=["Negotiation"])

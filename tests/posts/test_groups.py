@@ -506,3 +506,24 @@ async def test_duplicate_external_id_is_409(session):
     else:
         raise AssertionError("a second group took the same external id")
     assert await count(session, Group) == 1
+
+
+# --- the request is the unit of work --------------------------------------------------------------------------------
+
+async def test_a_join_that_fails_after_writing_leaves_no_membership_and_no_event(
+        client, session, make_person, auth, monkeypatch):
+    owner, ana = await make_person(), await make_person()
+    group = await make_group(client, auth, owner, visibility="public")
+    events = len(await outbox_events(session))
+    written = groups.add_member
+
+    async def fail_after_writing(session, **kwargs):
+        await written(session, **kwargs)  # the membership and its event are written, then the request fails
+        raise groups.GroupArchived("failed after the writes")
+
+    monkeypatch.setattr(groups, "add_member", fail_after_writing)
+    response = await client.post(f"{API}/{group['id']}/join", headers=auth(ana))
+    assert response.status_code == 409 and response.json()["code"] == "group-archived"
+    monkeypatch.undo()
+    assert await count(session, GroupMember, GroupMember.group_id == group["id"], GroupMember.person_id == ana.id) == 0
+    assert len(await outbox_events(session)) == events
