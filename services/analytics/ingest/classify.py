@@ -9,6 +9,7 @@ Types are matched by name so that payload modules other engineers add are handle
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -35,6 +36,7 @@ KNOWN: dict[str, str] = {
 NOT_ACTIVITY_WORDS = ("deleted", "removed", "edited", "updated", "delivered", "revoked", "signed_in", "refreshed")
 
 
+@lru_cache(maxsize=1024)  # a few dozen type names: classified once each
 def kind_of(event_type: str) -> str | None:
     """The activity kind of an event type, or None when it does not make anyone active."""
     name = event_type.removeprefix("hearth.")
@@ -49,6 +51,7 @@ def kind_of(event_type: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def client_of(client: str | None) -> str:
     """web | ios | android | api | other | unknown (X-Hearth-Client is `web`, `api/<name>`, …)."""
     if not client:
@@ -60,8 +63,13 @@ def client_of(client: str | None) -> str:
 def as_uuid(value: Any) -> UUID | None:
     if value is None or isinstance(value, UUID):
         return value
+    return parse_uuid(value if isinstance(value, str) else str(value))
+
+
+@lru_cache(maxsize=1 << 16)  # the same people and recent posts come back in every batch
+def parse_uuid(value: str) -> UUID | None:
     try:
-        return UUID(str(value))
+        return UUID(value)
     except ValueError:
         return None
 

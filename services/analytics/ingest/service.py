@@ -1,21 +1,23 @@
 """Ingest: log each event once, then update the rollups with one batched upsert per table.
 
-Zulip's pattern (analytics/lib/counts.py, zerver/worker/user_activity.py): deduplicate the batch in
-memory, then one `INSERT … ON CONFLICT` per rollup. The consumer calls this with one event; bulk
-paths (recompute, the benchmark, a batch consumer) with thousands — the SQL is the same.
+Zulip's pattern (analytics/lib/counts.py, zerver/worker/user_activity.py), with the aggregation done
+by PostgreSQL: Python reads from each event only what the rollups need (one flat row: who, which day,
+what kind, which posts), the batch is copied into a temporary table in one round trip, and each rollup
+is one `INSERT … SELECT … GROUP BY … ON CONFLICT` over it — one upsert per key per batch, keys in
+order (so concurrent writers lock rows in the same order), no per-event work in Python beyond the row.
+The consumer calls this with a whole fetch; recompute and the benchmark with thousands.
 """
 
-import json
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from uuid import UUID
 
+from pydantic_core import to_json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics.ingest.classify import (ACK, COMMENT, CONTRIBUTIONS, POST, REACTION, SEARCH, VIEW, Event,
-                                                as_uuid, client_of, kind_of)
+from services.analytics.ingest.classify import (COMMENT, CONTRIBUTIONS, POST, REACTION, SEARCH, Event, as_uuid,
+                                                client_of, kind_of)
 from services.analytics.ingest.partitions import PARTITIONS
 
 EPOCH = date(2000, 1, 1)
@@ -25,27 +27,67 @@ PERSON_EVENTS = {"hearth.person.created", "hearth.person.updated", "hearth.perso
 GROUP_EVENTS = {"hearth.group.created", "hearth.group.updated", "hearth.group.member_added",
                 "hearth.group.member_removed", "hearth.group.member_role_changed"}
 
+# One row per event of the batch. `posts` are the posts it is about; the columns after it are read
+# only for their kind (a comment's id and author, whether a reaction is new and to the post itself,
+# a created post's facts, a search's normalised query).
+STAGE = "ingest_batch"
+STAGE_COLUMNS = ("event_id", "day", "type", "time", "actor_id", "client", "subject", "data", "person", "kind",
+                 "contrib", "client_label", "posts", "group_id", "comment_id", "comment_author", "counts",
+                 "responds", "author_id", "post_kind", "audience", "query", "zero")
+CREATE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
+  event_id uuid, day date, type text, time timestamptz, actor_id uuid, client text, subject text, data bytea,
+  person uuid, kind text, contrib bool, client_label text, posts uuid[], group_id uuid, comment_id uuid,
+  comment_author uuid, counts bool, responds bool, author_id uuid, post_kind text, audience text, query text,
+  zero bool);
+TRUNCATE {STAGE}"""  # TRUNCATE, not DELETE: temporary tables are never vacuumed
 
-def in_key_order(rows: dict) -> dict:
-    """Rows sorted by key, so every writer takes row locks in one order (no deadlocks between
-    concurrent batches); UUIDs compare by their integer, which is much cheaper than UUID.__lt__."""
-    return dict(sorted(rows.items(), key=lambda kv: tuple(k.int if isinstance(k, UUID) else k for k in (
-        kv[0] if isinstance(kv[0], tuple) else (kv[0],)))))
+
+def stage_row(e: Event, data_json: bytes | None) -> tuple:
+    """The flat row the rollups read (the envelope's own columns first, as the event log stores them)."""
+    kind = kind_of(e.type)
+    d = e.data
+    row = [e.id, e.day, e.type[:100], e.time, e.actor, e.client[:80] if e.client else None, e.subject[:200],
+           data_json, None, kind, None, None, None, None, None, None, None, None, None, None, None, None, None]
+    if kind is None:
+        return tuple(row)
+    person = row[8] = e.person
+    row[10:13] = kind in CONTRIBUTIONS, client_of(e.client), e.post_ids()
+    if kind == POST:
+        row[13] = as_uuid(d.get("group_id"))
+        row[18:21] = (as_uuid(d.get("author_id")) or e.actor, str(d.get("kind") or "update")[:32],
+                      str(d.get("audience") or "")[:16] or None)
+    elif kind == COMMENT:
+        row[14] = as_uuid(d.get("comment_id")) or as_uuid(e.subject) or e.id
+        row[15] = as_uuid(d.get("author_id")) or person
+        row[17] = True
+    elif kind == REACTION:
+        new = not d.get("previous_kind")  # a changed reaction is not a new one
+        row[16] = new
+        row[17] = new and not d.get("comment_id")  # a reaction to a comment is not a response to the post
+    elif kind == SEARCH:
+        row[21:23] = search_of(d)
+    return tuple(row)
 
 
-def period_bit(day: date) -> tuple[int, int]:
-    n = (day - EPOCH).days
-    return n // BITS_PER_PERIOD, 1 << (n % BITS_PER_PERIOD)
+def search_of(data: dict) -> tuple[str | None, bool | None]:
+    query = data.get("query", data.get("q"))
+    if not isinstance(query, str) or not query.strip():
+        return None, None
+    results = next((data[k] for k in ("result_count", "results_count", "total", "results") if k in data), None)
+    if isinstance(results, list):
+        results = len(results)
+    return " ".join(query.lower().split())[:200], results == 0
 
 
-INSERT_EVENTS = text("""
-INSERT INTO event_log (day, event_id, type, time, actor_id, client, subject, data)
-SELECT d, i, t, tm, a, c, s, j::jsonb FROM unnest(
-  CAST(:days AS date[]), CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:times AS timestamptz[]),
-  CAST(:actors AS uuid[]), CAST(:clients AS text[]), CAST(:subjects AS text[]), CAST(:datas AS text[]))
-  AS u(d, i, t, tm, a, c, s, j)
-ON CONFLICT DO NOTHING
-RETURNING event_id""")
+# Logs the staged events not logged before, and drops the others from the stage (their ids come back).
+LOG_FRESH = f"""
+WITH fresh AS (
+  INSERT INTO event_log (day, event_id, type, time, actor_id, client, subject, data)
+  SELECT day, event_id, type, time, actor_id, client, subject, convert_from(data, 'UTF8')::jsonb FROM {STAGE}
+  ORDER BY day, event_id
+  ON CONFLICT DO NOTHING RETURNING event_id)
+DELETE FROM {STAGE} b WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.event_id = b.event_id) RETURNING b.event_id"""
 
 
 async def ingest(session: AsyncSession, envelopes: Iterable) -> int:
@@ -53,18 +95,29 @@ async def ingest(session: AsyncSession, envelopes: Iterable) -> int:
     events = list({e.id: Event.of(e) for e in envelopes}.values())
     if not events:
         return 0
-    await PARTITIONS.ensure(session, {e.day for e in events})
-    result = await session.execute(INSERT_EVENTS, {
-        "days": [e.day for e in events], "ids": [e.id for e in events], "types": [e.type[:100] for e in events],
-        "times": [e.time for e in events], "actors": [e.actor for e in events],
-        "clients": [e.client[:80] if e.client else None for e in events],
-        "subjects": [e.subject[:200] for e in events], "datas": [json.dumps(e.data) for e in events]})
-    fresh_ids = set(result.scalars())
-    fresh = [e for e in events if e.id in fresh_ids]
-    await apply(session, fresh)
-    if fresh:
-        await bump_version(session)
-    return len(fresh)
+    rows = [stage_row(e, to_json(e.data)) for e in events]
+    await PARTITIONS.ensure(session, {r[1] for r in rows})
+    await stage(session, rows)
+    seen = set((await session.execute(text(LOG_FRESH))).scalars())
+    if len(seen) == len(events):
+        return 0
+    await apply_staged(session, [e for e in events if (e.type in PERSON_EVENTS or e.type in GROUP_EVENTS)
+                                 and e.id not in seen])
+    await bump_version(session)
+    return len(events) - len(seen)
+
+
+async def stage(session: AsyncSession, rows: list[tuple]) -> None:
+    """Copy the batch's rows into the temporary table (binary COPY: one round trip, no SQL text)."""
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    await raw.execute(CREATE_STAGE)
+    await raw.copy_records_to_table(STAGE, records=rows, columns=STAGE_COLUMNS)
+
+
+async def record_event(session: AsyncSession, envelope, payload) -> None:
+    """Consumer handler for every event type (the payload is read generically from the envelope)."""
+    await ingest(session, [envelope])
 
 
 async def bump_version(session: AsyncSession) -> None:
@@ -74,197 +127,124 @@ async def bump_version(session: AsyncSession) -> None:
                                "ON CONFLICT (id) DO UPDATE SET version = rollup_state.version + 1"))
 
 
-async def record_event(session: AsyncSession, envelope, payload) -> None:
-    """Consumer handler for every event type (the payload is read generically from the envelope)."""
-    await ingest(session, [envelope])
-
-
-class Batch:
-    """Rollup deltas of a batch of events, merged in memory before one upsert per table."""
-
-    def __init__(self):
-        self.person_day = defaultdict(lambda: [0, 0])
-        self.bits = defaultdict(lambda: [0, 0])
-        self.client_day = defaultdict(int)
-        self.group_day = defaultdict(lambda: [0, 0])
-        self.post_day = defaultdict(lambda: [0, 0, 0, 0])  # views, reactions, comments, acks
-        self.viewers: dict[tuple[UUID, UUID], datetime] = {}
-        self.responders: dict[tuple[UUID, UUID], datetime] = {}
-        self.acks: dict[tuple[UUID, UUID], datetime] = {}
-        self.comments: dict[UUID, tuple] = {}
-        self.search = defaultdict(lambda: [0, 0])
-
-    @staticmethod
-    def earliest(target: dict, key, moment: datetime) -> None:
-        if key not in target or moment < target[key]:
-            target[key] = moment
-
-
 async def apply(session: AsyncSession, events: Sequence[Event]) -> None:
-    """Update every rollup for events that were just logged (each exactly once)."""
+    """Update every rollup for events already in the log (recompute replays them through here)."""
     if not events:
         return
-    events = sorted(events, key=lambda e: e.time)
-    for e in events:
+    await stage(session, [stage_row(e, None) for e in events])
+    await apply_staged(session, [e for e in events if e.type in PERSON_EVENTS or e.type in GROUP_EVENTS])
+
+
+async def apply_staged(session: AsyncSession, state_events: list[Event]) -> None:
+    """Roll up the staged rows (each event exactly once); people and groups first, in time order."""
+    for e in sorted(state_events, key=lambda e: e.time):
         if e.type in PERSON_EVENTS:
             await upsert_person(session, e)
-        elif e.type in GROUP_EVENTS:
+        else:
             await apply_group_event(session, e)
-    created = [e for e in events if kind_of(e.type) == POST]
-    new_posts = await upsert_posts(session, created)
-    post_ids = {p for e in events if kind_of(e.type) for p in e.post_ids()}
-    known = await post_facts(session, post_ids)
-    batch = Batch()
-    for e in events:
-        kind = kind_of(e.type)
-        if kind is not None:
-            add_activity(batch, e, kind, known)
-    await write_batch(session, batch, known=known, new_posts=new_posts)
-
-
-def add_activity(batch: Batch, e: Event, kind: str, known: dict) -> None:
-    person, day = e.person, e.day
-    if person is None:
-        return
-    contrib = int(kind in CONTRIBUTIONS)
-    row = batch.person_day[(day, person)]
-    row[0] += 1
-    row[1] += contrib
-    period, bit = period_bit(day)
-    bits = batch.bits[(person, period)]
-    bits[0] |= bit
-    if contrib:
-        bits[1] |= bit
-    batch.client_day[(day, person, client_of(e.client))] += 1
-    posts = e.post_ids()
-    for post in posts:
-        group = as_uuid(e.data.get("group_id")) if kind == POST else known.get(post, (None, None))[1]
-        if group is not None:
-            g = batch.group_day[(day, group, person)]
-            g[0] += 1
-            g[1] += contrib
-    if kind == SEARCH:
-        add_search(batch, e, day)
-    if not posts or kind == POST:
-        return
-    post = posts[0]
-    if kind == VIEW:
-        for p in posts:
-            batch.post_day[(p, day)][0] += 1
-            batch.earliest(batch.viewers, (p, person), e.time)
-    elif kind == REACTION:
-        if e.data.get("previous_kind"):  # a changed reaction, not a new one
-            return
-        batch.post_day[(post, day)][1] += 1
-        if not e.data.get("comment_id"):  # a reaction to a comment is not a response to the post
-            batch.earliest(batch.responders, (post, person), e.time)
-    elif kind == COMMENT:
-        comment_id = as_uuid(e.data.get("comment_id")) or as_uuid(e.subject) or e.id
-        if comment_id not in batch.comments:
-            batch.comments[comment_id] = (post, as_uuid(e.data.get("author_id")) or person, e.time)
-            batch.post_day[(post, day)][2] += 1
-        batch.earliest(batch.responders, (post, person), e.time)
-    elif kind == ACK:
-        batch.post_day[(post, day)][3] += 1
-        batch.earliest(batch.acks, (post, person), e.time)
-
-
-def add_search(batch: Batch, e: Event, day: date) -> None:
-    query = e.data.get("query", e.data.get("q"))
-    if not isinstance(query, str) or not query.strip():
-        return
-    results = next((e.data[k] for k in ("result_count", "results_count", "total", "results") if k in e.data), None)
-    if isinstance(results, list):
-        results = len(results)
-    row = batch.search[(day, " ".join(query.lower().split())[:200])]
-    row[0] += 1
-    row[1] += int(results == 0)
-
-
-async def post_facts(session: AsyncSession, post_ids: set[UUID]) -> dict[UUID, tuple[UUID | None, UUID | None]]:
-    """post -> (author, group) for the posts a batch touches (posts analytics has seen created)."""
-    if not post_ids:
-        return {}
-    rows = await session.execute(text("SELECT post_id, author_id, group_id FROM posts WHERE post_id = ANY(:ids)"),
-                                 {"ids": list(post_ids)})
-    return {r[0]: (r[1], r[2]) for r in rows}
-
-
-async def upsert_posts(session: AsyncSession, created: list[Event]) -> list[UUID]:
-    rows = {}
-    for e in created:
-        post = as_uuid(e.data.get("post_id")) or as_uuid(e.subject)
-        if post is None:
-            continue
-        rows[post] = (as_uuid(e.data.get("author_id")) or e.actor, str(e.data.get("kind") or "update")[:32],
-                      str(e.data.get("audience") or "")[:16] or None, as_uuid(e.data.get("group_id")),
-                      client_of(e.client), e.time)
-    if not rows:
-        return []
-    rows = in_key_order(rows)
-    cols = list(zip(*rows.values()))
-    await session.execute(text("""
-        INSERT INTO posts (post_id, author_id, kind, audience, group_id, client, created_at, reach)
-        SELECT *, 0 FROM unnest(CAST(:ids AS uuid[]), CAST(:authors AS uuid[]), CAST(:kinds AS text[]),
-             CAST(:audiences AS text[]), CAST(:groups AS uuid[]), CAST(:clients AS text[]),
-             CAST(:times AS timestamptz[]))
-        ON CONFLICT (post_id) DO UPDATE SET author_id = excluded.author_id, kind = excluded.kind,
-             audience = excluded.audience, group_id = excluded.group_id, client = excluded.client,
-             created_at = excluded.created_at"""),
-        {"ids": list(rows), "authors": list(cols[0]), "kinds": list(cols[1]), "audiences": list(cols[2]),
-         "groups": list(cols[3]), "clients": list(cols[4]), "times": list(cols[5])})
-    return list(rows)
-
-
-async def write_batch(session: AsyncSession, b: Batch, *, known: dict, new_posts: list[UUID]) -> None:
-    await _upsert_counts(session, "person_day", ("day", "person_id"), ("date", "uuid"), ("activity", "contributions"),
-                         b.person_day)
-    if b.bits:
-        bits = in_key_order(b.bits)
-        keys, values = list(bits), list(bits.values())
-        await session.execute(text("""
-            INSERT INTO person_bits (person_id, period, active, contrib)
-            SELECT * FROM unnest(CAST(:people AS uuid[]), CAST(:periods AS int[]), CAST(:active AS bigint[]),
-                                 CAST(:contrib AS bigint[]))
-            ON CONFLICT (person_id, period) DO UPDATE SET active = person_bits.active | excluded.active,
-                contrib = person_bits.contrib | excluded.contrib
-            WHERE person_bits.active | excluded.active <> person_bits.active
-               OR person_bits.contrib | excluded.contrib <> person_bits.contrib"""),
-            {"people": [k[0] for k in keys], "periods": [k[1] for k in keys], "active": [v[0] for v in values],
-             "contrib": [v[1] for v in values]})
-    await _upsert_counts(session, "person_client_day", ("day", "person_id", "client"), ("date", "uuid", "text"),
-                         ("activity",), {k: [v] for k, v in b.client_day.items()})
-    await _upsert_counts(session, "group_person_day", ("day", "group_id", "person_id"), ("date", "uuid", "uuid"),
-                         ("activity", "contributions"), b.group_day)
-    await _upsert_counts(session, "post_day", ("post_id", "day"), ("uuid", "date"),
-                         ("views", "reactions", "comments", "acks"), b.post_day)
-    await _upsert_counts(session, "search_day", ("day", "query"), ("date", "text"), ("searches", "zero_results"),
-                         b.search)
-    if b.comments:
-        b.comments = in_key_order(b.comments)
-        values = list(b.comments.values())
-        await session.execute(text("""
-            INSERT INTO comments (comment_id, post_id, author_id, created_at)
-            SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:posts AS uuid[]), CAST(:authors AS uuid[]),
-                                 CAST(:times AS timestamptz[]))
-            ON CONFLICT (comment_id) DO NOTHING"""),
-            {"ids": list(b.comments), "posts": [v[0] for v in values], "authors": [v[1] for v in values],
-             "times": [v[2] for v in values]})
-    new_viewers = await _upsert_firsts(session, "post_viewers", b.viewers)
-    await _upsert_firsts(session, "post_acks", b.acks)
-    await _upsert_firsts(session, "post_responders", b.responders)
-    fresh = set(new_posts)
-    reach = defaultdict(int)
-    for post, person in new_viewers:
-        if post not in fresh and post in known and known[post][0] != person:
-            reach[post] += 1
+    run = session.execute
+    new_posts = list((await run(text(UPSERT_POSTS))).scalars())
+    for sql in (PERSON_DAY, PERSON_BITS, CLIENT_DAY, GROUP_DAY, POST_DAY, COMMENTS, SEARCH_DAY, FIRST_ACKS):
+        await run(text(sql), {"epoch": EPOCH})
+    reach = sorted((await run(text(FIRST_VIEWS))).all(), key=lambda r: r[0].int)
     if reach:
-        reach = in_key_order(reach)
-        await session.execute(text("""
+        await run(text("""
             UPDATE posts SET reach = posts.reach + d.n
             FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[])) AS d(id, n) WHERE posts.post_id = d.id"""),
-            {"ids": list(reach), "ns": list(reach.values())})
-    await refresh_posts(session, reach_of=fresh, responses_of=fresh | {p for p, _ in b.responders})
+            {"ids": [r[0] for r in reach], "ns": [r[1] for r in reach]})
+    responded = set((await run(text(FIRST_RESPONSES))).scalars())
+    fresh = set(new_posts)
+    await refresh_posts(session, reach_of=fresh, responses_of=fresh | responded)
+
+
+ACTIVE = f"FROM {STAGE} WHERE kind IS NOT NULL AND person IS NOT NULL"
+UPSERT_POSTS = f"""
+INSERT INTO posts (post_id, author_id, kind, audience, group_id, client, created_at, reach)
+SELECT * FROM (SELECT DISTINCT ON (posts[1]) posts[1], author_id, post_kind, audience, group_id, client_label, time, 0
+               FROM {STAGE} WHERE kind = 'post' AND cardinality(posts) > 0 ORDER BY posts[1], time DESC) p
+ON CONFLICT (post_id) DO UPDATE SET author_id = excluded.author_id, kind = excluded.kind,
+     audience = excluded.audience, group_id = excluded.group_id, client = excluded.client,
+     created_at = excluded.created_at
+RETURNING post_id"""
+PERSON_DAY = f"""
+INSERT INTO person_day (day, person_id, activity, contributions)
+SELECT day, person, count(*), count(*) FILTER (WHERE contrib) {ACTIVE} GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (day, person_id) DO UPDATE SET activity = person_day.activity + excluded.activity,
+    contributions = person_day.contributions + excluded.contributions"""
+DAY_BIT = "(1::bigint << ((day - CAST(:epoch AS date)) % 32))"
+PERSON_BITS = f"""
+INSERT INTO person_bits (person_id, period, active, contrib)
+SELECT person, (day - CAST(:epoch AS date)) / 32, bit_or({DAY_BIT}), coalesce(bit_or({DAY_BIT}) FILTER (WHERE contrib), 0)
+{ACTIVE} GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (person_id, period) DO UPDATE SET active = person_bits.active | excluded.active,
+    contrib = person_bits.contrib | excluded.contrib
+WHERE person_bits.active | excluded.active <> person_bits.active
+   OR person_bits.contrib | excluded.contrib <> person_bits.contrib"""
+CLIENT_DAY = f"""
+INSERT INTO person_client_day (day, person_id, client, activity)
+SELECT day, person, client_label, count(*) {ACTIVE} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (day, person_id, client) DO UPDATE SET activity = person_client_day.activity + excluded.activity"""
+# A post's group: from the event that created it, else from the post as analytics knows it.
+GROUP_DAY = f"""
+INSERT INTO group_person_day (day, group_id, person_id, activity, contributions)
+SELECT b.day, g.group_id, b.person, count(*), count(*) FILTER (WHERE b.contrib)
+FROM {STAGE} b CROSS JOIN LATERAL unnest(b.posts) AS x(post_id) LEFT JOIN posts p ON p.post_id = x.post_id
+CROSS JOIN LATERAL (SELECT CASE WHEN b.kind = 'post' THEN b.group_id ELSE p.group_id END) AS g(group_id)
+WHERE b.kind IS NOT NULL AND b.person IS NOT NULL AND g.group_id IS NOT NULL
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (day, group_id, person_id) DO UPDATE SET activity = group_person_day.activity + excluded.activity,
+    contributions = group_person_day.contributions + excluded.contributions"""
+# A comment counts once per batch (its first event in time), on the day of that event.
+FIRST_COMMENTS = f"""SELECT DISTINCT ON (comment_id) comment_id, posts[1] AS post_id, comment_author, time, day
+    {ACTIVE} AND kind = 'comment' AND cardinality(posts) > 0 ORDER BY comment_id, time"""
+POST_DAY = f"""
+INSERT INTO post_day (post_id, day, views, reactions, comments, acks)
+SELECT post_id, day, sum(v)::int, sum(r)::int, sum(c)::int, sum(a)::int FROM (
+  SELECT x.post_id, b.day, 1 AS v, 0 AS r, 0 AS c, 0 AS a
+    FROM {STAGE} b CROSS JOIN LATERAL unnest(b.posts) AS x(post_id) WHERE b.kind = 'view' AND b.person IS NOT NULL
+  UNION ALL SELECT posts[1], day, 0, 1, 0, 0 {ACTIVE} AND kind = 'reaction' AND counts AND cardinality(posts) > 0
+  UNION ALL SELECT post_id, day, 0, 0, 1, 0 FROM ({FIRST_COMMENTS}) c
+  UNION ALL SELECT posts[1], day, 0, 0, 0, 1 {ACTIVE} AND kind = 'ack' AND cardinality(posts) > 0) t
+GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (post_id, day) DO UPDATE SET views = post_day.views + excluded.views,
+    reactions = post_day.reactions + excluded.reactions, comments = post_day.comments + excluded.comments,
+    acks = post_day.acks + excluded.acks"""
+COMMENTS = f"""
+INSERT INTO comments (comment_id, post_id, author_id, created_at)
+SELECT comment_id, post_id, comment_author, time FROM ({FIRST_COMMENTS}) c
+ON CONFLICT (comment_id) DO NOTHING"""
+SEARCH_DAY = f"""
+INSERT INTO search_day (day, query, searches, zero_results)
+SELECT day, query, count(*), count(*) FILTER (WHERE zero) {ACTIVE} AND query IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (day, query) DO UPDATE SET searches = search_day.searches + excluded.searches,
+    zero_results = search_day.zero_results + excluded.zero_results"""
+
+
+def upsert_firsts(table: str, pairs: str) -> str:
+    """Add (post, person, first time) rows keeping the earliest time; RETURNING the rows that changed,
+    `inserted` true for pairs that are new."""
+    return f"""
+INSERT INTO {table} (post_id, person_id, first_at)
+SELECT post_id, person, min(time) FROM ({pairs}) t GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (post_id, person_id) DO UPDATE SET first_at = excluded.first_at WHERE excluded.first_at < {table}.first_at
+RETURNING post_id, person_id, (xmax = 0) AS inserted"""
+
+
+FIRST_ACKS = upsert_firsts("post_acks", f"SELECT posts[1] AS post_id, person, time {ACTIVE} AND kind = 'ack' "
+                                        "AND cardinality(posts) > 0")
+# New viewers add to the reach of posts known before this batch (those created in it are recounted).
+FIRST_VIEWS = f"""
+WITH v AS ({upsert_firsts("post_viewers", f"SELECT x.post_id, b.person, b.time FROM {STAGE} b "
+                          "CROSS JOIN LATERAL unnest(b.posts) AS x(post_id) WHERE b.kind = 'view' AND b.person IS NOT NULL")})
+SELECT v.post_id, count(*)::int FROM v JOIN posts p ON p.post_id = v.post_id
+WHERE v.inserted AND p.author_id IS DISTINCT FROM v.person_id
+  AND NOT EXISTS (SELECT 1 FROM {STAGE} n WHERE n.kind = 'post' AND n.posts[1] = v.post_id)
+GROUP BY v.post_id"""
+# Posts whose first responder moved (earlier, or a first one): their time to first response is recounted.
+FIRST_RESPONSES = f"""
+WITH r AS ({upsert_firsts("post_responders", f"SELECT posts[1] AS post_id, person, time {ACTIVE} AND responds "
+                          "AND cardinality(posts) > 0")})
+SELECT DISTINCT post_id FROM r"""
 
 
 async def refresh_posts(session: AsyncSession, *, reach_of: set[UUID], responses_of: set[UUID]) -> None:
@@ -282,39 +262,6 @@ async def refresh_posts(session: AsyncSession, *, reach_of: set[UUID], responses
                 GROUP BY r.post_id)  -- grouped, so the plan reads the post's rows by primary key instead of
                                      -- walking the first_at index for the smallest value
             WHERE p.post_id = ANY(:ids)"""), {"ids": sorted(responses_of, key=lambda u: u.int)})
-
-
-async def _upsert_counts(session: AsyncSession, table: str, keys: tuple[str, ...], key_types: tuple[str, ...],
-                         counters: tuple[str, ...], rows: dict) -> None:
-    """One INSERT … ON CONFLICT adding the batch's counts to a per-day rollup."""
-    if not rows:
-        return
-    rows = in_key_order(rows)
-    key_rows, value_rows = list(rows), list(rows.values())
-    params = {f"k{i}": [k[i] for k in key_rows] for i in range(len(keys))}
-    params |= {f"v{i}": [v[i] for v in value_rows] for i in range(len(counters))}
-    arrays = [f"CAST(:k{i} AS {t}[])" for i, t in enumerate(key_types)] + [
-        f"CAST(:v{i} AS int[])" for i in range(len(counters))]
-    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
-    await session.execute(text(
-        f"INSERT INTO {table} ({', '.join(keys + counters)}) SELECT * FROM unnest({', '.join(arrays)}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"), params)
-
-
-async def _upsert_firsts(session: AsyncSession, table: str, rows: dict) -> list[tuple[UUID, UUID]]:
-    """Add (post, person, first time) rows, keeping the earliest time; the pairs that are new."""
-    if not rows:
-        return []
-    rows = in_key_order(rows)
-    keys = list(rows)
-    result = await session.execute(text(f"""
-        INSERT INTO {table} (post_id, person_id, first_at)
-        SELECT * FROM unnest(CAST(:posts AS uuid[]), CAST(:people AS uuid[]), CAST(:times AS timestamptz[]))
-        ON CONFLICT (post_id, person_id) DO UPDATE SET first_at = excluded.first_at
-        WHERE excluded.first_at < {table}.first_at
-        RETURNING post_id, person_id, (xmax = 0) AS inserted"""),
-        {"posts": [k[0] for k in keys], "people": [k[1] for k in keys], "times": list(rows.values())})
-    return [(r[0], r[1]) for r in result if r[2]]
 
 
 async def upsert_person(session: AsyncSession, e: Event) -> None:
