@@ -36,12 +36,15 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import array, insert
@@ -66,6 +69,9 @@ TOP_WINDOW = timedelta(days=14)
 TOP_PER_SOURCE = 300
 AFFINITY = {"follow": 1.5, "announcement": 1.3, "group": 1.2, "tag": 1.1, "company": 1.0, "own": 1.0}
 _score = column("score", Float)
+# Inline, not a bind parameter: the statements run as prepared statements with a cached generic plan, and
+# only a literal lets that plan use the partial indexes on announcements (ix_posts_announcements, ix_posts_pinned).
+_ANNOUNCEMENT = literal_column("'announcement'")
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ def _window(me: UUID, t0: datetime, after: tuple | None, top: bool):
 
 
 def _not_pinned(t0: datetime):
-    return or_(Post.kind != "announcement", Post.pinned_until.is_(None), Post.pinned_until <= t0)
+    return or_(Post.kind != _ANNOUNCEMENT, Post.pinned_until.is_(None), Post.pinned_until <= t0)
 
 
 def _home_sources(me, t0, after, limit, top: bool) -> list[Select]:
@@ -119,7 +125,7 @@ def _home_sources(me, t0, after, limit, top: bool) -> list[Select]:
         source([Post.group_id == GroupMember.group_id], "group", GroupMember,
                [GroupMember.person_id == me, GroupMember.group_id.not_in(muted)]),
         source([Post.group_id == all_company, all_company.not_in(muted)], "company"),
-        source([Post.kind == "announcement", Post.group_id.is_(None)], "announcement"),
+        source([Post.kind == _ANNOUNCEMENT, Post.group_id.is_(None)], "announcement"),
         source([Post.hashtags.contains(array([TagFollow.tag]))], "tag", TagFollow, [TagFollow.person_id == me]),
         source([Post.author_id == me], "own"),
     ]
@@ -158,28 +164,37 @@ def pinned_query(*, me, t0, limit) -> Select:
     muted = select(GroupMute.group_id).where(GroupMute.person_id == me)
     mine = select(GroupMember.group_id).where(GroupMember.person_id == me)
     all_company = select(Group.id).where(Group.all_company)
-    return _newest(select(Post.id).where(
-        Post.kind == "announcement", Post.pinned_until.is_not(None), Post.pinned_until > t0, readable_by(me),
+    return _newest(select(Post.id, Post.created_at).where(
+        Post.kind == _ANNOUNCEMENT, Post.pinned_until.is_not(None), Post.pinned_until > t0, readable_by(me),
         Post.created_at <= t0,
         or_(Post.group_id.is_(None), and_(or_(Post.group_id.in_(mine), Post.group_id.in_(all_company)),
                                           Post.group_id.not_in(muted)))), limit)
+
+
+def home_first_page_query(*, me, t0, limit, top: bool = False) -> Select:
+    """A first home page in one statement: the pinned announcements (at most `limit`), flagged, and the first
+    `limit + 1` of the stream (also run by bench/feeds.py). Rows come unordered; `key` orders each part."""
+    pinned = pinned_query(me=me, t0=t0, limit=limit).subquery("pinned")
+    stream = (home_top_query if top else home_ids_query)(me=me, t0=t0, after=None, limit=limit).subquery("stream")
+    pinned_key = func.extract("epoch", pinned.c.created_at) if top else pinned.c.created_at
+    return union_all(select(pinned.c.id, pinned_key.label("key"), true().label("pinned")),
+                     select(stream.c.id, (stream.c.score if top else stream.c.created_at).label("key"),
+                            false().label("pinned")))
 
 
 _UUID, _TIME = PG_UUID(as_uuid=True), DateTime(timezone=True)
 
 
 @lru_cache(maxsize=8)
-def _statement(kind: str, paged: bool) -> Select:
+def _statement(order: str, paged: bool) -> Select:
     """Each home statement built once with bind parameters: building and compiling one of this size per
     request costs more than PostgreSQL takes to run it."""
     me, t0, limit = bindparam("me", type_=_UUID), bindparam("t0", type_=_TIME), bindparam("limit", type_=Integer)
-    if kind == "pinned":
-        return pinned_query(me=me, t0=t0, limit=limit)
-    if kind == "top":
-        after = (bindparam("after_score", type_=Float), bindparam("after_id", type_=_UUID)) if paged else None
-        return home_top_query(me=me, t0=t0, after=after, limit=limit)
-    after = (bindparam("after_at", type_=_TIME), bindparam("after_id", type_=_UUID)) if paged else None
-    return home_ids_query(me=me, t0=t0, after=after, limit=limit)
+    top = order == "top"
+    if not paged:
+        return home_first_page_query(me=me, t0=t0, limit=limit, top=top)
+    after = (bindparam("after_key", type_=Float if top else _TIME), bindparam("after_id", type_=_UUID))
+    return (home_top_query if top else home_ids_query)(me=me, t0=t0, after=after, limit=limit)
 
 
 def _cursor(page: PageParams, second) -> tuple[datetime, tuple | None]:
@@ -189,22 +204,25 @@ def _cursor(page: PageParams, second) -> tuple[datetime, tuple | None]:
     return t0, (key, post_id)
 
 
+def _newest_first(rows) -> list:
+    return sorted(rows, key=lambda r: (r[1], r[0]), reverse=True)  # (key, id) descending, as the SQL orders
+
+
 async def home(session: AsyncSession, *, user: CurrentUser, page: PageParams, order: str = "recent") -> FeedPage:
     top = order == "top"
     t0, after = _cursor(page, _score if top else Post.created_at)
-    params = {"me": user.id, "t0": t0}
-    pinned = [] if after is not None else list(await session.scalars(_statement("pinned", False),
-                                                                     params | {"limit": page.limit}))
-    limit = page.limit - len(pinned)  # pinned announcements take their place on the first page
+    params = {"me": user.id, "t0": t0, "limit": page.limit}
     if after is not None:
-        params |= {"after_score" if top else "after_at": after[0], "after_id": after[1]}
-    rows = (await session.execute(_statement("top" if top else "recent", after is not None),
-                                  params | {"limit": limit})).all()
+        params |= {"after_key": after[0], "after_id": after[1]}
+    rows = (await session.execute(_statement(order, after is not None), params)).all()
+    pinned = _newest_first(r for r in rows if after is None and r.pinned)
+    stream = _newest_first(r for r in rows if after is not None or not r.pinned)
+    limit = page.limit - len(pinned)  # pinned announcements take their place on the first page
     cursor = None
-    if len(rows) > limit:  # a page of pinned posts only continues at the start of the stream
-        last = rows[limit - 1] if limit else (UUID(int=2**128 - 1), 1e308 if top else t0 + timedelta(microseconds=1))
+    if len(stream) > limit:  # a page of pinned posts only continues at the start of the stream
+        last = stream[limit - 1] if limit else (UUID(int=2**128 - 1), 1e308 if top else t0 + timedelta(microseconds=1))
         cursor = encode_cursor([t0, last[1], last[0]])
-    ids = pinned + [r[0] for r in rows[:limit]]
+    ids = [r[0] for r in pinned] + [r[0] for r in stream[:limit]]
     return FeedPage(items=await present(session, posts=ids, user=user, now=t0), next_cursor=cursor)
 
 
@@ -271,7 +289,6 @@ async def follow_tag(session: AsyncSession, *, user: CurrentUser, tag: str, on: 
     if changed is not None:
         await add_event(session, TagFollowed(tag=value, person_id=user.id, following=on), subject=user.id,
                         actor=user.id)
-    await session.commit()
     return value
 
 
@@ -293,4 +310,3 @@ async def mute_group(session: AsyncSession, *, user: CurrentUser, group_id: UUID
     if changed is not None:
         await add_event(session, GroupMuted(group_id=group_id, person_id=user.id, muted=on), subject=group_id,
                         actor=user.id)
-    await session.commit()
