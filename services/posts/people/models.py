@@ -14,7 +14,8 @@ class Person(Table, table=True):
     __tablename__ = "people"
     __table_args__ = (
         Index("ix_people_display_name_id", "display_name", "id"),  # the directory's keyset order
-        Index("ix_people_lower_department", text("lower(department)")),  # the department filter
+        # A department's directory page: the filter, the order and the keyset cursor in one index.
+        Index("ix_people_lower_department_display_name_id", text("lower(department)"), "display_name", "id"),
         Index("uq_people_lower_user_name", text("lower(user_name)"), unique=True),  # SCIM: caseExact false
     )
 
