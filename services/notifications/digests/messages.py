@@ -26,6 +26,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications.config import Settings
+from services.notifications.inbox.service import wants
 from services.notifications.preferences.defaults import DEFAULTS
 from services.notifications.preferences.models import PersonSettings
 from services.notifications.preferences.service import quiet_until
@@ -43,8 +44,7 @@ SELECT e.person_id, :conversation, 1, :message, jsonb_build_array(CAST(:item AS 
        CAST(:now AS timestamptz) + CAST(:window AS interval)
 FROM unnest(CAST(:people AS uuid[])) AS e(person_id)
 JOIN directory_people d ON d.id = e.person_id AND d.active
-WHERE COALESCE((SELECT p.email FROM notification_preferences p WHERE p.person_id = e.person_id
-                AND p.kind = 'message'), CAST(:default AS boolean))
+WHERE {wants("email", DEFAULTS["message"].email)}
 ON CONFLICT (person_id, conversation_id) DO UPDATE SET
     count = message_emails.count + 1,
     last_message_id = EXCLUDED.last_message_id,
@@ -87,7 +87,7 @@ async def queue(session: AsyncSession, *, people: list[UUID], conversation_id: U
         return
     item = json.dumps({"message_id": str(message_id), "sender_id": str(sender_id), "excerpt": excerpt[:300]})
     await session.execute(_QUEUE, dict(people=people, conversation=conversation_id, message=message_id, item=item,
-                                       now=utcnow(), window=window, default=DEFAULTS["message"].email))
+                                       now=utcnow(), window=window, kind="message"))
 
 
 async def read_up_to(session: AsyncSession, *, person_id: UUID, conversation_id: UUID, message_id: UUID) -> None:

@@ -85,8 +85,11 @@ async def wake_people(hub: Hub, prefetch: FramePrefetch, sessionmaker, people: l
     hub.wake(people)
 
 
-def wake_recipients(hub: Hub, prefetch: FramePrefetch, sessionmaker):
+def wake_recipients(hub: Hub, prefetch: FramePrefetch, sessionmaker, woken_here: dict | None = None):
     async def deliver(envelope: Envelope) -> None:
+        if woken_here is not None and envelope.id in woken_here:
+            del woken_here[envelope.id]
+            return  # this replica woke them right after its own commit (a second prime + wake would only cost)
         data = envelope.data
         people = [UUID(p) for p in (data.get("recipients") or ([data["person_id"]] if data.get("person_id") else []))]
         await wake_people(hub, prefetch, sessionmaker, people)
@@ -141,11 +144,15 @@ def install(settings: Settings):
         if not settings.run_background:
             return
         supervisor = app.state.supervisor
-        wake = wake_recipients(hub, prefetch, app.state.sessionmaker)
+        woken_here: dict[UUID, None] = {}  # delivery events whose recipients this replica woke already, oldest first
+        wake = wake_recipients(hub, prefetch, app.state.sessionmaker, woken_here)
         pending: set[asyncio.Task] = set()
 
-        def wake_local(people: list[UUID]) -> None:
-            # Right after the consumer's commit: the delivery events still wake every replica (this one again).
+        def wake_local(people: list[UUID], event_ids: list[UUID] = ()) -> None:
+            # Right after the consumer's commit; the delivery events wake the other replicas.
+            woken_here.update(dict.fromkeys(event_ids))
+            while len(woken_here) > 10_000:  # events that never came back (broker lost them): forget the oldest
+                woken_here.pop(next(iter(woken_here)))
             task = asyncio.get_running_loop().create_task(wake_people(hub, prefetch, app.state.sessionmaker, people))
             pending.add(task)
             task.add_done_callback(pending.discard)
