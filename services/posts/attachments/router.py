@@ -31,7 +31,9 @@ StorageDep = Annotated[Storage, Depends(storage)]
 
 
 @router.post("", response_model=AttachmentSummary, status_code=status.HTTP_201_CREATED,
-             responses={413: {"description": "The file is larger than `attachment_max_bytes`"}})
+             responses={413: {"description": "The file is larger than `attachment_max_bytes` (attachment-too-large), "
+                                             "or the whole body larger than that and its multipart envelope "
+                                             "(payload-too-large)."}})
 @upload_route  # the body may be as large as the attachment limit, not the app's small body limit
 async def upload(file: UploadFile, request: Request, session: SessionDep, user: Writer, files: StorageDep):
     """Upload a file (multipart field `file`) to attach to a post with `attachment_ids` or `cover_attachment_id`."""
