@@ -1,10 +1,10 @@
-"""Search columns and indexes on the content, people and groups tables (migrations 0006_search, 0008_search_content).
+"""Search columns and indexes on the content, people and groups tables (migrations 0006_search, 0008_search_content, 0014).
 
 The generated columns are added to the tables here, not mapped on the Post and Person classes: Alembic
 sees them, while loading a post or a person never reads a document that only search queries need.
 """
 
-from sqlalchemy import Column, Computed, Index, Text, func
+from sqlalchemy import Column, Computed, Index, Text, func, text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from services.posts.content.models import Post
@@ -29,6 +29,9 @@ people.append_column(Column("search_text", Text, Computed(
     persisted=True)))
 
 Index("ix_posts_search_vector", posts.c.search_vector, postgresql_using="gin")
+# Tag suggestions read the newest live posts with hashtags (migration 0014).
+Index("ix_posts_tagged_created", posts.c.created_at,
+      postgresql_where=text("hashtags <> '{}' AND deleted_at IS NULL"))
 Index("ix_people_search_text_trgm", people.c.search_text, postgresql_using="gin",
       postgresql_ops={"search_text": "gin_trgm_ops"})
 Index("ix_groups_name_trgm", func.hearth_unaccent(func.lower(groups.c.name)).label("name_trgm"),
