@@ -215,3 +215,27 @@ async def test_comments_mention_groups_by_name_and_edits_update_the_mentions(cli
     assert theirs["group_mentions"] == [public]  # a secret group is never resolved for outsiders
     edited = await client.patch(f"{url}/{mine['id']}", headers=auth(author), json={"body": "only @night-owls"})
     assert edited.json()["group_mentions"] == [secret]
+
+
+async def test_a_comment_page_costs_the_same_statements_for_any_number_of_comments(client, make_person, auth,
+                                                                                   statements):
+    author, reader = await make_person(), await make_person()
+    post = await publish(client, auth(author))
+    url = f"/api/v1/posts/{post['id']}/comments"
+
+    async def add(n):
+        for _ in range(n):
+            commenter = await make_person()
+            comment = (await client.post(url, headers=auth(commenter), json={"body": "c"})).json()
+            await client.put(f"{url}/{comment['id']}/reaction", headers=auth(reader), json={"kind": "support"})
+
+    async def page_statements(limit):
+        with statements() as seen:
+            items = (await client.get(url, headers=auth(reader), params={"limit": limit})).json()["items"]
+        assert len(items) == limit and all(c["author"] and c["my_reaction"] == "support" for c in items)
+        return [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))]
+
+    await add(2)
+    few = await page_statements(2)
+    await add(8)
+    assert len(await page_statements(10)) == len(few)

@@ -17,6 +17,8 @@ from services.posts.content.schemas import CommentCreate, CommentPublic, Comment
 from services.posts.content.service import (excerpt, get_readable, poll_closed, readable_by, readers_among,
                                             resolve_mentions)
 from services.posts.groups import service as groups
+from services.posts.people.models import Person
+from services.posts.people.schemas import PersonSummary
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -94,10 +96,15 @@ async def create_comment(session: AsyncSession, *, post_id: UUID, data: CommentC
 
 
 async def present_comments(session: AsyncSession, *, comments: list[Comment], user: CurrentUser) -> list[CommentPublic]:
-    """Comments (of a post `user` may read) with reaction counts by kind and the caller's reaction: one query."""
+    """Comments (of a post `user` may read) with their authors, reaction counts by kind and the caller's reaction.
+
+    Two queries for any number of comments."""
     counts: dict = {}
     mine: dict = {}
+    authors: dict = {}
     if comments:
+        authors = {p.id: PersonSummary.model_validate(p) for p in await session.scalars(
+            select(Person).where(Person.id.in_({c.author_id for c in comments})))}
         rows = await session.execute(
             select(CommentReaction.comment_id, CommentReaction.kind, func.count(),
                    func.bool_or(CommentReaction.person_id == user.id))
@@ -107,8 +114,9 @@ async def present_comments(session: AsyncSession, *, comments: list[Comment], us
             counts.setdefault(comment_id, {})[kind] = n
             if is_mine:
                 mine[comment_id] = kind
-    return [CommentPublic.model_validate(c).model_copy(update={"reaction_counts": counts.get(c.id, {}),
-                                                               "my_reaction": mine.get(c.id)}) for c in comments]
+    return [CommentPublic.model_validate(c).model_copy(update={
+        "author": authors.get(c.author_id), "reaction_counts": counts.get(c.id, {}), "my_reaction": mine.get(c.id)})
+        for c in comments]
 
 
 async def list_comments(session: AsyncSession, *, post_id: UUID, user: CurrentUser,

@@ -70,7 +70,8 @@ async def post_history(post_id: UUID, session: SessionDep, user: Reader):
 @router.post("/{post_id}/comments", response_model=CommentPublic, status_code=status.HTTP_201_CREATED)
 async def create_comment(post_id: UUID, data: CommentCreate, session: SessionDep, user: Writer):
     """Comment on a post, or reply to a top-level comment."""
-    return await engagement.create_comment(session, post_id=post_id, data=data, user=user)
+    return await _shown_comment(session, await engagement.create_comment(session, post_id=post_id, data=data,
+                                                                         user=user), user)
 
 
 @router.get("/{post_id}/comments", response_model=Page[CommentPublic])

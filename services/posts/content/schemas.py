@@ -206,6 +206,7 @@ class CommentPublic(BaseModel):
     post_id: UUID
     parent_id: UUID | None
     author_id: UUID
+    author: PersonSummary | None = None
     body: str
     body_html: str
     mentions: list[UUID]
