@@ -86,7 +86,8 @@ from uuid import UUID
 
 import jwt
 import structlog
-from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, delete, func, literal, select, true
+from sqlalchemy import (BigInteger, Column, DateTime, Index, MetaData, String, Table, bindparam, delete, func, literal,
+                        select, true)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -124,6 +125,7 @@ class FrameTables:
             Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
             Index(f"ix_{prefix}_frames_created_at", "created_at"),
         )
+        self._append = self._append_statement()
 
     async def append(self, session: AsyncSession, *, recipients: Iterable[UUID], kind: str,
                      data: dict[str, Any]) -> dict[UUID, int]:
@@ -131,16 +133,22 @@ class FrameTables:
         people = sorted(set(recipients))  # a fixed lock order: concurrent appends cannot deadlock
         if not people:
             return {}
-        bump = insert(self.cursors).values([{"person_id": p, "last_seq": 1} for p in people])
+        rows = await session.execute(self._append, {"f_people": people, "f_kind": kind, "f_data": data})
+        return {r.person_id: r.seq for r in rows}
+
+    def _append_statement(self):
+        """One round trip, built once: bump every recipient's counter, store the frames at what it returned."""
+        people = select(func.unnest(bindparam("f_people", type_=ARRAY(PG_UUID(as_uuid=True)))).label("person_id"),
+                        literal(1, BigInteger).label("last_seq"))
+        bump = insert(self.cursors).from_select(["person_id", "last_seq"], people)
         bump = bump.on_conflict_do_update(index_elements=[self.cursors.c.person_id],
                                           set_={"last_seq": self.cursors.c.last_seq + 1}) \
             .returning(self.cursors.c.person_id, self.cursors.c.last_seq).cte("bumped")
-        # One round trip: bump every counter and store the frames from what the bump returned.
         store = insert(self.frames).from_select(
             ["person_id", "seq", "kind", "data"],
-            select(bump.c.person_id, bump.c.last_seq, literal(kind), literal(data, JSONB)))
-        rows = await session.execute(store.returning(self.frames.c.person_id, self.frames.c.seq))
-        return {r.person_id: r.seq for r in rows}
+            select(bump.c.person_id, bump.c.last_seq, bindparam("f_kind", type_=String),
+                   bindparam("f_data", type_=JSONB)))  # (names unlike any column's, see messages' _SEND)
+        return store.returning(self.frames.c.person_id, self.frames.c.seq)
 
     async def last_seq(self, session: AsyncSession, person_id: UUID) -> int:
         return await session.scalar(select(self.cursors.c.last_seq).where(self.cursors.c.person_id == person_id)) or 0

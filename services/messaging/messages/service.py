@@ -4,7 +4,7 @@ import base64
 import json
 from uuid import UUID
 
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
@@ -90,45 +90,49 @@ async def _by_client_id(session, conversation_id, sender_id, client_msg_id) -> M
         Message.client_msg_id == client_msg_id))
 
 
-def _values(**values) -> list:
-    """Literal columns of a `messages` row, typed like the table's (an INSERT ... SELECT takes them)."""
-    columns = Message.__table__.c
-    return [literal(value, columns[name].type).label(name) for name, value in values.items()]
+def _send_statement():
+    """Built once (statement construction costs more CPU than the database's work for it): bump the
+    conversation's counter (locking its row, so seq follows commit order, the order every reader sees)
+    if the sender is a member and the client_msg_id is new, store the message at that seq, move the
+    sender's read marker to it, and read who gets the message - one round trip."""
+    # Parameter names unlike any column's: an execution's keys that match columns would become SET/VALUES items.
+    p = {name: bindparam(f"m_{name}", type_=column.type) for name, column in Message.__table__.c.items()}
+    bump = (update(Conversation)
+            .where(Conversation.id == p["conversation_id"],
+                   exists().where(Member.conversation_id == p["conversation_id"], Member.person_id == p["sender_id"]),
+                   ~exists().where(Message.conversation_id == p["conversation_id"], Message.sender_id == p["sender_id"],
+                                   Message.client_msg_id == p["client_msg_id"]))  # NULL matches nothing
+            .values(last_seq=Conversation.last_seq + 1, last_message_at=p["created_at"])
+            .returning(Conversation.id, Conversation.last_seq).cte("bump"))
+    mark = (update(Member).where(Member.conversation_id == bump.c.id, Member.person_id == p["sender_id"])
+            .values(last_read_seq=bump.c.last_seq, last_read_message_id=p["id"], last_read_at=p["created_at"])
+            .returning(Member.person_id).cte("mark"))
+    columns = ["id", "conversation_id", "sender_id", "client_msg_id", "body", "body_html", "reply_to_id", "created_at"]
+    store = (insert(Message).from_select(columns + ["seq"], select(*(p[c] for c in columns), bump.c.last_seq))
+             .returning(Message.seq).cte("store"))
+    members = select(func.array_agg(Member.person_id)).where(Member.conversation_id == p["conversation_id"])
+    return select(store.c.seq, members.scalar_subquery()).add_cte(mark)
+
+
+_SEND = _send_statement()
 
 
 async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID, body: str,
                   client_msg_id: str | None, reply_to_id: UUID | None, attachment_ids=()) -> Message | None:
     """Store a message and its frames and event; None (nothing written) when the sender is not a member or
     the client_msg_id was sent before. Checks that fail later raise: the caller's unit of work rolls back."""
-    now, message_id, body_html = utcnow(), uuid7(), render(body)
-    # One round trip on the hot path: bump the conversation's counter (locking its row, so seq follows
-    # commit order, the order every reader sees) if the sender is a member and this is no retry, store
-    # the message at that seq, move the sender's read marker to it, and read who gets the message.
-    allowed = [Conversation.id == conversation_id,
-               exists().where(Member.conversation_id == conversation_id, Member.person_id == sender_id)]
-    if client_msg_id:
-        allowed.append(~exists().where(Message.conversation_id == conversation_id, Message.sender_id == sender_id,
-                                       Message.client_msg_id == client_msg_id))
-    bump = (update(Conversation).where(*allowed).values(last_seq=Conversation.last_seq + 1, last_message_at=now)
-            .returning(Conversation.id, Conversation.last_seq).cte("bump"))
-    mark = (update(Member).where(Member.conversation_id == bump.c.id, Member.person_id == sender_id)
-            .values(last_read_seq=bump.c.last_seq, last_read_message_id=message_id, last_read_at=now)
-            .returning(Member.person_id).cte("mark"))
-    row = _values(id=message_id, conversation_id=conversation_id, sender_id=sender_id, client_msg_id=client_msg_id,
-                  body=body, body_html=body_html, reply_to_id=reply_to_id, created_at=now)
-    store = (insert(Message).from_select([c.name for c in row] + ["seq"], select(*row, bump.c.last_seq))
-             .returning(Message.seq).cte("store"))
-    members = select(func.array_agg(Member.person_id)).where(Member.conversation_id == conversation_id)
+    message = Message(id=uuid7(), conversation_id=conversation_id, sender_id=sender_id, client_msg_id=client_msg_id,
+                      body=body, body_html=render(body), reply_to_id=reply_to_id, created_at=utcnow())
+    values = {f"m_{c}": getattr(message, c) for c in ("id", "conversation_id", "sender_id", "client_msg_id", "body",
+                                                       "body_html", "reply_to_id", "created_at")}
     try:
-        stored = (await session.execute(select(store.c.seq, members.scalar_subquery()).add_cte(mark))).first()
+        stored = (await session.execute(_SEND, values)).first()
     except IntegrityError as exc:  # the same client_msg_id committed concurrently (a retry racing the first)
         raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
     if stored is None:
         return None
-    seq, recipients = stored
-    message = Message(id=message_id, conversation_id=conversation_id, seq=seq, sender_id=sender_id,
-                      client_msg_id=client_msg_id, body=body, body_html=body_html, reply_to_id=reply_to_id,
-                      created_at=now)
+    message.seq, recipients = stored
+    message_id, now = message.id, message.created_at
     if reply_to_id is not None:
         parent = await session.get(Message, reply_to_id)
         if parent is None or parent.conversation_id != conversation_id:
