@@ -144,3 +144,46 @@ async def test_a_conversation_read_before_its_email_is_due_is_not_emailed(settin
                                                            last_read_message_id=last.message_id))
     assert await send_due(sessionmaker, mail, now=utcnow() + 2 * window) == 0
     assert mailbox.messages == []
+
+
+async def test_quiet_hours_hold_a_message_email_until_they_end(settings, sessionmaker, client, keys, smtp):
+    from datetime import time
+    from services.notifications.digests.models import MessageEmail
+    controller, mailbox = smtp
+    mail = mail_settings(settings, controller)
+    window = timedelta(minutes=settings.message_email_minutes)
+    sender = await add_person(settings, sessionmaker)
+    ana = await add_person(settings, sessionmaker, email="ana@corp.local")
+    now = utcnow()
+    start, end = time((now.hour + 23) % 24), time((now.hour + 2) % 24)
+    await client.patch("/api/v1/notifications/preferences", headers=keys.headers(ana),
+                       json={"time_zone": "UTC", "quiet_start": start.isoformat(), "quiet_end": end.isoformat()})
+    conversation = uuid7()
+    await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "late night"))
+    assert await send_due(sessionmaker, mail, now=utcnow() + window + timedelta(seconds=5)) == 0
+    async with sessionmaker() as session:
+        held = await session.get(MessageEmail, (ana, conversation))
+    assert held.count == 1 and held.due_at.time().replace(tzinfo=None) == end and held.due_at > now
+    assert await send_due(sessionmaker, mail, now=held.due_at + timedelta(minutes=1)) == 1
+    [message] = mailbox.messages
+    assert "late night" in message.get_body(preferencelist=("plain",)).get_content()
+
+
+async def test_an_email_the_smtp_server_refused_is_sent_on_a_later_pass_with_what_arrived_meanwhile(
+        settings, sessionmaker, client, keys, smtp):
+    from shared.devstack.ports import free_port
+    controller, mailbox = smtp
+    mail = mail_settings(settings, controller)
+    down = mail.model_copy(update={"smtp_port": free_port()})
+    window = timedelta(minutes=settings.message_email_minutes)
+    sender = await add_person(settings, sessionmaker, display_name="Sam")
+    ana = await add_person(settings, sessionmaker, email="ana@corp.local")
+    conversation = uuid7()
+    await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "first"))
+    assert await send_due(sessionmaker, down, now=utcnow() + window + timedelta(seconds=5)) == 0
+    await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "second"))
+    assert await send_due(sessionmaker, mail, now=utcnow() + timedelta(minutes=2)) == 1
+    [message] = mailbox.messages
+    assert message["Subject"] == "Hearth: 2 new messages from Sam"
+    text_part = message.get_body(preferencelist=("plain",)).get_content()
+    assert text_part.index("Sam: first") < text_part.index("Sam: second")
