@@ -1,6 +1,7 @@
 """Who was active on which day, for a window: the member list and day matrices built from person_bits."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, timedelta
 from uuid import UUID
 
@@ -43,15 +44,28 @@ class Activity:
     def in_window(self, matrix: np.ndarray) -> np.ndarray:
         return matrix[:, LOOKBACK:]
 
-    def active_in_w(self) -> np.ndarray:
+    # Computed once per Activity: a segment cut reads them for every segment.
+    @cached_property
+    def _active_in_w(self) -> np.ndarray:
         return self.in_window(self.active).any(axis=1)
 
-    def contributors_in_w(self) -> np.ndarray:
+    @cached_property
+    def _contributors_in_w(self) -> np.ndarray:
         return self.in_window(self.contrib).any(axis=1)
+
+    @cached_property
+    def _engaged(self) -> np.ndarray:
+        return self.active[:, -ENGAGED_SPAN:].sum(axis=1) >= ENGAGED_DAYS
+
+    def active_in_w(self) -> np.ndarray:
+        return self._active_in_w
+
+    def contributors_in_w(self) -> np.ndarray:
+        return self._contributors_in_w
 
     def engaged(self) -> np.ndarray:
         """Active on at least 10 distinct days of the last 28 days of W."""
-        return self.active[:, -ENGAGED_SPAN:].sum(axis=1) >= ENGAGED_DAYS
+        return self._engaged
 
     def series(self, rows: np.ndarray | None = None) -> dict[str, list[int]]:
         """DAU, WAU and MAU for each day of W (members active over 1, 7 and 28 days ending that day)."""

@@ -64,9 +64,27 @@ CONTENT_TOTALS = f"""SELECT count(*) FILTER (WHERE posts > 0), coalesce(sum(post
     coalesce(sum(reach), 0), coalesce(sum(responded), 0) FROM ({CONTENT_BY_AUTHOR}) t"""
 
 
-async def content_by_author(session: AsyncSession, window: Window) -> dict[UUID | None, AuthorContent]:
-    rows = await fetch(session, CONTENT_BY_AUTHOR, window.lo, window.hi)
-    return {r[0]: AuthorContent(r[1], r[2], r[3], r[4]) for r in rows}
+async def content_by_member(session: AsyncSession, window: Window, act: Activity) -> np.ndarray:
+    """[members, 4]: posts, organic content, reach and responded posts of each member's content in W."""
+    matrix = np.zeros((len(act.members), 4), dtype=np.int64)
+    for author, *numbers in await fetch(session, CONTENT_BY_AUTHOR, window.lo, window.hi):
+        i = act.index.get(author)
+        if i is not None:
+            matrix[i] = numbers
+    return matrix
+
+
+# Organic content alone (the previous window's, for growth): no reach or responses to work out.
+ORGANIC = """
+SELECT (SELECT count(*) FROM posts p LEFT JOIN people o ON o.id = p.author_id
+        WHERE p.created_at >= $1 AND p.created_at < $2 AND p.kind IS DISTINCT FROM 'announcement'
+          AND NOT coalesce(o.official, false))
+     + (SELECT count(*) FROM comments c LEFT JOIN people o ON o.id = c.author_id
+        WHERE c.created_at >= $1 AND c.created_at < $2 AND NOT coalesce(o.official, false))"""
+
+
+async def organic_content(session: AsyncSession, window: Window) -> int:
+    return (await fetch(session, ORGANIC, window.lo, window.hi))[0][0]
 
 
 async def content_totals(session: AsyncSession, window: Window) -> AuthorContent:
@@ -106,7 +124,7 @@ def content_numbers(content: list[AuthorContent]) -> dict:
 @cached
 async def overview(session: AsyncSession, window: Window) -> dict:
     act = await load_activity(session, window, people=False)
-    previous = (await content_totals(session, window.previous())).organic
+    previous = await organic_content(session, window.previous())
     series = act.series()
     numbers = people_numbers(act) | content_numbers([await content_totals(session, window)])
     mau_end = series["mau"][-1] if series["mau"] else 0
@@ -169,7 +187,7 @@ def label(by: str, m: Member, window: Window, names: dict) -> str:
 @cached
 async def segments(session: AsyncSession, window: Window, by: str) -> dict:
     act = await load_activity(session, window)
-    content = await content_by_author(session, window)
+    content = await content_by_member(session, window, act)
     network = people_numbers(act)
     items = []
     for name, rows in sorted((await segment_of(session, by, act)).items()):
@@ -177,8 +195,8 @@ async def segments(session: AsyncSession, window: Window, by: str) -> dict:
             items.append({"segment": name, "suppressed": True})
             continue
         idx = np.array(rows, dtype=int)
-        mine = [content[m.id] for m in (act.members[i] for i in rows) if m.id in content]
-        items.append({"segment": name, "suppressed": False, **people_numbers(act, idx), **content_numbers(mine)})
+        mine = AuthorContent(*(int(n) for n in content[idx].sum(axis=0)))
+        items.append({"segment": name, "suppressed": False, **people_numbers(act, idx), **content_numbers([mine])})
     return {"start": window.start, "end": window.end, "by": by, "min_members": MIN_SEGMENT,
             "network_active_rate": network["active_rate"], "items": items}
 
