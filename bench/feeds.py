@@ -63,8 +63,11 @@ ME = uuid.UUID("99999999-9999-4999-8999-999999999999")  # stands for "the viewer
 T0 = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)  # stands for "now"
 
 
+STARTED = time.monotonic()
+
+
 def say(message: str) -> None:
-    print(f"bench: {message}", flush=True)
+    print(f"bench [{time.monotonic() - STARTED:5.0f} s]: {message}", flush=True)
 
 
 def person_id(n: int) -> uuid.UUID:
@@ -188,7 +191,7 @@ def run_pgbench(pg_bin: Path, port: int, script: str, seconds: int, clients: int
 
 
 def cpu_seconds(root: int) -> float:
-    """User + system CPU of process `root` and its live descendants (uvicorn workers, PostgreSQL backends)."""
+    """CPU of process `root` and its descendants, live or ended (uvicorn workers, PostgreSQL backends)."""
     tick = os.sysconf("SC_CLK_TCK")
     stats = {}
     for entry in os.listdir("/proc"):
@@ -197,7 +200,8 @@ def cpu_seconds(root: int) -> float:
                 fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue  # ended meanwhile
-            stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+            # utime, stime, and cutime, cstime: children that ended (pgbench's backends) count in their parent
+            stats[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
