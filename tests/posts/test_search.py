@@ -187,6 +187,30 @@ async def test_relevance_jumps_to_the_window_the_first_week_asks_for(client, ses
     assert found == {by_age[1], by_age[20], by_age[25]}  # the 30-day window holds three: the 200-day one is out
 
 
+async def test_relevance_reads_a_common_word_newest_first_and_pages_through_the_same_candidates(
+        client, sessionmaker, make_person, auth, monkeypatch):
+    from services.posts.search import service
+    monkeypatch.setattr(service, "CANDIDATES", 4)
+    monkeypatch.setattr(service, "SAMPLE", 3)  # the sample holds one match: the next scan reads 15 posts
+    scans = []
+    read_by_date = service.newest_readable
+    monkeypatch.setattr(service, "newest_readable", lambda **kw: scans.append(kw["scan"]) or read_by_date(**kw))
+    author, reader, hidden = await make_person(), await make_person(), await make_person()
+    await protect(client, auth, hidden)
+    by_age = {}
+    for days in (1, 2, 3, 4, 5, 6):
+        by_age[days] = await publish(client, auth, author, f"Roadmap review, {days} days old")
+        await age(sessionmaker, by_age[days], days)
+    secret = await publish(client, auth, hidden, "Roadmap review, for followers only", audience="followers")
+    await publish(client, auth, author, "Lunch menu for Friday")
+    first = await search(client, auth, reader, "roadmap", limit=3)
+    second = await search(client, auth, reader, "roadmap", limit=3, cursor=first["next_cursor"])
+    ranked = [i["id"] for i in first["items"] + second["items"]]
+    assert sorted(ranked) == sorted(by_age[days] for days in (1, 2, 3, 4)) and second["next_cursor"] is None
+    assert scans == [3, 15, 15]  # sample, scan, the second page's scan: the text index was not asked
+    assert secret not in await found_ids(client, auth, reader, "roadmap")
+
+
 # --- pages ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("order", ["relevance", "date"])

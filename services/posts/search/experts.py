@@ -13,22 +13,33 @@ answer in a secret group never makes anyone an expert in the eyes of someone out
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from uuid import UUID
 
 from sqlalchemy import Float, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.posts.content.models import Comment, Post
+from services.posts.content.models import Comment
 from services.posts.content.service import readable_by
 from services.posts.people.models import Person
 from services.posts.search.models import people, posts, unaccented
 from services.posts.search.schemas import Evidence, Expert, PeopleFilters, PersonHit
-from services.posts.search.service import custom_plans, decode, record_search, tsquery_exact, window_start
+from services.posts.search.service import (
+    SAMPLE,
+    custom_plans,
+    decode,
+    newest_readable,
+    record_search,
+    sampled_scan,
+    tsquery_exact,
+    window_start,
+)
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.pagination import PageParams, encode_cursor
 
 EVIDENCE_POSTS = 1000
+EVIDENCE_COLUMNS = ("author_id", "kind", "best_answer_id", "reaction_count", "comment_count", "created_at")
 
 
 @dataclass
@@ -50,25 +61,47 @@ def _tag(topic: str) -> str | None:
     return tag if tag and tag.replace("_", "").isalnum() else None
 
 
-async def _topic_posts(session: AsyncSession, user: CurrentUser, topic: str):
-    """The newest readable posts on the topic, by text or hashtag."""
-    on_topic = posts.c.search_vector.op("@@")(tsquery_exact(topic))
-    if tag := _tag(topic):
-        on_topic = or_(on_topic, posts.c.hashtags.contains([tag]))
-    where = [on_topic, readable_by(user.id)]
-    start = await window_start(session, where, as_of=utcnow(), need=EVIDENCE_POSTS)
-    return (select(Post.id, Post.author_id, Post.kind, Post.best_answer_id, Post.reaction_count, Post.comment_count)
-            .where(*where, Post.created_at > start).order_by(Post.created_at.desc()).limit(EVIDENCE_POSTS)
-            .subquery("on_topic"))
+def _on_topic(topic: str):
+    """The condition 'on the topic' (text or hashtag) for the posts table or a subquery of it."""
+    query, tag = tsquery_exact(topic), _tag(topic)
+
+    def match(source):
+        on_topic = source.c.search_vector.op("@@")(query)
+        return or_(on_topic, source.c.hashtags.contains([tag])) if tag else on_topic
+    return match
 
 
-async def _post_evidence(session: AsyncSession, found: dict[UUID, _Found], matches) -> None:
-    """Posts, articles and their engagement by author; accepted answers by the answer's author."""
+def _evidence_query(matches):
+    """Per post on the topic: its author, kind, engagement and the author of its accepted answer."""
     answerer = (select(Comment.author_id).where(Comment.id == matches.c.best_answer_id, Comment.deleted_at.is_(None))
                 .scalar_subquery())
-    rows = await session.execute(select(matches.c.author_id, matches.c.kind,
-                                        matches.c.reaction_count + matches.c.comment_count, answerer))
-    for author_id, kind, engagement, answered_by in rows:
+    return select(matches.c.author_id, matches.c.kind, matches.c.reaction_count + matches.c.comment_count, answerer)
+
+
+async def _topic_posts(session: AsyncSession, user: CurrentUser, topic: str) -> list:
+    """Evidence rows of the newest `EVIDENCE_POSTS` readable posts on the topic (see search's
+    `_first_ranked_page`: the newest posts by date first, the text index for rarer topics)."""
+    match, as_of = _on_topic(topic), utcnow()
+    by_date = partial(newest_readable, user=user, match=match, filters=[], as_of=as_of, need=EVIDENCE_POSTS,
+                      columns=EVIDENCE_COLUMNS)
+    rows = (await session.execute(_evidence_query(by_date(scan=SAMPLE)))).all()
+    if len(rows) >= EVIDENCE_POSTS:
+        return rows
+    if scan := sampled_scan(len(rows), EVIDENCE_POSTS):
+        rows = (await session.execute(_evidence_query(by_date(scan=scan)))).all()
+        if len(rows) >= EVIDENCE_POSTS:
+            return rows
+    where = [match(posts), readable_by(user.id)]
+    start = await window_start(session, where, as_of=as_of, need=EVIDENCE_POSTS)
+    matches = (select(*(posts.c[name] for name in EVIDENCE_COLUMNS))
+               .where(*where, posts.c.created_at > start, posts.c.created_at <= as_of)
+               .order_by(posts.c.created_at.desc()).limit(EVIDENCE_POSTS).subquery("on_topic"))
+    return (await session.execute(_evidence_query(matches))).all()
+
+
+async def _post_evidence(session: AsyncSession, found: dict[UUID, _Found], user: CurrentUser, topic: str) -> None:
+    """Posts, articles and their engagement by author; accepted answers by the answer's author."""
+    for author_id, kind, engagement, answered_by in await _topic_posts(session, user, topic):
         if kind == "question":  # asking is not knowing; answering is
             if answered_by is not None:
                 found.setdefault(answered_by, _Found()).accepted_answers += 1
@@ -119,8 +152,7 @@ async def find_experts(session: AsyncSession, *, user: CurrentUser, topic: str, 
     """Active people ranked by evidence on `topic` (see the module docstring), best first."""
     await custom_plans(session)
     found: dict[UUID, _Found] = {}
-    matches = await _topic_posts(session, user, topic)
-    await _post_evidence(session, found, matches)
+    await _post_evidence(session, found, user, topic)
     await _skill_evidence(session, found, topic)
     eligible = select(Person.id).where(Person.id.in_(found), Person.active.is_(True))
     if filters.department:

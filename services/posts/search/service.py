@@ -16,9 +16,17 @@ page through), each by
 
 text relevance (normalized by document length; title A > body B), engagement with diminishing returns,
 and a 30-day half-life that never takes more than three quarters away. Bounding the candidates keeps a
-very common word as cheap as a rare one, and finding them inside the shortest recent window that holds
-enough of them (7, 30, 90, 365 days or all time) keeps a middling word cheap too; `order=date` pages
+very common word as cheap as a rare one. How they are found depends on how common the words are among
+the newest posts that pass the filters (`_first_ranked_page`): common words by reading the newest posts
+in date order until enough match (the text index would read every one of the word's entries, 850,000
+for a word in 85 % of a million posts); rarer ones through the text index, inside the shortest recent
+window that holds enough of them (7, 30, 90, 365 days or all time). Both give the same rows. Trade-off:
+relevance order ranks only the newest CANDIDATES matches, so an older, better match of a common word
+is found with `order=date`, a date filter or more words, not on the first pages. `order=date` pages
 through every match. Snippets (`ts_headline`) are computed only for the page returned.
+
+Every statement is planned for its values (`custom_plans`): a generic plan cannot know whether a word
+is in 85 % of the posts or in 50 of them.
 """
 
 import html
@@ -30,6 +38,7 @@ from uuid import UUID
 
 from sqlalchemy import (
     Float,
+    Integer,
     and_,
     case,
     cast,
@@ -45,9 +54,11 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from uuid6 import uuid7
 
 from services.posts.attachments.models import Attachment
+from services.posts.content.models import Post
 from services.posts.content.service import readable_by
 from services.posts.groups.models import Group, GroupMember
 from services.posts.people.models import Person
@@ -71,7 +82,9 @@ from shared.outbox import add_event
 from shared.pagination import PageParams, decode_cursor, encode_cursor
 
 CANDIDATES = 500  # relevance order ranks at most this many of the newest matches (25 pages of 20)
-WINDOWS_DAYS = (7, 30, 90, 365)  # candidate windows tried before all time (see _post_page)
+WINDOWS_DAYS = (7, 30, 90, 365)  # candidate windows tried before all time (see _first_ranked_page)
+SAMPLE = 2_000  # relevance: the newest posts read by date first (see _first_ranked_page)
+SCAN_MAX = 30_000  # ... and at most this many when the sample says they hold enough matches
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HALF_LIFE_DAYS = 30
 TAG_WINDOW = 1000  # tags are suggested from the caller's newest readable posts with tags
@@ -153,8 +166,9 @@ def decode(cursor: str | None, columns) -> list | None:
 def _post_cursor_columns(order: PostOrder):
     if order == "date":
         return [posts.c.created_at, posts.c.id]
-    # score, id, the time the search started, the start of its candidate window (types for decoding)
-    return [literal(0.0, Float), posts.c.id, posts.c.created_at, posts.c.created_at]
+    # score, id, the time the search started, the start of its candidate window, the newest posts the
+    # candidates were taken from (0: from the text index) (types for decoding)
+    return [literal(0.0, Float), posts.c.id, posts.c.created_at, posts.c.created_at, literal(0, Integer)]
 
 
 async def window_start(session: AsyncSession, where: list, *, as_of: datetime, need: int) -> datetime:
@@ -183,14 +197,57 @@ async def _newest_by_date(session: AsyncSession, where: list, after: list | None
     return [(r.id, None) for r in rows], (encode_cursor([rows[-1].created_at, rows[-1].id]) if more else None)
 
 
-async def _ranked(session: AsyncSession, *, where: list, query, as_of: datetime, start: datetime,
-                  after: list | None, limit: int) -> list:
-    """A page of the newest `CANDIDATES` matches in (start, as_of] by score, each row with `found`:
-    how many candidates there were."""
-    candidates = (select(posts.c.id, posts.c.created_at, posts.c.search_vector, posts.c.reaction_count,
-                         posts.c.comment_count)
-                  .where(*where, posts.c.created_at > start, posts.c.created_at <= as_of)
-                  .order_by(posts.c.created_at.desc()).limit(CANDIDATES).subquery("candidates"))
+def _candidates_by_text_index(*, user: CurrentUser, query, filters: list, as_of: datetime, start: datetime):
+    """The newest `CANDIDATES` readable matches in (start, as_of], found through the text index."""
+    return (select(posts.c.id, posts.c.created_at, posts.c.search_vector, posts.c.reaction_count,
+                   posts.c.comment_count)
+            .where(posts.c.search_vector.op("@@")(query), *_visible_posts(user), *filters,
+                   posts.c.created_at > start, posts.c.created_at <= as_of)
+            .order_by(posts.c.created_at.desc()).limit(CANDIDATES).subquery("candidates"))
+
+
+def newest_readable(*, user: CurrentUser, match, filters: list, as_of: datetime, scan: int, need: int,
+                    columns: tuple[str, ...]):
+    """The newest `need` posts that `user` may read and `match(source)` accepts, among the newest `scan`
+    posts (up to `as_of`) that pass `filters`, read newest first through the created_at (or a
+    filter's) index: a subquery with `columns`.
+
+    The scan stops as soon as it has `need` matches: ~600 posts for a word in 85 % of them, where the
+    text index would read all 850,000 of its entries (and a prefix builds a bitmap of them)."""
+    matched_on = ("search_vector", "hashtags", "created_at")
+    visibility = ("author_id", "group_id", "audience", "deleted_at")
+    recent = (select(*(posts.c[name] for name in dict.fromkeys(columns + matched_on + visibility)))
+              .where(*filters, posts.c.deleted_at.is_(None), posts.c.created_at <= as_of)
+              .order_by(posts.c.created_at.desc()).limit(scan).subquery("recent"))
+    seen = aliased(Post, recent)  # the one visibility rule, applied to the scanned rows
+    return (select(*(recent.c[name] for name in columns)).where(match(recent), readable_by(user.id, seen))
+            .order_by(recent.c.created_at.desc()).limit(need).subquery("newest"))
+
+
+def sampled_scan(found: int, need: int) -> int | None:
+    """How many of the newest posts to read for `need` matches, given `found` among the newest SAMPLE
+    (a quarter more, for the variance); None when that is more than SCAN_MAX (ask the text index)."""
+    if not found:
+        return None
+    scan = math.ceil(SAMPLE * need / found * 1.25)
+    return scan if scan <= SCAN_MAX else None
+
+
+def _candidates_by_date(*, user: CurrentUser, query, filters: list, as_of: datetime, scan: int):
+    """The newest `CANDIDATES` readable matches among the newest `scan` posts passing the filters."""
+    return newest_readable(user=user, match=lambda source: source.c.search_vector.op("@@")(query), filters=filters,
+                           as_of=as_of, scan=scan, need=CANDIDATES,
+                           columns=("id", "created_at", "search_vector", "reaction_count", "comment_count"))
+
+
+async def _ranked(session: AsyncSession, *, user: CurrentUser, query, filters: list, as_of: datetime,
+                  start: datetime, scan: int, after: list | None, limit: int) -> list:
+    """A page of the candidates (by date when `scan`, else by the text index in (start, as_of]) by
+    score, each row with `found`: how many candidates there were."""
+    if scan:
+        candidates = _candidates_by_date(user=user, query=query, filters=filters, as_of=as_of, scan=scan)
+    else:
+        candidates = _candidates_by_text_index(user=user, query=query, filters=filters, as_of=as_of, start=start)
     ranked = select(candidates.c.id, _score(candidates, query, as_of).label("score"),
                     func.count().over().label("found")).subquery("ranked")
     stmt = select(ranked.c.id, ranked.c.score, ranked.c.found)
@@ -199,36 +256,57 @@ async def _ranked(session: AsyncSession, *, where: list, query, as_of: datetime,
     return (await session.execute(stmt.order_by(ranked.c.score.desc(), ranked.c.id.desc()).limit(limit))).all()
 
 
+async def _first_ranked_page(rank) -> tuple[list, datetime, datetime, int]:
+    """The first page in relevance order, and the (as_of, start, scan) later pages reuse.
+
+    The candidates are always the newest CANDIDATES matches; only the way to them changes with how
+    common the words are (among the newest posts that pass the filters):
+    1. read the newest SAMPLE posts by date: enough for a word in a quarter of the posts or more;
+    2. else, when the sample's density says the newest SCAN_MAX posts hold enough, read that many;
+    3. else ask the text index, inside the shortest recent window that holds enough matches (a short
+       window lets PostgreSQL combine the text and created_at indexes): try a week; if it holds too
+       few, jump to the window its density asks for; all time when that one holds too few as well.
+    """
+    as_of = utcnow()
+    rows = await rank(as_of=as_of, start=EPOCH, scan=SAMPLE)
+    found = rows[0].found if rows else 0
+    if found >= CANDIDATES:
+        return rows, as_of, EPOCH, SAMPLE
+    if needed := sampled_scan(found, CANDIDATES):
+        rows = await rank(as_of=as_of, start=EPOCH, scan=needed)
+        if rows and rows[0].found >= CANDIDATES:
+            return rows, as_of, EPOCH, needed
+    start = as_of - timedelta(days=WINDOWS_DAYS[0])
+    rows = await rank(as_of=as_of, start=start, scan=0)
+    found = rows[0].found if rows else 0
+    if found < CANDIDATES:
+        needed_days = WINDOWS_DAYS[0] * CANDIDATES / found if found else math.inf
+        wider = [days for days in WINDOWS_DAYS[1:] if days >= needed_days]
+        start = as_of - timedelta(days=wider[0]) if wider else EPOCH
+        rows = await rank(as_of=as_of, start=start, scan=0)
+        if start != EPOCH and (not rows or rows[0].found < CANDIDATES):
+            start = EPOCH
+            rows = await rank(as_of=as_of, start=start, scan=0)
+    return rows, as_of, start, 0
+
+
 async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
                      order: PostOrder, page: PageParams) -> tuple[list[tuple[UUID, float | None]], str | None]:
     query = tsquery(q)
-    where = [posts.c.search_vector.op("@@")(query), *_visible_posts(user), *_post_filters(filters)]
+    conditions = _post_filters(filters)
     after = decode(page.cursor, _post_cursor_columns(order))
     if order == "date":
+        where = [posts.c.search_vector.op("@@")(query), *_visible_posts(user), *conditions]
         return await _newest_by_date(session, where, after, page)
-    rank = partial(_ranked, session, where=where, query=query, after=after, limit=page.limit + 1)
-    if after:  # the window the first page settled on
-        as_of, start = after[2], after[3]
-        rows = await rank(as_of=as_of, start=start)
+    rank = partial(_ranked, session, user=user, query=query, filters=conditions, after=after, limit=page.limit + 1)
+    if after:  # the candidates the first page settled on
+        as_of, start, scan = after[2], after[3], after[4]
+        rows = await rank(as_of=as_of, start=start, scan=scan)
     else:
-        # The newest CANDIDATES matches are the same rows in any window that holds that many; a short
-        # window lets PostgreSQL combine the text and created_at indexes. Try the first; if it holds too
-        # few, jump to the window its density asks for; all time when that one holds too few as well.
-        as_of = utcnow()
-        start = as_of - timedelta(days=WINDOWS_DAYS[0])
-        rows = await rank(as_of=as_of, start=start)
-        found = rows[0].found if rows else 0
-        if found < CANDIDATES:
-            needed_days = WINDOWS_DAYS[0] * CANDIDATES / found if found else math.inf
-            wider = [days for days in WINDOWS_DAYS[1:] if days >= needed_days]
-            start = as_of - timedelta(days=wider[0]) if wider else EPOCH
-            rows = await rank(as_of=as_of, start=start)
-            if start != EPOCH and (not rows or rows[0].found < CANDIDATES):
-                start = EPOCH
-                rows = await rank(as_of=as_of, start=start)
+        rows, as_of, start, scan = await _first_ranked_page(rank)
     more = len(rows) > page.limit
     rows = rows[: page.limit]
-    cursor = encode_cursor([rows[-1].score, rows[-1].id, as_of, start]) if more else None
+    cursor = encode_cursor([rows[-1].score, rows[-1].id, as_of, start, scan]) if more else None
     return [(r.id, r.score) for r in rows], cursor
 
 
@@ -273,24 +351,26 @@ def _words(q: str) -> list[str]:
     return [w for w in q.split() if w.strip('"')][:8]
 
 
-def _word_match(document, word: str):
-    """The word appears in the folded document or, from three letters on, nearly does (trigram word
-    similarity: typos). Returns the condition and a similarity for ranking."""
+def _word_match(document, word: str, *, fuzzy: bool = True):
+    """The word appears in the folded document or, from three letters on and when `fuzzy`, nearly does
+    (trigram word similarity: typos). Returns the condition and a similarity for ranking."""
     escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     # Immutable folding of a parameter: planned as a constant, so the trigram index applies.
     contains = document.like(literal("%").op("||")(unaccented(literal(escaped))).op("||")(literal("%")))
-    if len(word) < 3:
+    # Without typos, the index looks up the word's own trigrams ('kub') and ranking needs no similarity;
+    # with them, every row sharing a trigram with it ('  k', ' ku', ...) is a candidate to measure.
+    if len(word) < 3 or not fuzzy:
         return contains, literal(0.0, Float)
     needle = unaccented(literal(word))
     return or_(contains, needle.op("<%")(document)), func.word_similarity(needle, document)
 
 
-def _text_match(document, q: str, *, handle=None):
+def _text_match(document, q: str, *, handle=None, fuzzy: bool = True):
     """Every word matches (AND); score: word similarities, plus 1 when the document (which starts with
     the name) or the handle starts with the query."""
     conditions, score = [], literal(0.0, Float)
     for word in _words(q):
-        condition, similarity = _word_match(document, word.strip('"'))
+        condition, similarity = _word_match(document, word.strip('"'), fuzzy=fuzzy)
         conditions.append(condition)
         score = score + similarity
     start = q.strip('"').lower()
@@ -307,10 +387,13 @@ async def custom_plans(session: AsyncSession) -> None:
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
-async def _prefer_indexes(session: AsyncSession) -> None:
+async def _prefer_indexes(session: AsyncSession, q: str) -> None:
     # A few thousand people or groups look cheap to scan, but the scan evaluates trigram word similarity
     # for every row (~50 times the cost the planner assumes); the trigram index checks only candidates.
-    await session.execute(text("SET LOCAL enable_seqscan = off"))
+    # Words under three letters have no trigram: the index would be read whole (45 ms for 'ma' among
+    # 10,000 people) where a scan of the rows takes a few.
+    if any(len(word.strip('"')) >= 3 for word in _words(q)):
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
 
 
 def _ranked_page(stmt, score, key, page: PageParams):
@@ -328,9 +411,9 @@ def _split_page(rows: list, page: PageParams):
     return rows, (encode_cursor([rows[-1].score, rows[-1].id]) if more else None)
 
 
-def people_query(q: str, filters: PeopleFilters | None = None):
+def people_query(q: str, filters: PeopleFilters | None = None, *, fuzzy: bool = True):
     """Active people whose name, handle, title, department, location or skills match every word."""
-    condition, score = _text_match(people.c.search_text, q, handle=people.c.handle)
+    condition, score = _text_match(people.c.search_text, q, handle=people.c.handle, fuzzy=fuzzy)
     stmt = select(people.c.id).where(people.c.active.is_(True), condition)
     if filters and filters.department:
         stmt = stmt.where(func.lower(people.c.department) == filters.department.lower())
@@ -340,9 +423,9 @@ def people_query(q: str, filters: PeopleFilters | None = None):
 
 
 async def search_people(session: AsyncSession, *, q: str, filters: PeopleFilters,
-                        page: PageParams) -> tuple[list[PersonHit], str | None]:
-    stmt, score = people_query(q, filters)
-    await _prefer_indexes(session)
+                        page: PageParams, fuzzy: bool = True) -> tuple[list[PersonHit], str | None]:
+    stmt, score = people_query(q, filters, fuzzy=fuzzy)
+    await _prefer_indexes(session, q)
     rows, next_cursor = _split_page((await session.execute(_ranked_page(stmt, score, people.c.id, page))).all(), page)
     found = {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_([r.id for r in rows])))}
     return [PersonHit.model_validate(found[r.id]) for r in rows], next_cursor
@@ -368,7 +451,7 @@ def groups_query(user: CurrentUser, q: str, *, names_only: bool = False):
 async def search_groups(session: AsyncSession, *, user: CurrentUser, q: str, page: PageParams,
                         names_only: bool = False) -> tuple[list[GroupHit], str | None]:
     stmt, score = groups_query(user, q, names_only=names_only)
-    await _prefer_indexes(session)
+    await _prefer_indexes(session, q)
     rows, next_cursor = _split_page((await session.execute(_ranked_page(stmt, score, groups.c.id, page))).all(), page)
     found = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_([r.id for r in rows])))}
     return [GroupHit.model_validate(found[r.id]) for r in rows], next_cursor
@@ -422,7 +505,9 @@ async def suggest(session: AsyncSession, *, user: CurrentUser, q: str, limit: in
     """Typeahead for mentions: people, groups and tags matching what was typed."""
     await custom_plans(session)
     first = PageParams(limit=limit, cursor=None)
-    found_people, _ = await search_people(session, q=q.lstrip("@"), filters=PeopleFilters(), page=first)
+    # Typeahead: what was typed so far is in the name, handle, ... (no typo tolerance: a short prefix
+    # shares a trigram with half the directory, and the next keystroke narrows it anyway).
+    found_people, _ = await search_people(session, q=q.lstrip("@"), filters=PeopleFilters(), page=first, fuzzy=False)
     found_groups, _ = await search_groups(session, user=user, q=q.lstrip("@"), page=first, names_only=True)
     tags = await suggest_tags(session, user=user, prefix=q, limit=limit)
     search_id = await record_search(session, user=user, q=q, search_type="suggest",
