@@ -23,7 +23,7 @@ KNOWN: dict[str, str] = {
     "post.created": POST, "post.viewed": VIEW, "posts.viewed": VIEW,
     "comment.created": COMMENT, "comment.added": COMMENT, "reply.created": COMMENT,
     "reaction.added": REACTION, "reaction.created": REACTION, "post.reacted": REACTION,
-    "comment.reaction.added": REACTION,
+    "comment.reaction.added": REACTION, "comment.reaction_added": REACTION,  # the latter is what posts sends
     "poll.voted": VOTE, "vote.cast": VOTE, "post.voted": VOTE,
     "announcement.acknowledged": ACK, "post.acknowledged": ACK, "acknowledgement.created": ACK,
     "search.performed": SEARCH,
