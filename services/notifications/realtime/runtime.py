@@ -6,13 +6,10 @@ to read those frames from the database (shared/realtime.py). "New posts" hints a
 replica reads social.v1 and tells the sockets it holds that a feed has something new.
 """
 
-import asyncio
-import time
 from uuid import UUID
 
-import structlog
 from fastapi import FastAPI
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from services.notifications.audience.models import GroupMember
 from services.notifications.config import Settings
@@ -24,75 +21,16 @@ from shared.fanout import FanoutReader
 from shared.realtime import Connection, Hub, purge_loop
 
 HINT_FRAME = "feed.new_posts"
-log = structlog.get_logger("hearth.notifications.realtime")
 
 
-class FramePrefetch:
-    """The frame tables, plus one read for all of a delivery's locally connected recipients.
-
-    An announcement wakes 1,000 sockets on a replica; each would read its frames with a query of its
-    own. `prime` reads them all in one query just before the wake, and `read` (what each socket's
-    catch-up calls) answers from that when it can: stored frames never change, and an entry covers
-    every frame after `after` that existed when it was read. Anything else (an older resume point,
-    an entry older than `ttl`, a person who (re)connected since) goes to the database as before."""
-
-    PER_PERSON = 200
-
-    def __init__(self, tables, ttl: float = 2.0):
-        self.tables, self.ttl = tables, ttl
-        self.entries: dict[UUID, tuple[float, int, list[dict]]] = {}
-
-    def __getattr__(self, name):  # append, last_seq, can_resume, purge, the tables themselves
-        return getattr(self.tables, name)
-
-    async def prime(self, sessionmaker, hub: Hub, people) -> None:
-        local = {p: min(c.sent_seq for c in hub.local(p)) for p in people if hub.local(p)}
-        if not local:
-            return
-        f = self.tables.frames.name
-        async with sessionmaker() as session:
-            rows = await session.execute(text(f"""
-                SELECT a.person_id, x.seq, x.kind, x.data
-                FROM unnest(CAST(:people AS uuid[]), CAST(:afters AS bigint[])) AS a(person_id, after)
-                CROSS JOIN LATERAL (SELECT seq, kind, data FROM {f} WHERE {f}.person_id = a.person_id
-                                    AND {f}.seq > a.after ORDER BY seq LIMIT {self.PER_PERSON}) AS x
-                ORDER BY a.person_id, x.seq"""), {"people": list(local), "afters": list(local.values())})
-            found: dict[UUID, list[dict]] = {p: [] for p in local}
-            for r in rows:
-                found[r.person_id].append({"type": r.kind, "seq": r.seq, "data": r.data})
-        now = time.monotonic()
-        for person, frames_ in found.items():
-            if len(frames_) < self.PER_PERSON:  # complete: safe to answer from
-                self.entries[person] = (now, local[person], frames_)
-        if len(self.entries) > 50_000:
-            self.entries = {p: e for p, e in self.entries.items() if now - e[0] < self.ttl}
-
-    def forget(self, person_id: UUID) -> None:
-        self.entries.pop(person_id, None)
-
-    async def read(self, session, *, person_id: UUID, after: int, limit: int = 200) -> list[dict]:
-        entry = self.entries.get(person_id)
-        if entry is not None and time.monotonic() - entry[0] < self.ttl and entry[1] <= after:
-            return [f for f in entry[2] if f["seq"] > after][:limit]
-        return await self.tables.read(session, person_id=person_id, after=after, limit=limit)
-
-
-async def wake_people(hub: Hub, prefetch: FramePrefetch, sessionmaker, people: list[UUID]) -> None:
-    try:
-        await prefetch.prime(sessionmaker, hub, people)
-    except Exception as exc:  # the sockets read for themselves then
-        log.warning("frame prefetch failed", error=repr(exc))
-    hub.wake(people)
-
-
-def wake_recipients(hub: Hub, prefetch: FramePrefetch, sessionmaker, woken_here: dict | None = None):
+def wake_recipients(hub: Hub, woken_here: dict | None = None):
     async def deliver(envelope: Envelope) -> None:
         if woken_here is not None and envelope.id in woken_here:
             del woken_here[envelope.id]
-            return  # this replica woke them right after its own commit (a second prime + wake would only cost)
+            return  # this replica woke them right after its own commit (again would be a read that finds nothing)
         data = envelope.data
         people = [UUID(p) for p in (data.get("recipients") or ([data["person_id"]] if data.get("person_id") else []))]
-        await wake_people(hub, prefetch, sessionmaker, people)
+        hub.wake(people)  # their sockets here read the frames in one batched query (Hub.fetch)
     return deliver
 
 
@@ -128,34 +66,25 @@ async def send_badge(app: FastAPI, conn: Connection) -> None:
 def install(settings: Settings):
     """A start-up hook: the hub, and (with background work on) its supervised readers and purge."""
     async def hook(app: FastAPI) -> None:
-        prefetch = FramePrefetch(frames)
-        hub = Hub(tables=prefetch, sessionmaker=app.state.sessionmaker)
+        hub = Hub(tables=frames, sessionmaker=app.state.sessionmaker)
         app.state.hub = hub
 
         async def connected(conn: Connection) -> None:
-            prefetch.forget(conn.person_id)
             await send_badge(app, conn)
 
-        async def disconnected(conn: Connection) -> None:
-            prefetch.forget(conn.person_id)
-
         hub.on_connect.append(connected)
-        hub.on_disconnect.append(disconnected)
         if not settings.run_background:
             return
         supervisor = app.state.supervisor
         woken_here: dict[UUID, None] = {}  # delivery events whose recipients this replica woke already, oldest first
-        wake = wake_recipients(hub, prefetch, app.state.sessionmaker, woken_here)
-        pending: set[asyncio.Task] = set()
+        wake = wake_recipients(hub, woken_here)
 
         def wake_local(people: list[UUID], event_ids: list[UUID] = ()) -> None:
             # Right after the consumer's commit; the delivery events wake the other replicas.
             woken_here.update(dict.fromkeys(event_ids))
             while len(woken_here) > 10_000:  # events that never came back (broker lost them): forget the oldest
                 woken_here.pop(next(iter(woken_here)))
-            task = asyncio.get_running_loop().create_task(wake_people(hub, prefetch, app.state.sessionmaker, people))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            hub.wake(people)
 
         app.state.sessionmaker.kw.setdefault("info", {})[inbox.LOCAL_WAKE] = wake_local
         hints = new_post_hints(hub, app.state.sessionmaker)
