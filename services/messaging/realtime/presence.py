@@ -10,7 +10,9 @@ import uuid
 from datetime import timedelta
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, any_, column, delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,8 +48,12 @@ async def apply(session: AsyncSession, *, replica_id: UUID, local: dict[UUID, st
     """Write this replica's status per person (`offline`: no socket here any more) in the caller's transaction
     (the presence job commits it); returns the people whose overall presence changed, with their new status."""
     people = sorted(local)
-    for person_id in people:  # one writer per person at a time, in a fixed order (no deadlocks)
-        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"presence:{person_id}"))))
+    # One writer per person at a time, locked in a fixed order (no deadlocks), in one round trip
+    # (10,000 sockets connecting were 10,000 lock statements).
+    keys = select(func.hashtext(literal("presence:") + func.cast(column("p"), String)).label("k")) \
+        .select_from(func.unnest(literal(people, ARRAY(PG_UUID(as_uuid=True)))).alias("p")) \
+        .order_by(column("p")).subquery()
+    await session.execute(select(func.count(func.pg_advisory_xact_lock(keys.c.k))))
     before = await statuses(session, people)
     gone = [row_id(replica_id, p) for p in people if local[p] == "offline"]
     if gone:
@@ -68,5 +74,6 @@ async def apply(session: AsyncSession, *, replica_id: UUID, local: dict[UUID, st
 
 async def touch(session: AsyncSession, *, replica_id: UUID, person_ids: list[UUID]) -> None:
     if person_ids:
-        await session.execute(update(PresenceConnection).where(
-            PresenceConnection.id.in_([row_id(replica_id, p) for p in person_ids])).values(last_seen=utcnow()))
+        ids = literal([row_id(replica_id, p) for p in person_ids], ARRAY(PG_UUID(as_uuid=True)))
+        await session.execute(update(PresenceConnection).where(PresenceConnection.id == any_(ids))  # one parameter
+                              .values(last_seen=utcnow()))

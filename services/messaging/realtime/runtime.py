@@ -2,11 +2,14 @@
 
 import asyncio
 from contextlib import asynccontextmanager
+from itertools import islice
 from uuid import UUID
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import any_, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from uuid6 import uuid7
 
 from services.messaging.config import Settings
@@ -104,8 +107,8 @@ class PresenceTracker:
     once a second in one transaction; every HEARTBEAT the rows are refreshed and deactivated people's
     sockets are closed."""
 
-    def __init__(self, app: FastAPI, hub: Hub, flush_seconds: float = 1.0):
-        self.app, self.hub, self.flush_seconds = app, hub, flush_seconds
+    def __init__(self, app: FastAPI, hub: Hub, flush_seconds: float = 1.0, chunk: int = 1000):
+        self.app, self.hub, self.flush_seconds, self.chunk = app, hub, flush_seconds, chunk
         self.replica_id = uuid7()
         self.dirty: set[UUID] = set()
         self.wake = asyncio.Event()
@@ -135,37 +138,41 @@ class PresenceTracker:
                 pass
             await asyncio.sleep(self.flush_seconds)  # gather a second's worth of changes
             self.wake.clear()
-            people, self.dirty = self.dirty, set()
-            try:
-                if people:
-                    # A background job owns its session: committed here, at the end of the round.
+            while self.dirty:
+                # Bounded transactions (a burst of 10,000 connects is ten of them, within the parameter limit).
+                people = set(islice(self.dirty, self.chunk))
+                self.dirty -= people
+                try:
+                    # A background job owns its session: committed here, at the end of each chunk.
                     async with unit_of_work(self.app.state.sessionmaker) as session:
                         await presence.apply(session, replica_id=self.replica_id,
                                              local={p: self.local_status(p) for p in people})
-                now = asyncio.get_running_loop().time()
-                if now - last_beat > presence.HEARTBEAT.total_seconds():
-                    last_beat = now
-                    await self._heartbeat()
-            except BaseException:  # keep the changes for the next run (the supervisor restarts this one)
-                self.dirty |= people
-                raise
+                except BaseException:  # keep the changes for the next run (the supervisor restarts this one)
+                    self.dirty |= people
+                    raise
+            now = asyncio.get_running_loop().time()
+            if now - last_beat > presence.HEARTBEAT.total_seconds():
+                last_beat = now
+                await self._heartbeat()
         await self._final()
 
     async def _heartbeat(self) -> None:
         async with unit_of_work(self.app.state.sessionmaker) as session:  # the job's own, committed at the end
             await presence.touch(session, replica_id=self.replica_id, person_ids=list(self.hub.connections))
             # People deactivated since they connected lose their sockets (new ones are refused at hello).
+            here = literal(list(self.hub.connections), ARRAY(PG_UUID(as_uuid=True)))
             gone = await session.scalars(select(directory_people.c.id).where(
-                directory_people.c.id.in_(list(self.hub.connections)), directory_people.c.active.is_(False)))
+                directory_people.c.id == any_(here), directory_people.c.active.is_(False)))
             for person_id in gone:
                 self.hub.close_person(person_id, CLOSE_FORBIDDEN, "deactivated")
 
     async def _final(self) -> None:
         """On shutdown: this replica's people go offline here (their other replicas keep theirs)."""
-        people = self.dirty | set(self.hub.connections)
-        if people:
-            try:
+        people = list(self.dirty | set(self.hub.connections))
+        try:
+            for start in range(0, len(people), self.chunk):
                 async with unit_of_work(self.app.state.sessionmaker) as session:  # the job's own session
-                    await presence.apply(session, replica_id=self.replica_id, local={p: "offline" for p in people})
-            except Exception as exc:
-                log.warning("presence could not be cleared on shutdown", error=repr(exc))
+                    await presence.apply(session, replica_id=self.replica_id,
+                                         local={p: "offline" for p in people[start:start + self.chunk]})
+        except Exception as exc:
+            log.warning("presence could not be cleared on shutdown", error=repr(exc))
