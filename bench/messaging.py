@@ -1,8 +1,11 @@
 """Chat benchmark: two messaging replicas, many sockets, sender -> recipient latency across replicas,
 raw aiokafka produce -> consume on the same broker, and memory per idle socket.
 
-    .venv/bin/python bench/messaging.py                        # 2,000 sockets, 300 msg/s for 60 s, 10,000 idle
-    .venv/bin/python bench/messaging.py --sockets 200 --rate 50 --seconds 10 --idle 1000   # a quick look
+    .venv/bin/python bench/messaging.py          # the full run: 2,000 sockets, 300 msg/s for 60 s, 10,000 idle (< 8 min)
+    .venv/bin/python bench/messaging.py --sockets 200 --rate 50 --seconds 15 --idle 200 --raw-seconds 5  # a quick look
+
+It needs a file-descriptor limit above the sockets it opens (each socket is a descriptor in this client
+and one in a replica): it raises its soft limit to the hard one and refuses to start when that is too low.
 
 It starts its own embedded PostgreSQL (durable settings), a fresh Tansu broker and two messaging
 processes (uvicorn, websockets sans-I/O, no per-message deflate, no access log); no posts service: tokens
@@ -345,7 +348,7 @@ async def memory_phase(stack: Stack, args) -> tuple[list[int], list[int], int]:
     before = stack.rss()
     clients = [Client(p, stack.urls[i % 2], stack.token(p), {}, []) for i, p in enumerate(people)]
     t = time.monotonic()
-    await open_all(clients, concurrency=50)
+    await open_all(clients, concurrency=200)  # concurrent handshakes: 10,000 sockets open in seconds, not minutes
     say(f"{len(clients)} idle sockets open in {time.monotonic() - t:.1f}s; settling")
     await asyncio.sleep(10)
     after = stack.rss()
@@ -398,6 +401,17 @@ async def main_async(stack: Stack, args) -> None:
           f"RSS delta / sockets = {delta / max(open_count, 1) / 1024:.1f} KiB per idle socket")
 
 
+def raise_fd_limit(sockets: int) -> None:
+    """This client holds every socket; the replicas (its children) inherit the raised limit."""
+    import resource
+    needed = sockets + 1024  # the sockets, plus PostgreSQL, the broker and the HTTP set-up
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        sys.exit(f"bench: the file-descriptor limit is {hard}; {needed} are needed (raise it: ulimit -Hn {needed})")
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else needed, hard))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sockets", type=int, default=2000)
@@ -409,10 +423,13 @@ def main() -> None:
     parser.add_argument("--no-durable", action="store_true", help="PostgreSQL without fsync (to tell disk waits apart)")
     parser.add_argument("--keep-temp", action="store_true")
     args = parser.parse_args()
+    raise_fd_limit(max(args.idle, args.sockets))
     stack = Stack(args)
     try:
+        started = time.monotonic()
         stack.start()
         asyncio.run(main_async(stack, args))
+        say(f"whole run {time.monotonic() - started:.0f}s")
     finally:
         stack.stop()
 
