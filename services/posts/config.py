@@ -42,6 +42,8 @@ class Settings(HearthSettings):
     oidc_redirect_uri: str = ""
     oidc_scopes: str = "openid email profile"
     oidc_login_ttl_seconds: int = 600
+    # Uploads no post has used after this long are deleted (attachments.service.orphan_sweeper).
+    attachment_orphan_hours: int = Field(default=24, ge=1)
 
     @property
     def previous_keys_pem(self) -> bytes:

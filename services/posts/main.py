@@ -1,8 +1,11 @@
 """The posts service: people, sign-in, the social graph and content."""
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from services.posts.attachments.router import router as attachments_router
+from services.posts.attachments.service import orphan_sweeper
 from services.posts.auth.api_tokens import check_api_token
 from services.posts.auth.router import router as auth_router
 from services.posts.auth.service import TokenIssuer, check_session_token, load_signing_key
@@ -20,6 +23,7 @@ from services.posts.scim.router import router as scim_router
 from services.posts.search.router import router as search_router
 from shared.app import create_service_app
 from shared.auth import TokenVerifier
+from shared.storage import storage_from_url
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,11 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with app.state.sessionmaker() as session, session.begin():
             await groups.ensure_all_company_group(session)
 
-    async def schedule_reminders(app: FastAPI) -> None:
+    async def schedule_jobs(app: FastAPI) -> None:
         app.state.supervisor.add("announcement-reminders", reminder_worker(app.state.sessionmaker))
+        app.state.supervisor.add("attachment-orphans", orphan_sweeper(
+            app.state.sessionmaker, storage=storage_from_url(settings.storage_url),
+            max_age=timedelta(hours=settings.attachment_orphan_hours)))
 
     app = create_service_app(
-        settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin, schedule_reminders],
+        settings=settings, title="Hearth posts", verifier=verifier, on_startup=[bootstrap_admin, schedule_jobs],
         description="People, sign-in, follows, groups, posts, feeds and search. Protected accounts: their posts "
                     "outside groups are for approved followers only; a post in a group has the group as its audience.",
         routers=[auth_router, people_router, graph_router, groups_router, attachments_router, content_router,

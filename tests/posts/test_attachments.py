@@ -3,10 +3,15 @@
 import io
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from PIL import Image
+from sqlalchemy import update
+
+from services.posts.attachments.models import Attachment
+from services.posts.attachments.service import sweep_orphans
 
 from shared.devstack.ports import free_port, wait_for_port
 from shared.storage import LocalStorage, S3Storage, StoredObjectNotFound, storage_from_url
@@ -184,3 +189,24 @@ async def test_a_chunked_upload_over_the_limit_is_refused_while_it_streams(clien
     response = await client.post("/api/v1/posts/attachments", content=body(),
                                  headers=auth(person) | {"Content-Type": "multipart/form-data; boundary=b"})
     assert response.status_code == 413 and response.headers["content-type"] == "application/problem+json"
+
+
+async def test_uploads_no_post_took_are_swept_after_a_while_with_their_files(client, app, sessionmaker, make_person,
+                                                                             auth, storage_at):
+    person = await make_person()
+    orphan = (await upload(client, auth(person), b"never used", "text/plain", "o.txt")).json()
+    used = (await upload(client, auth(person), b"on a post", "text/plain", "u.txt")).json()
+    await publish(client, auth(person), body="with a file", attachment_ids=[used["id"]])
+    async with sessionmaker() as s:  # both uploads are two days old; a fresh one stays
+        await s.execute(update(Attachment).values(created_at=datetime.now(UTC) - timedelta(days=2)))
+        await s.commit()
+    fresh = (await upload(client, auth(person), b"just now", "text/plain", "f.txt")).json()
+    storage = storage_from_url(app.state.settings.storage_url)
+    swept = await sweep_orphans(sessionmaker, storage=storage, older_than=datetime.now(UTC) - timedelta(days=1))
+    assert swept == 1
+    assert (await client.get(f"/api/v1/posts/attachments/{orphan['id']}", headers=auth(person))).status_code == 404
+    with pytest.raises(StoredObjectNotFound):
+        await storage.get(f"attachments/{orphan['id']}")
+    for kept in (used, fresh):
+        assert (await client.get(f"/api/v1/posts/attachments/{kept['id']}", headers=auth(person))).status_code == 200
+    assert await sweep_orphans(sessionmaker, storage=storage, older_than=datetime.now(UTC) - timedelta(days=1)) == 0

@@ -3,11 +3,13 @@
 An upload belongs to its uploader until a post uses it (`attachment_ids` or an article's cover); from
 then on whoever may read the post may read the file (`content.service.readable_by`), and nobody else.
 Image types are checked and measured by Pillow in a worker thread (decoding is CPU work).
+Uploads no post took within `attachment_orphan_hours` are swept away by a background job.
 """
 
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
@@ -15,9 +17,13 @@ from services.posts.attachments.models import FILENAME_MAX, Attachment
 from services.posts.content.models import Post
 from services.posts.content.service import readable_by
 from shared.auth import CurrentUser
+from shared.db import utcnow
 from shared.errors import NotFound
+from shared.kafka import sleep_or_stop
 from shared.storage import Storage
 from shared.uploads import check_upload
+
+ORPHAN_BATCH = 100
 
 
 class AttachmentNotFound(NotFound):
@@ -51,3 +57,30 @@ async def read(session: AsyncSession, *, storage: Storage, attachment_id: UUID,
                user: CurrentUser) -> tuple[Attachment, bytes]:
     attachment = await get_readable(session, attachment_id=attachment_id, user=user)
     return attachment, await storage.get(attachment.storage_key)
+
+
+async def sweep_orphans(sessionmaker, *, storage: Storage, older_than: datetime) -> int:
+    """Delete uploads created before `older_than` that no post uses (a batch); returns how many."""
+    stale = (select(Attachment.id).where(Attachment.post_id.is_(None), Attachment.created_at < older_than)
+             .order_by(Attachment.created_at).limit(ORPHAN_BATCH).with_for_update(skip_locked=True))
+    async with sessionmaker() as session:
+        keys = list(await session.scalars(delete(Attachment).where(Attachment.id.in_(stale))
+                                          .returning(Attachment.storage_key)))
+        # A job owns its session. Rows go first: a post attaching one meanwhile waits on the row lock and
+        # then finds it gone (422), and a file whose row is gone is never served.
+        await session.commit()
+    for key in keys:
+        await storage.delete(key)
+    return len(keys)
+
+
+def orphan_sweeper(sessionmaker, *, storage: Storage, max_age: timedelta, interval: float = 600.0):
+    """A background job (run by the service's supervisor): sweep unattached uploads older than `max_age`."""
+
+    async def run(stop) -> None:
+        while not stop.is_set():
+            while await sweep_orphans(sessionmaker, storage=storage, older_than=utcnow() - max_age) == ORPHAN_BATCH:
+                pass
+            await sleep_or_stop(stop, interval)
+
+    return run
