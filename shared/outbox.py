@@ -138,6 +138,10 @@ class OutboxRelay:
         settings = {"application_name": f"hearth-relay:{self.service}:{role}:{os.getpid()}"}
         if role == "lease":
             settings["idle_session_timeout"] = str(int(self.lease_seconds * 1000))
+        else:
+            # Marking rows published need not wait for the disk: a mark lost in a crash only re-sends
+            # those rows (consumers dedupe), and the message commits keep the WAL flushes to themselves.
+            settings["synchronous_commit"] = "off"
         return await asyncio.wait_for(asyncpg.connect(self.dsn, server_settings=settings), timeout=10)
 
     async def _run_with_lease(self, stop: asyncio.Event) -> None:
