@@ -1,5 +1,6 @@
 """Attachments: limits, Pillow dimensions, visibility through the post, and a real S3-compatible server (moto)."""
 
+import asyncio
 import io
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from PIL import Image
 from sqlalchemy import update
 
 from services.posts.attachments.models import Attachment
-from services.posts.attachments.service import sweep_orphans
+from services.posts.attachments.service import orphan_sweeper, sweep_orphans
 
 from shared.devstack.ports import free_port, wait_for_port
 from shared.storage import LocalStorage, S3Storage, StoredObjectNotFound, storage_from_url
@@ -210,3 +211,18 @@ async def test_uploads_no_post_took_are_swept_after_a_while_with_their_files(cli
     for kept in (used, fresh):
         assert (await client.get(f"/api/v1/posts/attachments/{kept['id']}", headers=auth(person))).status_code == 200
     assert await sweep_orphans(sessionmaker, storage=storage, older_than=datetime.now(UTC) - timedelta(days=1)) == 0
+
+
+async def test_the_orphan_sweeper_job_sweeps_and_stops_when_asked(client, app, sessionmaker, make_person, auth,
+                                                                 storage_at):
+    person = await make_person()
+    orphan = (await upload(client, auth(person), b"never used", "text/plain", "o.txt")).json()
+    stop = asyncio.Event()
+
+    def sessions():
+        stop.set()  # one round, then the job's sleep returns at once
+        return sessionmaker()
+
+    job = orphan_sweeper(sessions, storage=storage_from_url(app.state.settings.storage_url), max_age=timedelta(0))
+    await asyncio.wait_for(job(stop), timeout=30)
+    assert (await client.get(f"/api/v1/posts/attachments/{orphan['id']}", headers=auth(person))).status_code == 404
