@@ -190,3 +190,21 @@ async def test_many_reads_in_one_query_answer_each_reader_in_order(session):
     answers = await frames.read_many(session, [(ana, 0), (ben, 3), (cara, 0), (ana, 4)], limit=3)
     assert [[f["seq"] for f in a] for a in answers] == [[1, 2, 3], [4, 5], [], [5]]
     assert answers[1][0] == {"type": "k", "seq": 4, "data": {"n": 4}}
+
+
+async def test_typing_in_someone_elses_conversation_is_refused_as_not_found(server, keys, engine):
+    from shared.db import make_sessionmaker
+    from services.messaging.conversations import service as conversations
+    app, url = server
+    maker = make_sessionmaker(engine, service="messaging")
+    ana, ben, eve = await person(maker), await person(maker), await person(maker)
+    async with maker() as session:
+        conversation = await conversations.get_or_create_direct(session, me=ana, other=ben)
+        await session.commit()
+    intruder = await _hello(url, keys.token(eve), ping_interval=None)
+    await intruder.send(json.dumps({"type": "typing", "conversation_id": str(conversation.id), "id": 1}))
+    answer = json.loads(await asyncio.wait_for(intruder.recv(), BOUND))
+    assert answer["type"] == "error" and answer["code"] == "conversation-not-found" and answer["ref"] == 1
+    await intruder.send(json.dumps({"type": "ping"}))  # the connection stays usable
+    assert json.loads(await asyncio.wait_for(intruder.recv(), BOUND)) == {"type": "pong"}
+    await intruder.close()

@@ -110,9 +110,10 @@ async def _send(conn, frame: SendFrame, session, app) -> dict:
 
 
 async def _typing(conn, frame: TypingFrame, session, app) -> None:
-    await conversations.get_membership_or_raise(session, conversation_id=frame.conversation_id,
-                                                person_id=conn.person_id)
-    others = [p for p in await conversations.member_ids(session, frame.conversation_id) if p != conn.person_id]
+    members = await conversations.member_ids(session, frame.conversation_id)  # one query checks and addresses
+    if conn.person_id not in members:
+        raise conversations.ConversationNotFound()
+    others = [p for p in members if p != conn.person_id]
     event = TypingChanged(conversation_id=frame.conversation_id, person_id=conn.person_id, typing=frame.typing,
                           recipients=others)
     # Ephemeral: straight to the topic (never stored); every replica's fan-out reader delivers it.
