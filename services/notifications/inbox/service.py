@@ -73,7 +73,6 @@ GROUP_MEMBERS = "SELECT person_id FROM group_members WHERE group_id = CAST(:audi
 EVERYONE = "SELECT id AS person_id FROM directory_people WHERE active"
 
 
-
 def wants(channel: str, default: bool, person: str = "e.person_id") -> str:
     """SQL: `person` wants `kind` on `channel` (their override, else the default).
 
@@ -146,18 +145,13 @@ async def notify(session: AsyncSession, envelope: Envelope, source: Source, *, r
     channels = DEFAULTS[source.kind]
     values = _params(source, envelope) | {"eligible": people}
     inserted = []
-    if source.kind != "message" and (channels.in_app or await _has_overrides(session, source.kind)):
+    if source.kind != "message":  # a new message is never an inbox row (push and email only)
         sql = _INSERT.format(uuid7=UUID7_SQL, wants=wants("in_app", channels.in_app))
         inserted = list(await session.scalars(text(sql), values))
     await queue_push(session, source, people=people, dedupe_key=f"{source.kind}:{envelope.id}",
                      title=await title_for(session, source), default=channels.push)
     await deliver_in_app(session, source, inserted, envelope_id=envelope.id)
     return inserted
-
-
-async def _has_overrides(session: AsyncSession, kind: str) -> bool:
-    return bool(await session.scalar(text("SELECT EXISTS (SELECT 1 FROM notification_preferences WHERE kind = :k)"),
-                                     {"k": kind}))
 
 
 async def queue_push(session: AsyncSession, source: Source, *, people: list[UUID], dedupe_key: str, title: str,
