@@ -130,7 +130,9 @@ class CommentEdit(Table, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
-REACTION_CHECK = "kind IN ('like', 'celebrate', 'support', 'insightful', 'funny')"
+# The fixed set of reactions, on posts and comments alike (the API's ReactionKind is built from it).
+REACTION_KINDS: tuple[str, ...] = ("like", "celebrate", "support", "insightful", "funny")
+REACTION_CHECK = f"kind IN ({', '.join(repr(k) for k in REACTION_KINDS)})"
 
 
 class CommentReaction(Table, table=True):

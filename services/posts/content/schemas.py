@@ -4,13 +4,12 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from services.posts.content.models import BODY_MAX, COMMENT_MAX, POLL_OPTION_MAX, TITLE_MAX
+from services.posts.content.models import BODY_MAX, COMMENT_MAX, POLL_OPTION_MAX, REACTION_KINDS, TITLE_MAX
 from services.posts.people.schemas import PersonSummary
 from shared.types import SafeStr, check_text
 
 PostKind = Literal["update", "question", "praise", "announcement", "poll", "article"]
-ReactionKind = Literal["like", "celebrate", "support", "insightful", "funny"]
-REACTION_KINDS: tuple[str, ...] = ReactionKind.__args__
+ReactionKind = Literal[REACTION_KINDS]
 Badge = Literal["thank-you", "team-player", "above-and-beyond", "innovator", "mentor", "customer-hero"]
 PollLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=POLL_OPTION_MAX),
                      AfterValidator(check_text)]
