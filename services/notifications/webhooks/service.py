@@ -15,7 +15,7 @@ from uuid import UUID
 
 import httpx
 import structlog
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications.config import Settings
