@@ -187,3 +187,23 @@ async def test_an_email_the_smtp_server_refused_is_sent_on_a_later_pass_with_wha
     assert message["Subject"] == "Hearth: 2 new messages from Sam"
     text_part = message.get_body(preferencelist=("plain",)).get_content()
     assert text_part.index("Sam: first") < text_part.index("Sam: second")
+
+
+async def test_leaving_a_conversation_takes_its_mentions_and_pending_email_away(settings, sessionmaker, client, keys,
+                                                                                 smtp):
+    from shared.events import ConversationMemberRemoved
+    controller, mailbox = smtp
+    sender = await add_person(settings, sessionmaker)
+    ana = await add_person(settings, sessionmaker, email="ana@corp.local")
+    conversation = uuid7()
+    await consume(settings, sessionmaker, MessageSent(
+        message_id=uuid7(), conversation_id=conversation, sender_id=sender, excerpt="@ana", created_at=utcnow(),
+        recipients=[sender, ana], mentions=[ana]))
+    await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "and more"))
+    assert len(await inbox(client, keys, ana)) == 1
+    await consume(settings, sessionmaker, ConversationMemberRemoved(conversation_id=conversation, person_id=ana,
+                                                                    left=True))
+    assert await inbox(client, keys, ana) == []
+    window = timedelta(minutes=settings.message_email_minutes)
+    assert await send_due(sessionmaker, mail_settings(settings, controller), now=utcnow() + 2 * window) == 0
+    assert mailbox.messages == []
