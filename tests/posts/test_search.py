@@ -174,17 +174,23 @@ async def test_relevance_ranks_the_newest_candidates_found_in_the_shortest_windo
     assert await found_ids(client, auth, reader, "capacity", order="date") == set(by_age.values())
 
 
-async def test_relevance_jumps_to_the_window_the_first_week_asks_for(client, sessionmaker, make_person, auth,
-                                                                     monkeypatch):
+async def test_relevance_asks_the_text_index_when_the_newest_posts_hold_too_few_matches(
+        client, sessionmaker, make_person, auth, monkeypatch):
     from services.posts.search import service
     monkeypatch.setattr(service, "CANDIDATES", 3)
+    monkeypatch.setattr(service, "SAMPLE", 1)
+    monkeypatch.setattr(service, "SCAN_MAX", 0)  # no scan by date: the windows of the text index
+    windows = []
+    by_index = service._candidates_by_text_index
+    monkeypatch.setattr(service, "_candidates_by_text_index", lambda **kw: windows.append(kw["start"]) or by_index(**kw))
     author, reader = await make_person(), await make_person()
     by_age = {}
     for days in (1, 20, 25, 200):
         by_age[days] = await publish(client, auth, author, f"Hiring plan, {days} days old")
         await age(sessionmaker, by_age[days], days)
     found = await found_ids(client, auth, reader, "hiring")
-    assert found == {by_age[1], by_age[20], by_age[25]}  # the 30-day window holds three: the 200-day one is out
+    assert found == {by_age[1], by_age[20], by_age[25]}  # the newest three: the 200-day one is out
+    assert windows  # found through the text index
 
 
 async def test_relevance_reads_a_common_word_newest_first_and_pages_through_the_same_candidates(

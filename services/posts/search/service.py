@@ -82,7 +82,7 @@ from shared.outbox import add_event
 from shared.pagination import PageParams, decode_cursor, encode_cursor
 
 CANDIDATES = 500  # relevance order ranks at most this many of the newest matches (25 pages of 20)
-WINDOWS_DAYS = (7, 30, 90, 365)  # candidate windows tried before all time (see _first_ranked_page)
+WINDOWS_DAYS = (7, 30, 90, 365)  # text-index windows, chosen before all time (see _first_ranked_page)
 SAMPLE = 2_000  # relevance: the newest posts read by date first (see _first_ranked_page)
 SCAN_MAX = 30_000  # ... and at most this many when the sample says they hold enough matches
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,26 +119,38 @@ def _regconfig():
     return literal_column(f"'{TS_CONFIG}'::regconfig")
 
 
-def _post_filters(filters: PostFilters) -> list:
+def _ordered_filters(filters: PostFilters) -> list:
+    """The filters with an index that also gives the newest posts first: (author_id | group_id,
+    created_at) and created_at itself."""
     conditions = []
     if filters.author_id:
         conditions.append(posts.c.author_id == filters.author_id)
     if filters.group_id:
         conditions.append(posts.c.group_id == filters.group_id)
-    if filters.tag:
-        conditions.append(posts.c.hashtags.contains([filters.tag.lower().lstrip("#")]))
-    if filters.kind:
-        conditions.append(posts.c.kind == filters.kind)
     if filters.since:
         conditions.append(posts.c.created_at >= filters.since)
     if filters.until:
         conditions.append(posts.c.created_at < filters.until)
+    return conditions
+
+
+def _other_filters(filters: PostFilters, source=posts) -> list:
+    """The filters checked on each post (of the posts table or a subquery of it)."""
+    conditions = []
+    if filters.tag:
+        conditions.append(source.c.hashtags.contains([filters.tag.lower().lstrip("#")]))
+    if filters.kind:
+        conditions.append(source.c.kind == filters.kind)
     if filters.unanswered:
-        conditions += [posts.c.kind == "question", posts.c.best_answer_id.is_(None)]
+        conditions += [source.c.kind == "question", source.c.best_answer_id.is_(None)]
     if filters.has_attachment is not None:
-        attached = exists().where(Attachment.post_id == posts.c.id)
+        attached = exists().where(Attachment.post_id == source.c.id)
         conditions.append(attached if filters.has_attachment else ~attached)
     return conditions
+
+
+def _post_filters(filters: PostFilters) -> list:
+    return _ordered_filters(filters) + _other_filters(filters)
 
 
 def _visible_posts(user: CurrentUser) -> list:
@@ -197,11 +209,12 @@ async def _newest_by_date(session: AsyncSession, where: list, after: list | None
     return [(r.id, None) for r in rows], (encode_cursor([rows[-1].created_at, rows[-1].id]) if more else None)
 
 
-def _candidates_by_text_index(*, user: CurrentUser, query, filters: list, as_of: datetime, start: datetime):
+def _candidates_by_text_index(*, user: CurrentUser, query, filters: PostFilters, as_of: datetime,
+                              start: datetime):
     """The newest `CANDIDATES` readable matches in (start, as_of], found through the text index."""
     return (select(posts.c.id, posts.c.created_at, posts.c.search_vector, posts.c.reaction_count,
                    posts.c.comment_count)
-            .where(posts.c.search_vector.op("@@")(query), *_visible_posts(user), *filters,
+            .where(posts.c.search_vector.op("@@")(query), *_visible_posts(user), *_post_filters(filters),
                    posts.c.created_at > start, posts.c.created_at <= as_of)
             .order_by(posts.c.created_at.desc()).limit(CANDIDATES).subquery("candidates"))
 
@@ -214,7 +227,7 @@ def newest_readable(*, user: CurrentUser, match, filters: list, as_of: datetime,
 
     The scan stops as soon as it has `need` matches: ~600 posts for a word in 85 % of them, where the
     text index would read all 850,000 of its entries (and a prefix builds a bitmap of them)."""
-    matched_on = ("search_vector", "hashtags", "created_at")
+    matched_on = ("id", "search_vector", "hashtags", "kind", "best_answer_id", "created_at")
     visibility = ("author_id", "group_id", "audience", "deleted_at")
     recent = (select(*(posts.c[name] for name in dict.fromkeys(columns + matched_on + visibility)))
               .where(*filters, posts.c.deleted_at.is_(None), posts.c.created_at <= as_of)
@@ -226,21 +239,26 @@ def newest_readable(*, user: CurrentUser, match, filters: list, as_of: datetime,
 
 def sampled_scan(found: int, need: int) -> int | None:
     """How many of the newest posts to read for `need` matches, given `found` among the newest SAMPLE
-    (a quarter more, for the variance); None when that is more than SCAN_MAX (ask the text index)."""
-    if not found:
+    (a quarter more for the variance, at most SCAN_MAX); None when even SCAN_MAX would not do (then the
+    text index is asked)."""
+    if not found or SAMPLE * need / found > SCAN_MAX:
         return None
-    scan = math.ceil(SAMPLE * need / found * 1.25)
-    return scan if scan <= SCAN_MAX else None
+    return min(math.ceil(SAMPLE * need / found * 1.25), SCAN_MAX)
 
 
-def _candidates_by_date(*, user: CurrentUser, query, filters: list, as_of: datetime, scan: int):
-    """The newest `CANDIDATES` readable matches among the newest `scan` posts passing the filters."""
-    return newest_readable(user=user, match=lambda source: source.c.search_vector.op("@@")(query), filters=filters,
+def _candidates_by_date(*, user: CurrentUser, query, filters: PostFilters, as_of: datetime, scan: int):
+    """The newest `CANDIDATES` readable matches among the newest `scan` posts passing the filters that
+    have an index in date order (author, group, dates); the others (tag, kind, ...) are checked like
+    the words, so the sample's density counts them and a scan never reads ten posts for each one
+    it keeps."""
+    def match(source):
+        return and_(source.c.search_vector.op("@@")(query), *_other_filters(filters, source))
+    return newest_readable(user=user, match=match, filters=_ordered_filters(filters),
                            as_of=as_of, scan=scan, need=CANDIDATES,
                            columns=("id", "created_at", "search_vector", "reaction_count", "comment_count"))
 
 
-async def _ranked(session: AsyncSession, *, user: CurrentUser, query, filters: list, as_of: datetime,
+async def _ranked(session: AsyncSession, *, user: CurrentUser, query, filters: PostFilters, as_of: datetime,
                   start: datetime, scan: int, after: list | None, limit: int) -> list:
     """A page of the candidates (by date when `scan`, else by the text index in (start, as_of]) by
     score, each row with `found`: how many candidates there were."""
@@ -256,54 +274,63 @@ async def _ranked(session: AsyncSession, *, user: CurrentUser, query, filters: l
     return (await session.execute(stmt.order_by(ranked.c.score.desc(), ranked.c.id.desc()).limit(limit))).all()
 
 
-async def _first_ranked_page(rank) -> tuple[list, datetime, datetime, int]:
+async def _sampled_since(session: AsyncSession, filters: list, as_of: datetime) -> datetime | None:
+    """The time of the SAMPLE-th newest post (up to `as_of`) passing `filters`, where a sample starts;
+    None when fewer pass them: a sample reads them all."""
+    return await session.scalar(select(posts.c.created_at)
+                                .where(*filters, posts.c.deleted_at.is_(None), posts.c.created_at <= as_of)
+                                .order_by(posts.c.created_at.desc()).offset(SAMPLE - 1).limit(1))
+
+
+async def _first_ranked_page(session: AsyncSession, rank, filters: PostFilters) -> tuple[list, datetime, datetime, int]:
     """The first page in relevance order, and the (as_of, start, scan) later pages reuse.
 
     The candidates are always the newest CANDIDATES matches; only the way to them changes with how
-    common the words are (among the newest posts that pass the filters):
-    1. read the newest SAMPLE posts by date: enough for a word in a quarter of the posts or more;
+    common the words are among the newest posts that pass the filters:
+    1. read the newest SAMPLE posts by date: enough for a word in a quarter of the posts or more, and
+       for every match when no more than SAMPLE posts pass the filters (an author's, a group's);
     2. else, when the sample's density says the newest SCAN_MAX posts hold enough, read that many;
-    3. else ask the text index, inside the shortest recent window that holds enough matches (a short
-       window lets PostgreSQL combine the text and created_at indexes): try a week; if it holds too
-       few, jump to the window its density asks for; all time when that one holds too few as well.
+    3. else ask the text index, inside the window the sample's density asks for (7, 30, 90, 365 days;
+       a short window lets PostgreSQL combine the text and created_at indexes), or all time when it
+       holds too few. Its cost is mostly reading the words' entries in the index, whatever the window,
+       so it is asked once (twice at worst), not window after window.
     """
     as_of = utcnow()
     rows = await rank(as_of=as_of, start=EPOCH, scan=SAMPLE)
     found = rows[0].found if rows else 0
     if found >= CANDIDATES:
         return rows, as_of, EPOCH, SAMPLE
+    sampled_since = await _sampled_since(session, _ordered_filters(filters), as_of)
+    if sampled_since is None:
+        return rows, as_of, EPOCH, SAMPLE
     if needed := sampled_scan(found, CANDIDATES):
         rows = await rank(as_of=as_of, start=EPOCH, scan=needed)
         if rows and rows[0].found >= CANDIDATES:
             return rows, as_of, EPOCH, needed
-    start = as_of - timedelta(days=WINDOWS_DAYS[0])
+    sampled_days = (as_of - sampled_since).total_seconds() / 86400
+    needed_days = sampled_days * CANDIDATES / found * 1.25 if found else math.inf
+    wide_enough = [days for days in WINDOWS_DAYS if days >= needed_days]
+    start = as_of - timedelta(days=wide_enough[0]) if wide_enough else EPOCH
     rows = await rank(as_of=as_of, start=start, scan=0)
-    found = rows[0].found if rows else 0
-    if found < CANDIDATES:
-        needed_days = WINDOWS_DAYS[0] * CANDIDATES / found if found else math.inf
-        wider = [days for days in WINDOWS_DAYS[1:] if days >= needed_days]
-        start = as_of - timedelta(days=wider[0]) if wider else EPOCH
+    if start != EPOCH and (not rows or rows[0].found < CANDIDATES):
+        start = EPOCH
         rows = await rank(as_of=as_of, start=start, scan=0)
-        if start != EPOCH and (not rows or rows[0].found < CANDIDATES):
-            start = EPOCH
-            rows = await rank(as_of=as_of, start=start, scan=0)
     return rows, as_of, start, 0
 
 
 async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
                      order: PostOrder, page: PageParams) -> tuple[list[tuple[UUID, float | None]], str | None]:
     query = tsquery(q)
-    conditions = _post_filters(filters)
     after = decode(page.cursor, _post_cursor_columns(order))
     if order == "date":
-        where = [posts.c.search_vector.op("@@")(query), *_visible_posts(user), *conditions]
+        where = [posts.c.search_vector.op("@@")(query), *_visible_posts(user), *_post_filters(filters)]
         return await _newest_by_date(session, where, after, page)
-    rank = partial(_ranked, session, user=user, query=query, filters=conditions, after=after, limit=page.limit + 1)
+    rank = partial(_ranked, session, user=user, query=query, filters=filters, after=after, limit=page.limit + 1)
     if after:  # the candidates the first page settled on
         as_of, start, scan = after[2], after[3], after[4]
         rows = await rank(as_of=as_of, start=start, scan=scan)
     else:
-        rows, as_of, start, scan = await _first_ranked_page(rank)
+        rows, as_of, start, scan = await _first_ranked_page(session, rank, filters)
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     cursor = encode_cursor([rows[-1].score, rows[-1].id, as_of, start, scan]) if more else None
