@@ -143,16 +143,15 @@ async def apply_staged(session: AsyncSession, state_events: list[Event]) -> None
         else:
             await apply_group_event(session, e)
     run = session.execute
-    new_posts = list((await run(text(UPSERT_POSTS))).scalars())
-    for sql in (PERSON_DAY, PERSON_BITS, CLIENT_DAY, GROUP_DAY, POST_DAY, COMMENTS, SEARCH_DAY, FIRST_ACKS):
-        await run(text(sql), {"epoch": EPOCH})
-    reach = sorted((await run(text(FIRST_VIEWS))).all(), key=lambda r: r[0].int)
+    new_posts = list((await run(text(UPSERT_POSTS))).scalars())  # first: the rollups below read posts' groups
+    changed = (await run(text(ROLLUPS), {"epoch": EPOCH})).all()
+    reach = sorted(((post, n) for what, post, n in changed if what == "reach"), key=lambda r: r[0].int)
     if reach:
         await run(text("""
             UPDATE posts SET reach = posts.reach + d.n
             FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[])) AS d(id, n) WHERE posts.post_id = d.id"""),
             {"ids": [r[0] for r in reach], "ns": [r[1] for r in reach]})
-    responded = set((await run(text(FIRST_RESPONSES))).scalars())
+    responded = {post for what, post, _ in changed if what == "responded"}
     fresh = set(new_posts)
     await refresh_posts(session, reach_of=fresh, responses_of=fresh | responded)
 
@@ -232,19 +231,24 @@ RETURNING post_id, person_id, (xmax = 0) AS inserted"""
 
 FIRST_ACKS = upsert_firsts("post_acks", f"SELECT posts[1] AS post_id, person, time {ACTIVE} AND kind = 'ack' "
                                         "AND cardinality(posts) > 0")
-# New viewers add to the reach of posts known before this batch (those created in it are recounted).
-FIRST_VIEWS = f"""
-WITH v AS ({upsert_firsts("post_viewers", f"SELECT x.post_id, b.person, b.time FROM {STAGE} b "
-                          "CROSS JOIN LATERAL unnest(b.posts) AS x(post_id) WHERE b.kind = 'view' AND b.person IS NOT NULL")})
-SELECT v.post_id, count(*)::int FROM v JOIN posts p ON p.post_id = v.post_id
+FIRST_VIEWS = upsert_firsts("post_viewers", f"SELECT x.post_id, b.person, b.time FROM {STAGE} b CROSS JOIN LATERAL "
+                                           "unnest(b.posts) AS x(post_id) WHERE b.kind = 'view' AND b.person IS NOT NULL")
+FIRST_RESPONSES = upsert_firsts("post_responders", f"SELECT posts[1] AS post_id, person, time {ACTIVE} AND responds "
+                                                   "AND cardinality(posts) > 0")
+# Every rollup in one statement (one round trip: a consumer fetch is only 500 events). The parts write
+# different tables and read only the stage and posts, which the statement before has brought up to
+# date. What comes back: new viewers per post known before this batch (their reach grows; posts created
+# in it are recounted), and posts whose first responder moved (their time to first response is recounted).
+ROLLUPS = "WITH " + ", ".join(f"r{i} AS ({sql})" for i, sql in enumerate(
+    (PERSON_DAY, PERSON_BITS, CLIENT_DAY, GROUP_DAY, POST_DAY, COMMENTS, SEARCH_DAY, FIRST_ACKS))) + f""",
+  views AS ({FIRST_VIEWS}),
+  responses AS ({FIRST_RESPONSES})
+SELECT 'reach', v.post_id, count(*)::int FROM views v JOIN posts p ON p.post_id = v.post_id
 WHERE v.inserted AND p.author_id IS DISTINCT FROM v.person_id
   AND NOT EXISTS (SELECT 1 FROM {STAGE} n WHERE n.kind = 'post' AND n.posts[1] = v.post_id)
-GROUP BY v.post_id"""
-# Posts whose first responder moved (earlier, or a first one): their time to first response is recounted.
-FIRST_RESPONSES = f"""
-WITH r AS ({upsert_firsts("post_responders", f"SELECT posts[1] AS post_id, person, time {ACTIVE} AND responds "
-                          "AND cardinality(posts) > 0")})
-SELECT DISTINCT post_id FROM r"""
+GROUP BY v.post_id
+UNION ALL
+SELECT 'responded', post_id, 0 FROM responses GROUP BY post_id"""
 
 
 async def refresh_posts(session: AsyncSession, *, reach_of: set[UUID], responses_of: set[UUID]) -> None:
