@@ -57,7 +57,9 @@ def install(app: FastAPI, settings: Settings) -> None:
                         conn.close(CLOSE_GOING_AWAY, "server shutting down")
                 await asyncio.sleep(0.1)  # let the sockets send their close frames
             # (leaving `inner` stops the supervisor: presence clears this replica's rows, the producer stops)
-        await app.state.frame_read_engine.dispose()
+        read_engine = getattr(app.state, "frame_read_engine", None)
+        if read_engine is not None:  # absent when start-up failed before the hook
+            await read_engine.dispose()
 
     app.router.lifespan_context = lifespan
 
