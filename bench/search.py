@@ -2,14 +2,21 @@
 known pitfalls: a very common word, a rare word ordered by date), people search, typeahead, experts.
 
     .venv/bin/python bench/search.py                     # 10,000 people; 100,000 then 1,000,000 posts
+    .venv/bin/python bench/search.py --data /tmp/search-bench   # keep the seeded databases, reuse them next time
+    .venv/bin/python bench/search.py --data /tmp/search-bench --small 0 --only "group filter"  # one scenario
     .venv/bin/python bench/search.py --posts 200000 --small 50000 --requests 100
+
+A full run takes about 10 minutes on 2 cores: seeding ~1 min + ~5 min (1,000,000 posts, two connections),
+then each scenario for at most `--requests` requests or `--seconds` (5 s), whichever comes first; the
+tables print p50/p95/p99 per scenario and how many requests made them. With `--data`, the folder
+(and its PostgreSQL data) stays after the run: remove it when done.
 
 Starts its own embedded PostgreSQL (durable settings while measuring), migrates the posts database,
 seeds people, groups, memberships, follows and posts with bulk SQL (text drawn from a 3,000-word
 vocabulary with a Zipf-like law, so word frequencies span 90 % of posts down to a handful), and
 measures `search.service.search` / `suggest` / `experts` — the SQL, the Python that shapes the page
-and the outbox row of `search.performed` with the request's commit — for one ordinary member (in some groups,
-following some people) at a fixed concurrency. No HTTP: that cost is the same for every route and is
+and the outbox row of `search.performed` with the request's commit — for one ordinary member (in some
+groups, following some people) at a fixed concurrency. No HTTP: that cost is the same for every route and is
 measured by bench/event_path.py. Not part of `make test`.
 """
 
@@ -116,38 +123,57 @@ async def seed_graph(conn, groups: int) -> None:
         ON CONFLICT DO NOTHING""")
 
 
-async def seed_posts(conn, count: int, words: list[str], days: int = 730) -> None:
-    """`count` more posts: 70 % company, 10 % followers-only, 20 % in groups; 2 years of history."""
+async def seed_posts(url: str, count: int, words: list[str], days: int = 730, workers: int = 2) -> None:
+    """`count` more posts: 70 % company, 10 % followers-only, 20 % in groups; 2 years of history.
+
+    Batches of 50,000 in time order, `workers` connections at a time (each batch is one statement:
+    the time goes into generating text and its tsvector, which runs on one core per connection)."""
     batch = 50_000
-    for start in range(0, count, batch):
-        n = min(batch, count - start)
-        await conn.execute("""
-            WITH w AS (SELECT $1::text[] AS words, array_length($1::text[], 1) AS size),
-                 a AS (SELECT array_agg(id) AS ids, count(*) AS n FROM people),
-                 gr AS (SELECT array_agg(id) AS ids, count(*) AS n FROM groups)
-            INSERT INTO posts (id, author_id, kind, title, body, audience, group_id, mentions, hashtags, poll_multiple,
-                               must_read, ack_version, version, comment_count, reaction_count, seen_by_count,
-                               created_at, updated_at)
-            SELECT gen_random_uuid(), a.ids[1 + floor(random() * a.n)::int],
-                   CASE WHEN g % 10 = 0 THEN 'question' WHEN g % 25 = 0 THEN 'article' ELSE 'update' END,
-                   CASE WHEN g % 25 = 0 THEN initcap(words[1 + floor(exp(random() * ln(size)))::int - 1]) END,
-                   body.text,
-                   CASE WHEN g % 10 = 1 THEN 'followers' WHEN g % 5 = 2 THEN 'group' ELSE 'company' END,
-                   CASE WHEN g % 5 = 2 THEN gr.ids[1 + floor(random() * gr.n)::int] END,
-                   '{}', CASE WHEN g % 3 = 0 THEN ARRAY[($2::text[])[1 + floor(exp(random() * ln(10)))::int - 1]]
-                              ELSE '{}' END,
-                   false, false, 1, 1, floor(random() * random() * 12)::int, floor(random() * random() * 30)::int,
-                   0, ts, ts
-            FROM generate_series($3::int, $4::int) g
-            CROSS JOIN w CROSS JOIN a CROSS JOIN gr
-            -- inserted in time order, as a live table is: created_at follows the physical order
-            CROSS JOIN LATERAL (SELECT now() - make_interval(days => $5) * (1 - g::float8 / $6)
-                                       - random() * interval '1 hour' AS ts) AS t
-            CROSS JOIN LATERAL (
-                SELECT string_agg(words[floor(exp(random() * ln(size)))::int + 0 * i], ' ') AS text
-                FROM generate_series(1, 12 + (g % 7) * 4) AS i) AS body""",
-                           words, TAGS, start + 1, start + n, days, count)
-        say(f"  posts {start + n:,}/{count:,}")
+    starts = list(range(0, count, batch))
+    done = 0
+
+    async def worker():
+        nonlocal done
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            while starts:
+                start = starts.pop(0)
+                await insert_posts(conn, start, min(batch, count - start), count, words, days)
+                done += min(batch, count - start)
+                say(f"  posts {done:,}/{count:,}")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+async def insert_posts(conn, start: int, n: int, count: int, words: list[str], days: int) -> None:
+    await conn.execute("""
+        WITH w AS (SELECT $1::text[] AS words, array_length($1::text[], 1) AS size),
+             a AS (SELECT array_agg(id) AS ids, count(*) AS n FROM people),
+             gr AS (SELECT array_agg(id) AS ids, count(*) AS n FROM groups)
+        INSERT INTO posts (id, author_id, kind, title, body, audience, group_id, mentions, hashtags, poll_multiple,
+                           must_read, ack_version, version, comment_count, reaction_count, seen_by_count,
+                           created_at, updated_at)
+        SELECT gen_random_uuid(), a.ids[1 + floor(random() * a.n)::int],
+               CASE WHEN g % 10 = 0 THEN 'question' WHEN g % 25 = 0 THEN 'article' ELSE 'update' END,
+               CASE WHEN g % 25 = 0 THEN initcap(words[1 + floor(exp(random() * ln(size)))::int - 1]) END,
+               body.text,
+               CASE WHEN g % 10 = 1 THEN 'followers' WHEN g % 5 = 2 THEN 'group' ELSE 'company' END,
+               CASE WHEN g % 5 = 2 THEN gr.ids[1 + floor(random() * gr.n)::int] END,
+               '{}', CASE WHEN g % 3 = 0 THEN ARRAY[($2::text[])[1 + floor(exp(random() * ln(10)))::int - 1]]
+                          ELSE '{}' END,
+               false, false, 1, 1, floor(random() * random() * 12)::int, floor(random() * random() * 30)::int,
+               0, ts, ts
+        FROM generate_series($3::int, $4::int) g
+        CROSS JOIN w CROSS JOIN a CROSS JOIN gr
+        -- inserted in time order, as a live table is: created_at follows the physical order (by batch)
+        CROSS JOIN LATERAL (SELECT now() - make_interval(days => $5) * (1 - g::float8 / $6)
+                                   - random() * interval '1 hour' AS ts) AS t
+        CROSS JOIN LATERAL (
+            SELECT string_agg(words[floor(exp(random() * ln(size)))::int + 0 * i], ' ') AS text
+            FROM generate_series(1, 12 + (g % 7) * 4) AS i) AS body""",
+                       words, TAGS, start + 1, start + n, days, count)
 
 
 async def plant_rare_word(conn) -> None:
@@ -227,15 +253,18 @@ def pct(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-async def measure(sessionmaker, user: CurrentUser, s: Scenario, requests: int, concurrency: int) -> dict:
+async def measure(sessionmaker, user: CurrentUser, s: Scenario, requests: int, concurrency: int,
+                  seconds: float) -> dict:
+    """`requests` requests, `concurrency` at a time, or as many as start within `seconds`."""
     await run_one(sessionmaker, user, s)  # warm the plan and the pages it touches
     latencies: list[float] = []
     results = 0
     queue = list(range(requests))
+    deadline = time.perf_counter() + seconds
 
     async def worker():
         nonlocal results
-        while queue:
+        while queue and time.perf_counter() < deadline:
             queue.pop()
             started = time.perf_counter()
             results = await run_one(sessionmaker, user, s)
@@ -245,11 +274,11 @@ async def measure(sessionmaker, user: CurrentUser, s: Scenario, requests: int, c
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {"name": s.name, "results": results, "p50": statistics.median(latencies), "p95": pct(latencies, 95),
-            "p99": pct(latencies, 99), "rps": requests / elapsed}
+            "p99": pct(latencies, 99), "rps": len(latencies) / elapsed, "requests": len(latencies)}
 
 
 async def run_scenarios(url: str, words: list[str], requests: int, concurrency: int, label: str,
-                        only: list[str]) -> list[dict]:
+                        only: list[str], seconds: float) -> list[dict]:
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         await conn.execute("VACUUM ANALYZE")
@@ -276,23 +305,24 @@ async def run_scenarios(url: str, words: list[str], requests: int, concurrency: 
         for s in scenarios(words, str(group), str(author)):
             if only and not any(part in s.name for part in only):
                 continue
-            row = await measure(sessionmaker, user, s, requests, concurrency)
+            row = await measure(sessionmaker, user, s, requests, concurrency, seconds)
             rows.append(row)
             say(f"  {row['name']:<48} results {row['results']:>3}  p50 {row['p50']:7.2f}  p95 {row['p95']:7.2f}  "
-                f"p99 {row['p99']:7.2f} ms  {row['rps']:6.1f} req/s")
+                f"p99 {row['p99']:7.2f} ms  {row['rps']:6.1f} req/s  ({row['requests']} requests)")
     finally:
         await engine.dispose()
     return rows
 
 
 def table(label: str, rows: list[dict]) -> str:
-    lines = [f"\n{label}\n", "| scenario | results | p50 | p95 | p99 (ms) | req/s |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['results']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['rps']:.0f} |"
-              for r in rows]
+    lines = [f"\n{label}\n", "| scenario | results | p50 | p95 | p99 (ms) | req/s | requests |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['results']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['rps']:.0f} "
+              f"| {r['requests']} |" for r in rows]
     return "\n".join(lines)
 
 
-async def seed(url: str, *, people: int, groups: int, posts: int, words: list[str]) -> None:
+async def seed(url: str, *, people: int, groups: int, posts: int, words: list[str], seed_workers: int) -> None:
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         await conn.execute("SET maintenance_work_mem = '512MB'")
@@ -304,11 +334,14 @@ async def seed(url: str, *, people: int, groups: int, posts: int, words: list[st
                 f"{time.perf_counter() - started:.0f} s")
         if not await conn.fetchval("SELECT count(*) FROM posts"):
             started = time.perf_counter()
+            # The GIN indexes are built once at the end (faster than kept up row by row).
             await conn.execute("DROP INDEX IF EXISTS ix_posts_search_vector")
-            await seed_posts(conn, posts, words)
+            await conn.execute("DROP INDEX IF EXISTS ix_posts_hashtags")
+            await seed_posts(url, posts, words, workers=seed_workers)
             await plant_rare_word(conn)
             await conn.execute("CREATE INDEX ix_posts_search_vector ON posts USING gin (search_vector)")
-            say(f"seeded {posts:,} posts (with the GIN index) in {time.perf_counter() - started:.0f} s")
+            await conn.execute("CREATE INDEX ix_posts_hashtags ON posts USING gin (hashtags)")
+            say(f"seeded {posts:,} posts (with the GIN indexes) in {time.perf_counter() - started:.0f} s")
     finally:
         await conn.close()
 
@@ -330,7 +363,10 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000, help="measure first at this many posts (0: skip)")
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--groups", type=int, default=300)
-    parser.add_argument("--requests", type=int, default=200, help="per scenario")
+    parser.add_argument("--requests", type=int, default=200, help="per scenario (at most)")
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="per scenario: no request starts after this (keeps a full run near 10 minutes)")
+    parser.add_argument("--seed-workers", type=int, default=2, help="connections inserting posts at once")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--data", "--data-dir", dest="data_dir",
                         help="keep the seeded databases in this folder and reuse them on the next run")
@@ -350,13 +386,15 @@ def main() -> None:
             server_url = server.start()
             url = asyncio.run(prepare(server_url, posts))
             upgrade("posts", url)
-            asyncio.run(seed(url, people=args.people, groups=args.groups, posts=posts, words=words))
+            asyncio.run(seed(url, people=args.people, groups=args.groups, posts=posts, words=words,
+                             seed_workers=args.seed_workers))
             server.stop()
             server.durable = True
             server.start()
-            rows = asyncio.run(run_scenarios(url, words, args.requests, args.concurrency, label, args.only))
-            output.append(table(f"{label}, {args.people:,} people, concurrency {args.concurrency}, "
-                                f"{args.requests} requests per scenario", rows))
+            rows = asyncio.run(run_scenarios(url, words, args.requests, args.concurrency, label, args.only,
+                                             args.seconds))
+            output.append(table(f"{label}, {args.people:,} people, concurrency {args.concurrency}, at most "
+                                f"{args.requests} requests or {args.seconds:g} s per scenario", rows))
             server.stop()
     finally:
         server.stop()
