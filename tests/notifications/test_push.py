@@ -226,3 +226,37 @@ async def test_apns_through_aioapns_is_token_signed_and_prunes_unregistered(sett
         "Lunch?"
     assert [d.token for d in await devices(sessionmaker, person)] == ["a" * 64]  # the unregistered one is gone
     assert [j.status for j in await jobs(sessionmaker, person)] == ["sent"]
+
+
+async def test_web_push_endpoint_is_checked_and_pinned_at_every_send(settings, sessionmaker):
+    vapid = Vapid()
+    vapid.generate_keys()
+    web = settings.model_copy(update={"vapid_private_key": vapid.private_pem().decode()})
+    person = uuid7()
+    async with LocalServer() as provider:
+        browser = Browser(f"http://push.example.test:{provider.port}/push/abc")
+        answers = iter(["127.0.0.1", "192.0.2.1"])  # a second lookup would go nowhere
+
+        async def resolver(host, port):
+            return [next(answers)]
+        async with sessionmaker() as session:  # registered directly: the API would look the name up in real DNS
+            session.add(Device(person_id=person, platform="web", token=browser.device["token"],
+                               p256dh=browser.device["keys"]["p256dh"], auth=browser.device["keys"]["auth"]))
+            await session.commit()
+        await send(settings, sessionmaker, mention(person))
+        async with httpx.AsyncClient() as http:
+            providers = make_providers(web, http)
+            providers["web"].resolver = resolver
+            assert await send_due(sessionmaker, providers, web) == 1
+        [request] = provider.received
+        assert request.headers["Host"] == f"push.example.test:{provider.port}"
+        assert browser.decrypt(request.body)["body"] == "Lunch?"
+        # now the name answers loopback, and private targets are not allowed: the device is dropped unsent
+        strict = web.model_copy(update={"webhook_allow_private_targets": False})
+        answers = iter(["127.0.0.1"])
+        await send(settings, sessionmaker, mention(person))
+        async with httpx.AsyncClient() as http:
+            providers = make_providers(strict, http)
+            providers["web"].resolver = resolver
+            assert await send_due(sessionmaker, providers, strict) == 1
+        assert len(provider.received) == 1 and await devices(sessionmaker, person) == []

@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from enum import Enum
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -15,6 +16,8 @@ import structlog
 
 from services.notifications.config import Settings
 from services.notifications.push.models import Device
+from services.notifications.webhooks.service import Resolver, UnresolvableTarget, resolve_target, system_resolver
+from shared.errors import InvalidInput
 
 log = structlog.get_logger("hearth.notifications.push")
 
@@ -39,26 +42,48 @@ def _by_status(status: int) -> Outcome:
 class WebPush:
     """RFC 8030 push with an aes128gcm-encrypted payload and a VAPID (RFC 8292) signature."""
 
-    def __init__(self, settings: Settings):
+    TTL = 86400
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient):
         from py_vapid import Vapid
         key = settings.vapid_private_key.strip()
         self.vapid = Vapid.from_pem(key.encode()) if key.startswith("-----") else Vapid.from_raw(key.encode())
         self.subject, self.timeout = settings.vapid_subject, settings.push_timeout_seconds
+        self.client, self.allow_private = client, settings.webhook_allow_private_targets
+        self.resolver: Resolver = system_resolver
+
+    def _encode(self, device: Device, message: dict) -> tuple[bytes, dict]:
+        from pywebpush import WebPusher
+        endpoint = urlsplit(device.token)
+        claims = {"sub": self.subject, "aud": f"{endpoint.scheme}://{endpoint.netloc}",
+                  "exp": int(time.time()) + 12 * 3600}
+        subscription = {"endpoint": device.token, "keys": {"p256dh": device.p256dh, "auth": device.auth}}
+        body = WebPusher(subscription).encode(json.dumps(message).encode(), "aes128gcm")["body"]
+        return body, {"Content-Encoding": "aes128gcm", "TTL": str(self.TTL), **self.vapid.sign(claims)}
 
     async def send(self, device: Device, message: dict) -> Outcome:
-        from pywebpush import WebPushException, webpush
-        subscription = {"endpoint": device.token, "keys": {"p256dh": device.p256dh, "auth": device.auth}}
+        # The endpoint is a URL the subscriber chose: checked and pinned like a webhook's at every send
+        # (it was checked at registration, but its name may resolve elsewhere now).
         try:
-            # encryption and the signature are CPU work and pywebpush's sender is blocking: off the loop
-            await asyncio.to_thread(webpush, subscription, data=json.dumps(message), vapid_private_key=self.vapid,
-                                    vapid_claims={"sub": self.subject}, timeout=self.timeout, ttl=86400)
-            return Outcome.SENT
-        except WebPushException as exc:
-            status = getattr(exc.response, "status_code", None)
-            return _by_status(status) if status else Outcome.RETRY
-        except Exception as exc:  # network trouble
+            target = await resolve_target(device.token, allow_private=self.allow_private, resolver=self.resolver)
+        except UnresolvableTarget:  # DNS trouble may pass
+            return Outcome.RETRY
+        except InvalidInput as exc:  # it points inside now: not a push service
+            log.info("web push endpoint refused", error=exc.detail)
+            return Outcome.GONE
+        url, pinned_headers, extensions = target.pinned()
+        try:
+            body, headers = await asyncio.to_thread(self._encode, device, message)  # encryption and signing: CPU
+        except Exception as exc:  # a subscription whose keys cannot be used
+            log.info("web push not encrypted", error=repr(exc))
+            return Outcome.FAILED
+        try:
+            response = await self.client.post(url, content=body, headers={**headers, **pinned_headers},
+                                              extensions=extensions, timeout=self.timeout, follow_redirects=False)
+        except httpx.HTTPError as exc:  # network trouble
             log.info("web push failed", error=repr(exc))
             return Outcome.RETRY
+        return _by_status(response.status_code)
 
 
 class FCM:
@@ -146,7 +171,7 @@ def make_providers(settings: Settings, client: httpx.AsyncClient) -> dict:
     """The configured providers by platform; a platform without credentials is skipped (its jobs wait)."""
     providers = {}
     if settings.vapid_private_key:
-        providers["web"] = WebPush(settings)
+        providers["web"] = WebPush(settings, client)
     if settings.fcm_project_id and settings.fcm_service_account_json:
         providers["android"] = FCM(settings, client)
     if settings.apns_key and settings.apns_key_id and settings.apns_team_id and settings.apns_topic:

@@ -44,6 +44,10 @@ class UnsafeWebhookTarget(InvalidInput):
     code, title = "unsafe-webhook-target", "Webhook target not allowed"
 
 
+class UnresolvableTarget(UnsafeWebhookTarget):
+    """The host does not resolve (now): refused like an unsafe one, but a sender may retry later."""
+
+
 class WebhooksForAdminsOnly(Forbidden):
     code, title = "webhooks-admin-only", "Only admins manage webhooks"
 
@@ -116,9 +120,9 @@ async def resolve_target(url: str, *, allow_private: bool, resolver: Resolver = 
         found = await resolver(parts.hostname, port)
         addresses = [ipaddress.ip_address(a.split("%")[0]) for a in found]
     except (OSError, UnicodeError, ValueError):  # socket.gaierror is an OSError
-        raise UnsafeWebhookTarget("The host does not resolve.", field="url")
+        raise UnresolvableTarget("The host does not resolve.", field="url")
     if not addresses:
-        raise UnsafeWebhookTarget("The host does not resolve.", field="url")
+        raise UnresolvableTarget("The host does not resolve.", field="url")
     if not allow_private and any(not a.is_global or a.is_multicast for a in addresses):
         raise UnsafeWebhookTarget("The host resolves to a private, loopback or reserved address.", field="url")
     return Target(url=url, scheme=parts.scheme, host=parts.hostname, port=port, address=str(addresses[0]))
