@@ -63,12 +63,18 @@ async def test_announcements_need_communications_role(client, session, make_pers
     assert await count_posts(session) == 1
 
 
-async def test_api_token_scopes_are_enforced(client, session, keys, make_person):
+async def test_api_token_scopes_are_enforced(client, session, make_person, auth):
     person = await make_person()
-    read_only = keys.headers(person.id, scopes=["posts:read"])
+
+    async def api_token(scope: str) -> dict[str, str]:
+        created = await client.post("/auth/tokens", headers=auth(person), json={"name": "bot", "scopes": [scope]})
+        assert created.status_code == 201, created.text
+        return {"Authorization": f"Bearer {created.json()['token']}"}
+
+    read_only = await api_token("posts:read")
     response = await client.post("/api/v1/posts", headers=read_only, json={"body": "from a bot"})
     assert response.status_code == 403 and response.json()["required_scope"] == "posts:write"
-    writer = keys.headers(person.id, scopes=["posts:write"])
+    writer = await api_token("posts:write")
     assert (await client.post("/api/v1/posts", headers=writer, json={"body": "from a bot"})).status_code == 201
     assert await count_posts(session) == 1
 
