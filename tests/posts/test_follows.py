@@ -166,3 +166,23 @@ async def test_follow_unfollow_follow_notifies_once_a_day(client, session, make_
     await session.commit()
     assert (await client.post(f"/api/v1/people/{bo.id}/follow", headers=auth(ana))).status_code == 201
     assert (await outbox_events(session, type="hearth.follow.created"))[-1].data["quiet"] is False
+
+
+async def test_lifting_protection_approves_any_number_of_requests_in_the_same_statements(
+        client, session, make_person, auth, statements):
+    sent = []
+    for pending in (2, 6):
+        owner = await make_person(protected=True)
+        fans = [await make_person() for _ in range(pending)]
+        for fan in fans:
+            assert (await client.post(f"/api/v1/people/{owner.id}/follow", headers=auth(fan))).status_code == 202
+        with statements() as seen:
+            lifted = await client.patch("/api/v1/people/me", headers=auth(owner), json={"protected": False})
+        assert lifted.status_code == 200
+        assert sum(s.lstrip().upper().startswith("NOTIFY") for s in seen) == 2  # person updated, follows created
+        sent.append(len(seen))
+        created = [e.payload() for e in await outbox_events(session, type="hearth.follow.created")
+                   if e.subject == str(owner.id)]
+        assert sorted(e.follower_id for e in created) == sorted(f.id for f in fans)
+        assert all(e.via_request and not e.quiet for e in created)
+    assert sent[0] == sent[1]  # no statement per request

@@ -7,7 +7,7 @@ existing followers (they were approved by being there); turning it off approves 
 from datetime import timedelta
 from uuid import UUID
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import ARRAY, DateTime, Uuid, bindparam, delete, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,7 @@ from shared.events import (
     FollowRequestClosed,
     FollowRequested,
 )
-from shared.outbox import add_event
+from shared.outbox import add_event, add_events
 from shared.pagination import PageParams, paginate
 
 NOTICE_INTERVAL = timedelta(days=1)
@@ -143,12 +143,31 @@ async def deny_request(session: AsyncSession, *, owner_id: UUID, request_id: UUI
 
 @people.on_protection_lifted
 async def approve_all_requests(session: AsyncSession, *, followee: Person, actor: UUID | None) -> None:
-    """Protection turned off: every pending request becomes a follow (in the caller's transaction)."""
-    requests = list(await session.scalars(select(FollowRequest).where(FollowRequest.followee_id == followee.id)))
-    for request in requests:
-        await session.delete(request)
-        await add_follow(session, follower_id=request.follower_id, followee_id=followee.id, actor=actor,
-                          via_request=True)
+    """Protection turned off: every pending request becomes a follow (in the caller's transaction), in a
+    fixed number of statements however many are pending, and their events in one outbox write."""
+    asked = sorted(await session.scalars(delete(FollowRequest).where(FollowRequest.followee_id == followee.id)
+                                         .returning(FollowRequest.follower_id)))
+    if not asked:
+        return
+    now = literal(utcnow(), DateTime(timezone=True))
+    created = sorted(await session.scalars(insert(Follow).from_select(
+        ["follower_id", "followee_id", "created_at"], select(func.unnest(_ids(asked)), literal(followee.id), now))
+        .on_conflict_do_nothing().returning(Follow.follower_id)))
+    if not created:
+        return
+    # The once-a-day notice rule of `add_follow`, for all of them at once.
+    notice = insert(FollowNotice).from_select(["follower_id", "followee_id", "notified_at"],
+                                              select(func.unnest(_ids(created)), literal(followee.id), now))
+    noticed = set(await session.scalars(notice.on_conflict_do_update(
+        index_elements=[FollowNotice.follower_id, FollowNotice.followee_id], set_={"notified_at": now},
+        where=FollowNotice.notified_at <= now - NOTICE_INTERVAL).returning(FollowNotice.follower_id)))
+    await add_events(session, [(FollowCreated(follower_id=f, followee_id=followee.id, via_request=True,
+                                              quiet=f not in noticed), followee.id) for f in created], actor=actor)
+
+
+def _ids(ids: list[UUID]):
+    """A list of ids as one array parameter (an IN list has one parameter per id, and PostgreSQL a limit)."""
+    return bindparam(None, ids, type_=ARRAY(Uuid))
 
 
 async def list_requests(session: AsyncSession, *, owner_id: UUID, page: PageParams):

@@ -13,7 +13,7 @@ The primitives (`create`, `update`, `add_member`, `remove_member`) do no authori
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import ARRAY, Uuid, any_, bindparam, delete, func, literal, not_, or_, select
+from sqlalchemy import ARRAY, DateTime, Uuid, any_, bindparam, delete, func, literal, not_, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -343,7 +343,8 @@ async def set_provisioned_members(session: AsyncSession, *, group: Group, person
     to_add, to_remove = sorted(person_ids - current), sorted(current - person_ids)
     added = sorted(await session.scalars(insert(GroupMember).from_select(
         ["group_id", "person_id", "role", "created_at"],
-        select(literal(group.id), func.unnest(_ids(to_add)), literal("member"), literal(utcnow())))
+        select(literal(group.id), func.unnest(_ids(to_add)), literal("member"),
+               literal(utcnow(), DateTime(timezone=True))))
         .on_conflict_do_nothing().returning(GroupMember.person_id))) if to_add else []
     if added:
         for pending in (GroupInvite, GroupJoinRequest):
