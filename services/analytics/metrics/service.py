@@ -60,8 +60,19 @@ SELECT a.author_id, sum(a.posts)::int AS posts,
        coalesce(sum(a.organic) FILTER (WHERE NOT coalesce(o.official, false)), 0)::int AS organic,
        coalesce(sum(a.reach), 0)::int AS reach, sum(a.responded)::int AS responded
 FROM a LEFT JOIN people o ON o.id = a.author_id GROUP BY a.author_id"""
-CONTENT_TOTALS = f"""SELECT count(*) FILTER (WHERE posts > 0), coalesce(sum(posts), 0), coalesce(sum(organic), 0),
-    coalesce(sum(reach), 0), coalesce(sum(responded), 0) FROM ({CONTENT_BY_AUTHOR}) t"""
+# The same numbers summed over every author, without grouping by author (the overview needs totals).
+CONTENT_TOTALS = f"""
+WITH p AS MATERIALIZED (SELECT post_id, author_id, kind, reach, first_response_at, created_at FROM posts
+                        WHERE created_at >= $1 AND created_at < $2)
+SELECT (SELECT count(*) FROM p),
+       (SELECT count(*) FROM p LEFT JOIN people o ON o.id = p.author_id
+        WHERE p.kind IS DISTINCT FROM 'announcement' AND NOT coalesce(o.official, false))
+       + (SELECT count(*) FROM comments c LEFT JOIN people o ON o.id = c.author_id
+          WHERE c.created_at >= $1 AND c.created_at < $2 AND NOT coalesce(o.official, false)),
+       (SELECT coalesce(sum(reach), 0) FROM p)
+       - (SELECT count(*) FROM people x JOIN post_viewers v ON v.person_id = x.id JOIN p ON p.post_id = v.post_id
+          WHERE NOT ({MEMBER.format(p="x").replace(":hi", "$2")}) AND v.person_id IS DISTINCT FROM p.author_id),
+       (SELECT count(*) FROM p WHERE {RESPONDED})"""
 
 
 async def content_by_member(session: AsyncSession, window: Window, act: Activity) -> np.ndarray:
@@ -88,9 +99,8 @@ async def organic_content(session: AsyncSession, window: Window) -> int:
 
 
 async def content_totals(session: AsyncSession, window: Window) -> AuthorContent:
-    """The same numbers summed over every author, computed in the database (one row back)."""
-    row = (await fetch(session, CONTENT_TOTALS, window.lo, window.hi))[0]
-    return AuthorContent(row[1], row[2], row[3], row[4])
+    """The content numbers of W over every author, computed in the database (one row back)."""
+    return AuthorContent(*(int(n) for n in (await fetch(session, CONTENT_TOTALS, window.lo, window.hi))[0]))
 
 
 async def median_first_response_seconds(session: AsyncSession, window: Window) -> float | None:
