@@ -145,6 +145,29 @@ async def test_going_public_lets_pending_requesters_in(client, session, make_per
     assert await count(session, GroupJoinRequest) == 0
 
 
+async def test_going_public_lets_any_number_of_requesters_in_with_the_same_statements_and_skips_the_deactivated(
+        client, session, make_person, auth, statements):
+    sent = []
+    for asking in (2, 6):
+        owner, gone = await make_person(), await make_person()
+        group = await make_group(client, auth, owner, visibility="private")
+        requesters = [await make_person() for _ in range(asking)]
+        for person in [*requesters, gone]:
+            await join(client, auth, person, group)
+        await people.deactivate(session, person=await people.get(session, person_id=gone.id), actor=None)
+        await session.commit()
+        with statements() as seen:
+            response = await client.patch(f"{API}/{group['id']}", headers=auth(owner), json={"visibility": "public"})
+        assert response.status_code == 200, response.text
+        sent.append(len(seen))
+        assert set(await roles(session, group["id"])) == {owner.id, *(p.id for p in requesters)}
+        added = [e.payload() for e in await outbox_events(session, type="hearth.group.member_added")
+                 if e.subject == group["id"] and e.payload().via == "request_approved"]
+        assert sorted(e.person_id for e in added) == sorted(p.id for p in requesters)
+    assert sent[0] == sent[1]  # no statement per request
+    assert await count(session, GroupJoinRequest) == 0
+
+
 # --- secret and private groups: what non-members see ---------------------------------------------------
 
 async def test_secret_group_is_404_for_non_members_everywhere(client, session, make_person, auth):

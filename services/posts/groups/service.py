@@ -288,14 +288,31 @@ async def _settle_join_requests(session: AsyncSession, *, group: Group, visibili
     """Requests only make sense for private groups: going public lets them in, going secret drops them."""
     if visibility == "private":
         return
-    requests = list(await session.scalars(select(GroupJoinRequest).where(GroupJoinRequest.group_id == group.id)))
-    for request in requests:
-        if visibility == "public":
-            await add_member(session, group=group, person_id=request.person_id, via="request_approved",
-                             actor_id=actor_id)
-        else:
-            await session.delete(request)
+    asked = list(await session.scalars(delete(GroupJoinRequest).where(GroupJoinRequest.group_id == group.id)
+                                       .returning(GroupJoinRequest.person_id)))
+    if visibility == "public" and asked:
+        active = [p for p, is_active in (await people.activity(session, person_ids=set(asked))).items() if is_active]
+        added = await _insert_members(session, group=group, person_ids=active)
+        await add_events(session, [(GroupMemberAdded(group_id=group.id, person_id=p, role="member",
+                                                     via="request_approved"), group.id) for p in added],
+                         actor=actor_id)
 
+
+async def _insert_members(session: AsyncSession, *, group: Group, person_ids: list[UUID]) -> list[UUID]:
+    """Plain members, in one statement however many (ids as one array parameter); the ones that were not
+    members yet, whose pending invites and join requests are closed. The caller writes the events."""
+    if not person_ids:
+        return []
+    added = sorted(await session.scalars(insert(GroupMember).from_select(
+        ["group_id", "person_id", "role", "created_at"],
+        select(literal(group.id), func.unnest(_ids(person_ids)), literal("member"),
+               literal(utcnow(), DateTime(timezone=True))))
+        .on_conflict_do_nothing().returning(GroupMember.person_id)))
+    if added:
+        for pending in (GroupInvite, GroupJoinRequest):
+            await session.execute(delete(pending).where(pending.group_id == group.id,
+                                                        pending.person_id == any_(_ids(added))))
+    return added
 
 
 async def _close_pending(session: AsyncSession, *, group_id: UUID, person_id: UUID) -> None:
@@ -341,15 +358,7 @@ async def set_provisioned_members(session: AsyncSession, *, group: Group, person
     _refuse_all_company(group)
     current = set(await session.scalars(select(GroupMember.person_id).where(GroupMember.group_id == group.id)))
     to_add, to_remove = sorted(person_ids - current), sorted(current - person_ids)
-    added = sorted(await session.scalars(insert(GroupMember).from_select(
-        ["group_id", "person_id", "role", "created_at"],
-        select(literal(group.id), func.unnest(_ids(to_add)), literal("member"),
-               literal(utcnow(), DateTime(timezone=True))))
-        .on_conflict_do_nothing().returning(GroupMember.person_id))) if to_add else []
-    if added:
-        for pending in (GroupInvite, GroupJoinRequest):
-            await session.execute(delete(pending).where(pending.group_id == group.id,
-                                                        pending.person_id == any_(_ids(added))))
+    added = await _insert_members(session, group=group, person_ids=to_add)
     removed = sorted(await session.scalars(delete(GroupMember).where(
         GroupMember.group_id == group.id, GroupMember.person_id == any_(_ids(to_remove)))
         .returning(GroupMember.person_id))) if to_remove else []
