@@ -361,14 +361,15 @@ async def authenticate(websocket: WebSocket, token: str, session: AsyncSession) 
         if guard is None:
             raise Unauthorized("This service cannot check API tokens.")
     if guard is not None:
-        user = await guard(session, user)
+        user = await guard(session, user)  # the guards refuse deactivated people too
     if user.scopes is not None:
         scope = required_scope("GET", websocket.url.path)
         if scope is None or scope not in user.scopes:
             raise MissingScope(f"This API token lacks the scope {scope}.", required_scope=scope)
-    active = await session.scalar(select(directory_people.c.active).where(directory_people.c.id == user.id))
-    if active is False:
-        raise Unauthorized("This person is deactivated.")
+    if guard is None:
+        active = await session.scalar(select(directory_people.c.active).where(directory_people.c.id == user.id))
+        if active is False:
+            raise Unauthorized("This person is deactivated.")
     return user
 
 

@@ -208,3 +208,17 @@ async def test_typing_in_someone_elses_conversation_is_refused_as_not_found(serv
     await intruder.send(json.dumps({"type": "ping"}))  # the connection stays usable
     assert json.loads(await asyncio.wait_for(intruder.recv(), BOUND)) == {"type": "pong"}
     await intruder.close()
+
+
+async def test_a_deactivated_persons_hello_is_refused(server, keys, engine):
+    from shared.db import make_sessionmaker
+    from shared.realtime import CLOSE_UNAUTHORIZED
+    app, url = server
+    gone = await person(make_sessionmaker(engine, service="messaging"), active=False)
+    connection = await websockets.connect(url)
+    await connection.send(json.dumps({"type": "hello", "token": keys.token(gone)}))
+    answer = json.loads(await asyncio.wait_for(connection.recv(), BOUND))
+    assert answer["type"] == "error" and "deactivated" in answer["detail"]
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(connection.recv(), BOUND)
+    assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED
