@@ -77,6 +77,11 @@ class Stopped(Exception):
     """The service is stopping while a record is unfinished: leave its offset uncommitted."""
 
 
+_DEDUPE_BATCH = text(
+    "INSERT INTO processed_events (consumer, event_id) SELECT :consumer, unnest(CAST(:ids AS uuid[])) "
+    "ON CONFLICT DO NOTHING RETURNING event_id")
+
+
 @dataclass
 class EventConsumer:
     """A named consumer group: which topics it reads and one handler per event type it cares about.
@@ -91,6 +96,10 @@ class EventConsumer:
     topics: list[str]
     handlers: dict[str, Handler]
     batch_handler: BatchHandler | None = None
+    batch_size: int = 500  # records per fetch: a batch handler shares one commit across them
+    # A batch handler that reads only the envelope (analytics logs every event generically) may skip
+    # validating each payload against its typed model; its items then carry None as the payload.
+    typed_payloads: bool = True
     max_attempts: int = 5
     retry_base_seconds: float = 0.1
     max_backoff_seconds: float = 5.0
@@ -108,7 +117,7 @@ class EventConsumer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=self.name, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=500,
-            max_poll_records=500, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, **(consumer_options or {}))
+            max_poll_records=self.batch_size, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, **(consumer_options or {}))
         dlq = make_producer(settings)
         try:
             await _start_with_retry(consumer, dlq, stop=stop, name=self.name)
@@ -152,15 +161,14 @@ class EventConsumer:
                 envelope = Envelope.from_bytes(record.value)
                 if envelope.type not in self.handlers:
                     return False
-                items.append((envelope, envelope.payload()))
+                items.append((envelope, envelope.payload() if self.typed_payloads else None))
             except (ValidationError, UnknownEventType, ValueError):
                 return False
         items = list({envelope.id: (envelope, payload) for envelope, payload in items}.values())
         async with sessionmaker() as session, session.begin():
-            fresh = set(await session.scalars(
-                pg_insert(processed_events_table)
-                .values([{"consumer": self.name, "event_id": e.id} for e, _ in items])
-                .on_conflict_do_nothing().returning(processed_events_table.c.event_id)))
+            # One array parameter, not a statement with a VALUES row per record (that one is compiled anew
+            # for every batch size and costs more than the insert itself).
+            fresh = set(await session.scalars(_DEDUPE_BATCH, {"consumer": self.name, "ids": [e.id for e, _ in items]}))
             new = [(e, p) for e, p in items if e.id in fresh]
             if new:
                 await self.batch_handler(session, new)
