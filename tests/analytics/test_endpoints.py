@@ -6,6 +6,7 @@ from uuid6 import uuid7
 from tests.analytics import factories as f
 from tests.analytics.factories import at
 from tests.analytics.scenario import END, START, company
+from tests.shared.revocation_checks import api_token
 
 WINDOW = f"from={START.isoformat()}&to={END.isoformat()}"
 STAFF_ONLY = ("overview", "segments?by=location", "barriers", "champions", "top/people", "content-types", "leaders",
@@ -135,8 +136,8 @@ async def test_bad_windows_and_dimensions_are_4xx_problems(client, keys):
 
 
 async def test_api_token_needs_analytics_read_scope(client, keys):
-    comms = uuid7()
-    wrong = keys.headers(comms, roles=["communications"], scopes=["posts:read"])
+    staff = uuid7()
+    wrong = api_token(keys, staff, scopes=["posts:read"], token_id=uuid7())
     assert (await client.get("/api/v1/analytics/overview", headers=wrong)).status_code == 403
-    right = keys.headers(comms, roles=["communications"], scopes=["analytics:read"])
+    right = api_token(keys, staff, scopes=["analytics:read"], token_id=uuid7())
     assert (await client.get("/api/v1/analytics/overview", headers=right)).status_code == 200
