@@ -122,6 +122,10 @@ class Stack:
                 time.sleep(0.2)
         say(f"messaging replicas A={self.urls[0]} B={self.urls[1]}; logs in {self.root}")
 
+    def cpu_seconds(self) -> list[float]:
+        """CPU time (user + system) of each replica: per message, a figure a busy machine distorts less."""
+        return [sum(psutil.Process(p.pid).cpu_times()[:2]) for p in self.processes]
+
     def rss(self) -> list[int]:
         return [psutil.Process(p.pid).memory_info().rss for p in self.processes]
 
@@ -258,6 +262,7 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
     await asyncio.sleep(2)
 
     total = int(args.rate * args.seconds)
+    cpu_before = stack.cpu_seconds()
     rng = random.Random(7)
     start_at = time.perf_counter()
     send_errors = 0
@@ -284,6 +289,9 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
     while pending and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     lost = len(pending)
+    cpu = [after - before for before, after in zip(cpu_before, stack.cpu_seconds())]
+    say(f"replica CPU per message: {sum(cpu) / max(total, 1) * 1000:.2f} ms (A {cpu[0]:.1f} s, B {cpu[1]:.1f} s "
+        f"for {total} messages)")
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     return latencies, lost, send_errors
 
