@@ -171,7 +171,7 @@ async def test_a_feed_page_takes_the_same_number_of_queries_for_5_or_40_posts(cl
             await client.put(f"/api/v1/posts/{post['id']}/reaction", headers=auth(me), json={"kind": "like"})
             await client.post(f"/api/v1/posts/{post['id']}/comments", headers=auth(friend), json={"body": "c"})
 
-    async def queries(limit):
+    async def queries(limit, **params):
         statements = []
 
         def count(conn, cursor, statement, *args):
@@ -179,21 +179,25 @@ async def test_a_feed_page_takes_the_same_number_of_queries_for_5_or_40_posts(cl
 
         event.listen(engine.sync_engine, "before_cursor_execute", count)
         try:
-            page = await feed(client, auth(me), limit=limit)
+            page = await feed(client, auth(me), limit=limit, **params)
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", count)
         assert len(page["items"]) == limit
-        return [s for s in statements if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))]
+        return [s for s in statements if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))], page
 
     await fill(4)
-    small = await queries(5)
+    small, _ = await queries(5)
     await fill(36)
-    large = await queries(40)
+    large, _ = await queries(40)
     assert len(small) == len(large)
     # the token guard, then: page ids with the pinned announcements, posts with authors and my state,
     # attachments, and for polls: options, my votes, voters
     assert len(large) == 7, large
     assert len([s for s in large if "FROM posts" in s or "FROM poll" in s or "FROM attachments" in s]) == 6, large
+    # a later page: the same, its ids read after the cursor (no pinned part)
+    _, first = await queries(20)
+    later, _ = await queries(20, cursor=first["next_cursor"])
+    assert len(later) == 7, later
 
 
 async def test_a_first_page_full_of_pinned_announcements_continues_with_the_stream(client, make_person, auth):
