@@ -222,3 +222,30 @@ async def test_a_deactivated_persons_hello_is_refused(server, keys, engine):
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await asyncio.wait_for(connection.recv(), BOUND)
     assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED
+
+
+async def test_a_socket_frame_is_one_unit_of_work_committed_only_when_it_succeeds(server, keys, engine):
+    from sqlalchemy import func, select
+    from shared.db import make_sessionmaker
+    from services.messaging.conversations import service as conversations
+    from services.messaging.messages.models import Message
+    app, url = server
+    maker = make_sessionmaker(engine, service="messaging")
+    ana, ben = await person(maker), await person(maker)
+    async with maker() as session:
+        conversation = await conversations.get_or_create_direct(session, me=ana, other=ben)
+        await session.commit()
+    socket = await _hello(url, keys.token(ana), ping_interval=None)
+    send = {"type": "message.send", "conversation_id": str(conversation.id), "body": "hi"}
+    # The reply check fails after the message row was written: the frame's transaction rolls back.
+    await socket.send(json.dumps(send | {"reply_to_id": str(uuid7()), "id": "bad"}))
+    answer = json.loads(await asyncio.wait_for(socket.recv(), BOUND))
+    assert answer["type"] == "error" and answer["code"] == "message-not-found" and answer["ref"] == "bad"
+    await socket.send(json.dumps(send | {"id": "good"}))
+    while (answer := json.loads(await asyncio.wait_for(socket.recv(), BOUND)))["type"] != "message.sent":
+        pass
+    async with maker() as session:  # another session sees exactly the committed one, at seq 1
+        stored = (await session.execute(select(func.count(), func.max(Message.seq))
+                                        .where(Message.conversation_id == conversation.id))).one()
+    assert tuple(stored) == (1, 1) and answer["data"]["seq"] == 1 and answer["ref"] == "good"
+    await socket.close()
