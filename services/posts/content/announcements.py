@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.content.models import Acknowledgement, Post
 from services.posts.content.schemas import AckPerson, AckSegment, AckSummary
 from services.posts.content.service import excerpt, get_readable, readable_by
-from services.posts.people.models import Person
-from services.posts.people.schemas import PersonSummary
+from services.posts.people.api import Person, PersonSummary
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden

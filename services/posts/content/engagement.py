@@ -17,8 +17,7 @@ from services.posts.content.schemas import CommentCreate, CommentPublic, Comment
 from services.posts.content.service import (excerpt, get_readable, poll_closed, readable_by, readers_among,
                                             resolve_mentions)
 from services.posts.groups import service as groups
-from services.posts.people.models import Person
-from services.posts.people.schemas import PersonSummary
+from services.posts.people.api import Person, PersonSummary
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound

@@ -5,7 +5,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from services.posts.content.models import BODY_MAX, COMMENT_MAX, POLL_OPTION_MAX, REACTION_KINDS, TITLE_MAX
-from services.posts.people.schemas import PersonSummary
+from services.posts.people.api import PersonSummary
 from shared.types import SafeStr, check_text
 
 PostKind = Literal["update", "question", "praise", "announcement", "poll", "article"]

@@ -37,9 +37,8 @@ from services.posts.content.schemas import (
 from services.posts.graph.models import Follow
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember
-from services.posts.people import service as people
-from services.posts.people.models import Person
-from services.posts.people.schemas import PersonSummary
+from services.posts.people import api as people
+from services.posts.people.api import Person, PersonSummary
 from shared.auth import CurrentUser
 from shared.context import client_var
 from shared.db import utcnow

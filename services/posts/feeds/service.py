@@ -57,7 +57,7 @@ from services.posts.feeds.models import GroupMute, TagFollow
 from services.posts.graph.models import Follow
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember
-from services.posts.people import service as people
+from services.posts.people import api as people
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import InvalidInput

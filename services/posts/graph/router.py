@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response, status
 from services.posts.db import SessionDep
 from services.posts.graph import service
 from services.posts.graph.schemas import FollowRequestPublic, FollowState
-from services.posts.people.schemas import PersonSummary
+from services.posts.people.api import PersonSummary
 from shared.auth import CurrentUserDep
 from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageDep

@@ -4,7 +4,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from services.posts.people.schemas import PersonSummary
+from services.posts.people.api import PersonSummary
 
 
 class FollowState(BaseModel):

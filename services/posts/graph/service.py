@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.posts.graph.models import Follow, FollowNotice, FollowRequest
 from services.posts.graph.schemas import FollowRequestPublic, FollowState
-from services.posts.people import service as people
-from services.posts.people.models import Person
+from services.posts.people import api as people
+from services.posts.people.api import Person
 from shared.db import utcnow
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import (

@@ -5,7 +5,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from services.posts.groups.models import Group
-from services.posts.people.schemas import PersonSummary
+from services.posts.people.api import PersonSummary
 from shared.types import SafeText
 
 Visibility = Literal["public", "private", "secret"]

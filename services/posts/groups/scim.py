@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember as Membership
 from services.posts.groups.schemas import GroupCreate
-from services.posts.people import service as people
+from services.posts.people import api as people
 from services.posts.scim.errors import ScimInvalidValue, ScimUniqueness
 from services.posts.scim.filters import ColumnMap, Predicate, to_sql
 from services.posts.scim.schemas import POLICY, Member, ScimGroup

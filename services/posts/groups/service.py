@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.groups.models import Group, GroupInvite, GroupJoinRequest, GroupMember
 from services.posts.groups.schemas import (GroupCreate, GroupCreateRequest, GroupPublic, GroupSummary, GroupUpdate,
                                            InvitePublic, JoinRequestPublic, JoinState, MemberPublic)
-from services.posts.people.models import Person
-from services.posts.people.schemas import PersonSummary
-from services.posts.people import service as people
+from services.posts.people.api import Person, PersonSummary
+from services.posts.people import api as people
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound

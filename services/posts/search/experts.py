@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.posts.content.models import Comment
 from services.posts.content.service import readable_by
-from services.posts.people.models import Person
+from services.posts.people.api import Person
 from services.posts.search.models import people, posts, unaccented
 from services.posts.search.schemas import Evidence, Expert, PeopleFilters, PersonHit
 from services.posts.search.service import (

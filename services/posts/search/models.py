@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from services.posts.content.models import Post
 from services.posts.groups.models import Group
-from services.posts.people.models import Person
+from services.posts.people.api import Person
 
 TS_CONFIG = "public.hearth"  # english stemming after unaccent (see the migration)
 

@@ -6,8 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.posts.content.models import HASHTAG_MAX
 from services.posts.groups.schemas import Visibility
-from services.posts.people.models import Person
-from services.posts.people.schemas import PersonSummary
+from services.posts.people.api import Person, PersonSummary
 from shared.types import SafeText
 
 QUERY_MAX = 200  # also the longest query an event carries

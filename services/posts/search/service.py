@@ -61,8 +61,7 @@ from services.posts.attachments.models import Attachment
 from services.posts.content.models import Post
 from services.posts.content.service import readable_by
 from services.posts.groups.models import Group, GroupMember
-from services.posts.people.models import Person
-from services.posts.people.schemas import PersonSummary
+from services.posts.people.api import Person, PersonSummary
 from services.posts.search.models import TS_CONFIG, groups, people, posts, unaccented
 from services.posts.search.schemas import (
     QUERY_MAX,
