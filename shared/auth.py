@@ -169,6 +169,9 @@ class KeysUnavailable(AppError):
     status, code, title = 503, "token-keys-unavailable", "Token keys unavailable"
 
 
+VERIFIED_CACHE_SIZE = 10_000  # tokens kept verified per process (cleared when full)
+
+
 class TokenVerifier:
     """Verifies bearer tokens against a JWKS document, given inline or fetched (and refreshed) from a URL.
 
@@ -188,12 +191,17 @@ class TokenVerifier:
         self._backoff = first_backoff
         self._reachable = False  # whether the last fetch worked
         self._lock = asyncio.Lock()
+        # Verified tokens until they expire: the rate limiter and the route both verify each request's
+        # token, and a client sends the same token for minutes. Safe to keep: the cache is keyed by the
+        # whole signed string, and what can change before expiry (revocation, roles) is the guards' job.
+        self._verified: dict[str, tuple[CurrentUser, float]] = {}
         if jwks_json:
             self.load_jwks(json.loads(jwks_json))
             self._reachable = True
 
     def load_jwks(self, document: dict) -> None:
         self._keys = {k["kid"]: ECAlgorithm.from_jwk(json.dumps(k)) for k in document.get("keys", [])}
+        self._verified = {}  # a key may have been withdrawn
 
     async def _fetch(self) -> None:
         try:
@@ -221,6 +229,16 @@ class TokenVerifier:
         return self._keys.get(kid)
 
     async def verify(self, token: str) -> CurrentUser:
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        user, expires = await self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (user, expires)
+        return user
+
+    async def _verify(self, token: str) -> tuple[CurrentUser, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -255,7 +273,7 @@ class TokenVerifier:
             scope = scope or ""
         return CurrentUser(id=subject, roles=frozenset(claims.get("roles", [])),
                            scopes=frozenset(scope.split()) if scope is not None else None, token_id=token_id,
-                           session_id=session_id)
+                           session_id=session_id), float(claims["exp"])
 
 
 # A guard re-checks a verified token against what the service knows now (revocations, deactivation,

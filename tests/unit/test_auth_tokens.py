@@ -7,6 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+import shared.auth
 from shared.auth import (API_TOKEN_TYPE, SCOPES, InvalidKey, SigningKey, TokenVerifier, public_jwks_from_pem,
                          required_scope)
 from shared.errors import Unauthorized
@@ -67,3 +68,25 @@ def test_previous_keys_must_be_p256():
     with pytest.raises(InvalidKey):
         public_jwks_from_pem(rsa_pem)
     assert public_jwks_from_pem(b"") == []
+
+
+async def test_a_verified_token_is_remembered_until_it_expires_and_forgotten_on_new_keys(monkeypatch):
+    key, other = SigningKey(SigningKey.generate_pem()), SigningKey(SigningKey.generate_pem())
+    verifier = verifier_for(key)
+    token = key.sign(subject=uuid4(), roles=["member"], scopes=None, ttl=timedelta(minutes=5), issuer="hearth",
+                     audience="hearth")
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first  # the second check (rate limiter, then route) is a lookup
+    async def checked_again(token):
+        raise Unauthorized("The access token has expired.")
+
+    real_time = shared.auth.time.time
+    monkeypatch.setattr(shared.auth.time, "time", lambda: real_time() + 301)
+    monkeypatch.setattr(verifier, "_verify", checked_again)
+    with pytest.raises(Unauthorized):  # past its expiry the token is verified again, not taken from the cache
+        await verifier.verify(token)
+    monkeypatch.undo()
+    await verifier.verify(token)
+    verifier.load_jwks({"keys": [other.public_jwk()]})  # the signing key was withdrawn
+    with pytest.raises(Unauthorized):
+        await verifier.verify(token)
