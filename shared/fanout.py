@@ -47,6 +47,7 @@ class FanoutReader:
         self.running = False  # assigned and reading
         self.delivered = 0
         self.skipped = 0
+        self.started_ms = 0  # records older than this (ms) are history, not news
 
     def metrics(self) -> dict[str, float]:
         """What /metrics shows of the reader (shared.supervisor.SupervisorCollector reads it)."""
@@ -59,7 +60,7 @@ class FanoutReader:
                                     fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms, max_poll_records=500)
         await consumer.start()
         try:
-            start_ms = int(time.time() * 1000)
+            start_ms = self.started_ms = int(time.time() * 1000)
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
             await consumer.seek_to_end(*partitions)

@@ -14,6 +14,7 @@ from shared.events.messaging import TypingChanged
 from shared.fanout import FanoutReader
 from shared.kafka import ensure_topics
 from shared.supervisor import Supervisor
+from tests.waiting import until
 
 BOUND = 30.0
 
@@ -62,7 +63,8 @@ async def test_every_replica_gets_every_new_record_and_none_from_before_it_start
     tasks = [asyncio.create_task(r.run(stop)) for r in readers]
     try:
         await wait_for(lambda: all(r.running for r in readers), "readers assigned")
-        await asyncio.sleep(1.1)  # a later millisecond than every reader's start (record timestamps are in ms)
+        await until(lambda: time.time() * 1000 > max(r.started_ms for r in readers),  # record timestamps are ms
+                    message="a later millisecond than every reader's start")
         poison = Envelope.wrap(TypingChanged(conversation_id=uuid7(), person_id=uuid7(), typing=True),
                                source="test", subject="key-poison")
         await producer.send_and_wait(topic, poison.to_bytes(), key=b"key-poison")

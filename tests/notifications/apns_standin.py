@@ -3,6 +3,7 @@
 import asyncio
 import datetime
 import json
+import os
 import ssl
 import tempfile
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ class ApnsStandIn:
     async def __aexit__(self, *exc):
         self.server.close()
         await self.server.wait_closed()
+        self.ca_file.close()
+        os.unlink(self.ca_file.name)  # kept on disk while the stand-in runs (clients load it); gone after
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
