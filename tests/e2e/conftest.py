@@ -47,7 +47,11 @@ def stack(pg_server_url):
             server_url=pg_server_url, prefix=E2E_PREFIX, bootstrap=broker.bootstrap,
             key_file=signing_key_file(workdir), ports={s: free_port() for s in SERVICES}, log_dir=workdir,
             extra_env={"HEARTH_ENV": "test", "HEARTH_ADMIN_EMAIL": ADMIN["email"],
-                       "HEARTH_ADMIN_PASSWORD": ADMIN["password"], "HEARTH_DATABASE_POOL_SIZE": "3"})
+                       "HEARTH_ADMIN_PASSWORD": ADMIN["password"], "HEARTH_DATABASE_POOL_SIZE": "3",
+                       # Counted as in production (the in-process tests count in their own sessions), with
+                       # limits no test reaches: rate-limit behaviour itself is tested in tests/posts.
+                       "HEARTH_RATE_LIMITS_ENABLED": "true", **{f"HEARTH_RATE_LIMIT_{rule}": "100000/60" for rule in (
+                           "PERSON", "ADDRESS", "LOGIN", "SCIM", "TOKEN_CREATE", "FOLLOW", "POST")}})
         try:
             for p in processes:
                 p.start()

@@ -118,3 +118,16 @@ async def test_broker_down_writes_succeed_and_are_delivered_exactly_once_later(h
     await settled(stack)
     assert len(await mention_notifications(http, stack, maria_headers, created["id"])) == 1
     assert await posts_today(http, stack, admin) == before + 1
+
+
+async def test_every_service_counts_a_persons_requests_against_the_rate_limit(http, stack):
+    """The real processes count in the database (autocommit, one statement): each request uses one up."""
+    admin = await login(http, stack, ADMIN["email"], ADMIN["password"])
+    _, headers = await new_person(http, stack, admin)
+    paths = {"posts": "/api/v1/people/me", "messaging": "/api/v1/conversations",
+             "notifications": "/api/v1/notifications/unread-count"}
+    for service, path in paths.items():
+        first, second = [await http.get(f"{stack.urls[service]}{path}", headers=headers) for _ in range(2)]
+        assert first.status_code == second.status_code == 200, (service, first.text)
+        remaining = int(first.headers["ratelimit-remaining"]), int(second.headers["ratelimit-remaining"])
+        assert remaining[1] == remaining[0] - 1, (service, remaining)
