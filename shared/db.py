@@ -59,6 +59,7 @@ async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncI
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session (see `unit_of_work`)."""
     async with unit_of_work(request.app.state.sessionmaker) as session:
+        request.state.unit_of_work = session  # for what runs around the route (shared.idempotency)
         yield session
 
 

@@ -12,7 +12,8 @@ and the OpenAPI documents it):
 
 Behaviour (per person and key, kept `TTL` = 24 h):
 - first request: the key is claimed (committed at once, so a concurrent retry sees it), the route runs,
-  and a 2xx response is stored; any other outcome releases the key so the client can retry;
+  and a 2xx response is kept in the route's own transaction (it commits with the effect or not at all);
+  any other outcome releases the key so the client can retry;
 - a retry with the same method, path and body: the stored response, with `Idempotent-Replayed: true`;
 - the same key with another body: 422 `idempotency-key-reused`;
 - a retry while the first is still running waits for it (up to `WAIT`), else 409 with `Retry-After`.
@@ -44,7 +45,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import get_session, utcnow
 from shared.errors import AppError, Conflict, InvalidInput
@@ -102,7 +102,7 @@ def _valid_key(key: str) -> str:
 async def app_session(request: Request):
     """A session from the app's own session dependency (tests override it with savepoint sessions)."""
     provider = request.app.dependency_overrides.get(get_session, get_session)
-    generator = provider() if provider is not get_session else get_session(request)
+    generator = provider(request)
     session = await anext(generator)
     try:
         yield session
@@ -144,17 +144,19 @@ async def claim(session: AsyncSession, *, principal: str, key: str, print_: str)
         await asyncio.sleep(0.05)
 
 
-async def finish(session: AsyncSession, *, principal: str, key: str, response: Response) -> None:
-    """Keep a 2xx response for replay; release the key after anything else (the client may retry)."""
+async def keep(session: AsyncSession, *, principal: str, key: str, response: Response) -> None:
+    """Store a 2xx response for replay, in `session` (the caller commits it)."""
     t = idempotency_keys_table
-    where = (t.c.principal == principal, t.c.key == key)
-    if 200 <= response.status_code < 300 and hasattr(response, "body"):
-        await session.execute(update(t).where(*where).values(
-            status_code=response.status_code, body=bytes(response.body),
-            content_type=response.headers.get("content-type")))
-    else:
-        await session.execute(delete(t).where(*where))
-    await session.commit()
+    await session.execute(update(t).where(t.c.principal == principal, t.c.key == key).values(
+        status_code=response.status_code, body=bytes(response.body), content_type=response.headers.get("content-type")))
+
+
+async def release(request: Request, *, principal: str, key: str) -> None:
+    """Free the key after anything but a 2xx (the client may retry), in a session of its own."""
+    t = idempotency_keys_table
+    async with app_session(request) as session:
+        await session.execute(delete(t).where(t.c.principal == principal, t.c.key == key))
+        await session.commit()
 
 
 async def _principal(request: Request) -> str | None:
@@ -179,63 +181,49 @@ _OPENAPI_HEADER = {"parameters": [{
 class IdempotentRoute(APIRoute):
     """An APIRoute whose POST honours `Idempotency-Key` (see the module docstring).
 
-    It wraps the route's ASGI app, outside the request's dependencies, so the response is stored
-    after the route's own session has closed (its transaction is over, whatever it did)."""
+    It wraps the route's handler inside the request's unit of work: a 2xx response is stored in the
+    route's own transaction, so the effect and its replayable answer commit together or not at all."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
         methods = {m.upper() for m in kwargs.get("methods") or ()}
-        if "POST" in methods:
+        self._idempotent = "POST" in methods  # read by get_route_handler, which APIRoute.__init__ calls
+        if self._idempotent:
             extra = kwargs.get("openapi_extra") or {}
             kwargs["openapi_extra"] = extra | {"parameters": extra.get("parameters", []) + _OPENAPI_HEADER["parameters"]}
         super().__init__(path, endpoint, **kwargs)
-        self._idempotent_handle = _idempotent(super().handle) if "POST" in methods else super().handle
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._idempotent_handle(scope, receive, send)
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+        return _idempotent(handler) if self._idempotent else handler
 
 
-def _idempotent(app: ASGIApp) -> ASGIApp:
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+def _idempotent(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    async def idempotent_handler(request: Request) -> Response:
         raw_key = request.headers.get(HEADER)
-        principal = await _principal(request) if raw_key is not None and scope["method"] == "POST" else None
+        principal = await _principal(request) if raw_key is not None and request.method == "POST" else None
         if principal is None:
-            return await app(scope, receive, send)
+            return await handler(request)
         key = _valid_key(raw_key)
-        body = await request.body()
+        body = await request.body()  # kept on the request: the route reads the same bytes
         print_ = fingerprint("POST", f"{request.url.path}?{request.url.query}", body)
         async with app_session(request) as session:
             stored = await claim(session, principal=principal, key=key, print_=print_)
         if stored is not None:
-            return await stored(scope, receive, send)
-
-        replayed = False
-
-        async def receive_body() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        start: Message = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
-
-        response = Response(status_code=500)
+            return stored
+        request.state.unit_of_work = None  # set again by the route's session dependency, if it has one
         try:
-            await app(scope, receive_body, capture)
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in start.get("headers", [])}
-            response = Response(b"".join(chunks), status_code=start.get("status", 500),
-                                media_type=headers.get("content-type"))
-        finally:
-            async with app_session(request) as session:
-                await finish(session, principal=principal, key=key, response=response)
+            response = await handler(request)
+        except BaseException:
+            await release(request, principal=principal, key=key)
+            raise
+        if not (200 <= response.status_code < 300 and hasattr(response, "body")):
+            await release(request, principal=principal, key=key)
+        elif (session := request.state.unit_of_work) is not None:
+            await keep(session, principal=principal, key=key, response=response)  # commits with the effect
+        else:  # a route without a database session: nothing to commit with
+            async with app_session(request) as own:
+                await keep(own, principal=principal, key=key, response=response)
+                await own.commit()
+        return response
 
-    return asgi
+    return idempotent_handler

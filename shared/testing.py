@@ -13,7 +13,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -57,8 +57,9 @@ async def savepoint_sessionmaker(engine: AsyncEngine, *, service: str) -> AsyncI
 def client_for(app: FastAPI, sessionmaker: async_sessionmaker, **kwargs) -> httpx.AsyncClient:
     """An HTTP client over the app in-process, its requests using the test's sessions."""
 
-    async def session_override() -> AsyncIterator[AsyncSession]:
+    async def session_override(request: Request) -> AsyncIterator[AsyncSession]:
         async with unit_of_work(sessionmaker) as session:
+            request.state.unit_of_work = session
             yield session
 
     app.dependency_overrides[get_session] = session_override

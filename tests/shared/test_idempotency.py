@@ -25,8 +25,7 @@ def make_app(engine, keys) -> FastAPI:
                     message="every concurrent retry to arrive")
         thing_id = await session.scalar(text("INSERT INTO idem_effects (owner) VALUES (:o) RETURNING id"),
                                         {"o": str(user.id)})
-        await session.commit()
-        return {"id": thing_id, **body}
+        return {"id": thing_id, **body}  # the request's unit of work commits it
 
     @router.post("/failing")
     async def failing(user: CurrentUserDep):
@@ -118,3 +117,13 @@ async def test_a_malformed_key_is_422(client, keys):
     for key in ("", "x" * 256, "has space", "tab\tkey"):
         response = await client.post("/things", json={}, headers=keys.headers(uuid4()) | {"Idempotency-Key": key})
         assert response.status_code == 422, key
+
+
+async def test_the_kept_response_commits_in_the_same_transaction_as_the_effect(client, keys, scratch_engine):
+    """No window where the effect is committed but its answer is not (a crash there would let a retry redo it)."""
+    headers = keys.headers(uuid4()) | {"Idempotency-Key": "k-same-tx"}
+    assert (await client.post("/things", json={"a": 1}, headers=headers)).status_code == 201
+    async with scratch_engine.connect() as conn:
+        effect_tx = await conn.scalar(text("SELECT xmin::text FROM idem_effects"))
+        kept_tx = await conn.scalar(text("SELECT xmin::text FROM idempotency_keys WHERE key = 'k-same-tx'"))
+    assert effect_tx == kept_tx
