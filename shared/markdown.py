@@ -6,6 +6,7 @@ reaches a client cannot run script or load anything. Callers store the raw text 
 HTML next to it.
 """
 
+import re
 from functools import lru_cache
 
 import nh3
@@ -33,3 +34,13 @@ def sanitize(html: str) -> str:
 def render(text: str) -> str:
     """Markdown (the subset) to sanitized HTML."""
     return sanitize(_parser().render(text))
+
+
+# A mention is @handle not preceded by a word character (so emails are not mentions); the same syntax
+# in posts, comments and messages.
+MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._-]{0,63})", re.IGNORECASE)
+
+
+def parse_mentions(text: str) -> set[str]:
+    """The handles @mentioned in `text`, lower-cased."""
+    return {m.rstrip("._-").lower() for m in MENTION.findall(text)} if "@" in text else set()

@@ -1,6 +1,5 @@
 """What messaging knows of people beyond the shared directory: their @handles, to resolve mentions."""
 
-import re
 from uuid import UUID
 
 from sqlalchemy import delete, select
@@ -11,15 +10,8 @@ from services.messaging.people.models import PersonHandle
 from shared.config import HearthSettings
 from shared.directory import PERSON_SNAPSHOT_EVENTS, people_consumer, upsert_person
 from shared.events import Envelope, EventData
+from shared.markdown import parse_mentions
 from shared.kafka import EventConsumer
-
-# The same syntax as posts: @handle not preceded by a word character (so emails are not mentions).
-MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._-]{0,63})", re.IGNORECASE)
-
-
-def parse_mentions(body: str) -> set[str]:
-    return {m.rstrip("._-").lower() for m in MENTION.findall(body)} if "@" in body else set()
-
 
 async def resolve_mentions(session: AsyncSession, *, body: str, member_ids: list[UUID]) -> list[UUID]:
     """The members named by @handle in `body`; unknown handles and people outside `member_ids` are not mentions."""

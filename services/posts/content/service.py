@@ -44,11 +44,9 @@ from shared.context import client_var
 from shared.db import utcnow
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import PostCreated, PostDeleted, PostUpdated, PraiseGiven
-from shared.markdown import render
+from shared.markdown import parse_mentions, render
 from shared.outbox import add_event
 
-# A mention is @handle not preceded by a word character (so emails are not mentions).
-MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._-]{0,63})", re.IGNORECASE)
 HASHTAG = re.compile(r"(?<![\w#&])#(\w{1,100})", re.UNICODE)
 EXCERPT_CHARS = 280
 
@@ -71,10 +69,6 @@ class InvalidRecipients(InvalidInput):
 
 class InvalidAttachments(InvalidInput):
     code, title = "invalid-attachments", "Attachments must be your own, not yet used"
-
-
-def parse_mentions(body: str) -> set[str]:
-    return {m.rstrip("._-").lower() for m in MENTION.findall(body)}
 
 
 def parse_hashtags(body: str) -> list[str]:
