@@ -1,11 +1,15 @@
 """What becomes a notification, and what makes one disappear."""
 
+from sqlalchemy import func, select
 from uuid6 import uuid7
+
+from services.notifications.audience.models import CommentReaction
 
 from shared.db import utcnow
 from shared.events import (AnnouncementAcknowledged, AnnouncementReminderDue, BestAnswerAccepted, CommentCreated,
-                           CommentDeleted, GroupCreated, GroupJoinRequested, GroupMemberAdded, GroupMemberRemoved,
-                           GroupSnapshot, PostCreated, PostDeleted, PraiseGiven, ReactionAdded, ReactionRemoved)
+                           CommentDeleted, CommentReactionAdded, CommentReactionRemoved, GroupCreated,
+                           GroupJoinRequested, GroupMemberAdded, GroupMemberRemoved, GroupSnapshot, PostCreated,
+                           PostDeleted, PraiseGiven, ReactionAdded, ReactionRemoved)
 from shared.testing import outbox_events
 from tests.notifications.builders import add_person, inbox, send
 
@@ -186,3 +190,97 @@ async def test_muting_a_person_or_post_silences_them(settings, sessionmaker, cli
     await client.delete(f"/api/v1/notifications/mutes/person/{loud}", headers=keys.headers(ana))
     await send(settings, sessionmaker, post(loud, mentions=[ana]))
     assert len(await inbox(client, keys, ana)) == 1
+
+
+def comment_reaction(c, person, *, removed=False, **fields):
+    model = CommentReactionRemoved if removed else CommentReactionAdded
+    return model(**({"comment_id": c.comment_id, "post_id": c.post_id, "comment_author_id": c.author_id,
+                     "person_id": person, "kind": "like"} | fields))
+
+
+async def test_comment_reactions_are_one_grouped_row_for_the_comments_author(settings, sessionmaker, client, keys):
+    author, commenter = uuid7(), uuid7()
+    ana = await add_person(settings, sessionmaker, display_name="Ana Lopez")
+    others = [uuid7() for _ in range(4)]
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    c = comment(p, commenter)
+    await send(settings, sessionmaker, c)
+    await send(settings, sessionmaker, comment_reaction(c, commenter))  # their own comment: nobody is told
+    for person in others + [ana]:
+        await send(settings, sessionmaker, comment_reaction(c, person))
+    await send(settings, sessionmaker, comment_reaction(c, ana, kind="funny", previous_kind="like"))  # a change
+    [row] = await inbox(client, keys, commenter)
+    assert row["kind"] == "comment_reaction" and row["actor_count"] == 5 and row["actor_ids"][0] == str(ana)
+    assert row["title"] == "Ana Lopez and 4 others reacted to your comment"
+    assert (row["subject_type"], row["comment_id"], row["post_id"]) == ("comment", str(c.comment_id), str(p.post_id))
+    assert [n["kind"] for n in await inbox(client, keys, author)] == ["comment"]  # the post's author: not this
+    # a withdrawn reaction fixes the count quietly: the row stays read
+    await client.post("/api/v1/notifications/read-all", headers=keys.headers(commenter))
+    for person in others:
+        await send(settings, sessionmaker, comment_reaction(c, person, removed=True))
+    [row] = await inbox(client, keys, commenter)
+    assert row["actor_count"] == 1 and row["read_at"] is not None
+    assert row["title"] == "Ana Lopez reacted to your comment"
+    await send(settings, sessionmaker, comment_reaction(c, others[0]))  # a new one: unread again
+    [row] = await inbox(client, keys, commenter, "?unread=true")
+    assert row["actor_count"] == 2 and row["actor_ids"][0] == str(others[0])
+    for person in (others[0], ana):
+        await send(settings, sessionmaker, comment_reaction(c, person, removed=True))
+    assert await inbox(client, keys, commenter) == []
+
+
+async def test_reactions_on_two_comments_are_two_rows(settings, sessionmaker, client, keys):
+    author, commenter = uuid7(), uuid7()
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    first, second = comment(p, commenter), comment(p, commenter)
+    for c in (first, second):
+        await send(settings, sessionmaker, c)
+        await send(settings, sessionmaker, comment_reaction(c, uuid7()))
+    rows = await inbox(client, keys, commenter)
+    assert sorted(n["comment_id"] for n in rows) == sorted([str(first.comment_id), str(second.comment_id)])
+
+
+async def test_comment_reactions_respect_mutes_and_preferences(settings, sessionmaker, client, keys):
+    author, commenter, muted_actor = uuid7(), uuid7(), uuid7()
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    c = comment(p, commenter)
+    await send(settings, sessionmaker, c)
+    await client.put(f"/api/v1/notifications/mutes/person/{muted_actor}", headers=keys.headers(commenter))
+    await send(settings, sessionmaker, comment_reaction(c, muted_actor))
+    assert await inbox(client, keys, commenter) == []
+    await client.put(f"/api/v1/notifications/mutes/post/{p.post_id}", headers=keys.headers(commenter))
+    await send(settings, sessionmaker, comment_reaction(c, uuid7()))
+    assert await inbox(client, keys, commenter) == []
+    await client.delete(f"/api/v1/notifications/mutes/post/{p.post_id}", headers=keys.headers(commenter))
+    response = await client.put("/api/v1/notifications/preferences/kinds/comment_reaction",
+                                json={"in_app": False, "push": False, "email": False},
+                                headers=keys.headers(commenter))
+    assert response.status_code == 200, response.text
+    await send(settings, sessionmaker, comment_reaction(c, uuid7()))
+    assert await inbox(client, keys, commenter) == []
+
+
+async def test_deleted_comment_or_post_takes_its_reaction_notification_away(settings, sessionmaker, client, keys):
+    author, commenter = uuid7(), uuid7()
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    gone, kept = comment(p, commenter), comment(p, commenter)
+    for c in (gone, kept):
+        await send(settings, sessionmaker, c)
+        await send(settings, sessionmaker, comment_reaction(c, uuid7()))
+    await send(settings, sessionmaker, CommentDeleted(comment_id=gone.comment_id, post_id=p.post_id,
+                                                      author_id=commenter, deleted_by=commenter))
+    [row] = await inbox(client, keys, commenter)
+    assert row["comment_id"] == str(kept.comment_id)
+    assert await reactors(sessionmaker, CommentReaction.comment_id == gone.comment_id) == 0  # the read model too
+    await send(settings, sessionmaker, PostDeleted(post_id=p.post_id, author_id=author, deleted_by=author))
+    assert await inbox(client, keys, commenter) == []
+    assert await reactors(sessionmaker, CommentReaction.post_id == p.post_id) == 0
+
+
+async def reactors(sessionmaker, condition) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(select(func.count()).select_from(CommentReaction).where(condition))

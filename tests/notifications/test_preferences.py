@@ -19,6 +19,7 @@ async def test_defaults_are_filled_in_and_a_kind_can_be_switched_off(settings, s
     prefs = (await client.get("/api/v1/notifications/preferences", headers=keys.headers(ana))).json()
     assert prefs["kinds"]["mention"] == {"in_app": True, "push": True, "email": True}
     assert prefs["kinds"]["reaction"]["push"] is False and prefs["digest"] == "weekly"
+    assert prefs["kinds"]["comment_reaction"] == {"in_app": True, "push": False, "email": False}
     changed = await client.put("/api/v1/notifications/preferences/kinds/mention", headers=keys.headers(ana),
                                json={"in_app": False, "push": False, "email": True})
     assert changed.status_code == 200 and changed.json()["kinds"]["mention"]["in_app"] is False

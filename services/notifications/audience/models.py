@@ -1,4 +1,4 @@
-"""Read models from social.v1 that decide who is notified: groups and their members, posts and reactions."""
+"""Read models from social.v1 that decide who is notified: groups and their members, posts, reactions (posts and comments)."""
 
 from datetime import datetime
 from uuid import UUID
@@ -52,6 +52,18 @@ class PostReaction(Table, table=True):
 
     post_id: UUID = Field(primary_key=True)
     person_id: UUID = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class CommentReaction(Table, table=True):
+    """Who reacted to a comment (the comment's author gets one grouped notification, like a post's)."""
+
+    __tablename__ = "comment_reactions"
+    __table_args__ = (Index("ix_comment_reactions_post", "post_id"),)
+
+    comment_id: UUID = Field(primary_key=True)
+    person_id: UUID = Field(primary_key=True)
+    post_id: UUID  # a deleted post takes its comments' reactions with it
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 

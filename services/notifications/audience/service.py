@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifications.audience.models import GroupMember, KnownGroup, KnownPost, PostReaction
+from services.notifications.audience.models import CommentReaction, GroupMember, KnownGroup, KnownPost, PostReaction
 from shared.events import GroupSnapshot
 
 ADMIN_ROLES = ("owner", "admin")
@@ -49,6 +49,7 @@ async def remember_post(session: AsyncSession, *, post_id: UUID, author_id: UUID
 
 async def forget_post(session: AsyncSession, post_id: UUID) -> None:
     await session.execute(delete(PostReaction).where(PostReaction.post_id == post_id))
+    await session.execute(delete(CommentReaction).where(CommentReaction.post_id == post_id))
     await session.execute(delete(KnownPost).where(KnownPost.id == post_id))
 
 
@@ -71,3 +72,23 @@ async def set_reaction(session: AsyncSession, *, post_id: UUID, person_id: UUID,
                                         .order_by(PostReaction.created_at.desc()).limit(3)))
     await session.execute(update(KnownPost).where(KnownPost.id == post_id).values(reactions=total))
     return total, newest
+
+
+async def set_comment_reaction(session: AsyncSession, *, comment_id: UUID, post_id: UUID, person_id: UUID,
+                               present: bool) -> tuple[int, list[UUID]]:
+    """Record or remove one person's reaction on a comment; returns (reactors, the newest three) of the comment."""
+    if present:
+        await session.execute(insert(CommentReaction).values(comment_id=comment_id, person_id=person_id,
+                                                             post_id=post_id).on_conflict_do_nothing())
+    else:
+        await session.execute(delete(CommentReaction).where(CommentReaction.comment_id == comment_id,
+                                                            CommentReaction.person_id == person_id))
+    total = await session.scalar(select(func.count()).select_from(CommentReaction)
+                                 .where(CommentReaction.comment_id == comment_id))
+    newest = list(await session.scalars(select(CommentReaction.person_id).where(CommentReaction.comment_id == comment_id)
+                                        .order_by(CommentReaction.created_at.desc()).limit(3)))
+    return total, newest
+
+
+async def forget_comment(session: AsyncSession, comment_id: UUID) -> None:
+    await session.execute(delete(CommentReaction).where(CommentReaction.comment_id == comment_id))

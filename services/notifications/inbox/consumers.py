@@ -86,6 +86,7 @@ async def on_comment_created(session: AsyncSession, envelope: Envelope, comment)
 
 async def on_comment_deleted(session: AsyncSession, envelope: Envelope, comment) -> None:
     await remove_where(session, Notification.comment_id == comment.comment_id)
+    await audience.forget_comment(session, comment.comment_id)
     await audience.count_comment(session, comment.post_id, -1)
 
 
@@ -110,6 +111,31 @@ async def on_reaction_added(session: AsyncSession, envelope: Envelope, reaction)
 
 async def on_reaction_removed(session: AsyncSession, envelope: Envelope, reaction) -> None:
     await _reaction(session, envelope, reaction, present=False, new=False)
+
+
+async def _comment_reaction(session: AsyncSession, envelope: Envelope, reaction, *, present: bool,
+                            new: bool) -> None:
+    if reaction.person_id == reaction.comment_author_id:
+        return
+    count, newest = await audience.set_comment_reaction(session, comment_id=reaction.comment_id,
+                                                        post_id=reaction.post_id, person_id=reaction.person_id,
+                                                        present=present)
+    # no excerpt: this service keeps no comment text (the ids let the client show the comment)
+    source = Source(kind="comment_reaction", actor_id=newest[0] if newest else reaction.person_id,
+                    subject_type="comment", subject_id=reaction.comment_id, post_id=reaction.post_id,
+                    comment_id=reaction.comment_id, group_id=await _post_group(session, reaction.post_id))
+    await upsert_grouped(session, envelope, source, recipient=reaction.comment_author_id,
+                         group_key=f"comment_reaction:{reaction.comment_id}", actor_count=count, actor_ids=newest,
+                         bump=present and new)
+
+
+async def on_comment_reaction_added(session: AsyncSession, envelope: Envelope, reaction) -> None:
+    """Reactions on a comment are one notification for its author, updated like a post's."""
+    await _comment_reaction(session, envelope, reaction, present=True, new=reaction.previous_kind is None)
+
+
+async def on_comment_reaction_removed(session: AsyncSession, envelope: Envelope, reaction) -> None:
+    await _comment_reaction(session, envelope, reaction, present=False, new=False)
 
 
 async def on_answer_accepted(session: AsyncSession, envelope: Envelope, answer) -> None:
@@ -235,6 +261,8 @@ SOCIAL_HANDLERS = {
     "hearth.comment.deleted": on_comment_deleted,
     "hearth.reaction.added": on_reaction_added,
     "hearth.reaction.removed": on_reaction_removed,
+    "hearth.comment.reaction_added": on_comment_reaction_added,
+    "hearth.comment.reaction_removed": on_comment_reaction_removed,
     "hearth.question.answer_accepted": on_answer_accepted,
     "hearth.praise.given": on_praise,
     "hearth.announcement.reminder_due": on_reminder_due,

@@ -23,7 +23,8 @@ LOCAL_WAKE = "notifications.wake_local_sockets"  # session.info key, set by the 
 BADGE_FRAME = "badge"
 
 VERBS = {"mention": "mentioned you", "comment": "commented on your post", "reply": "replied to your comment",
-         "reaction": "reacted to your post", "follow": "followed you", "follow_request": "asked to follow you",
+         "reaction": "reacted to your post", "comment_reaction": "reacted to your comment",
+         "follow": "followed you", "follow_request": "asked to follow you",
          "follow_approved": "approved your follow request", "group_invite": "invited you to a group",
          "join_request": "asked to join your group", "join_approved": "approved your request to join",
          "announcement": "published a must-read announcement",
@@ -214,7 +215,9 @@ async def title_for(session: AsyncSession, source: Source, *, others: int = 0) -
 
 async def upsert_grouped(session: AsyncSession, envelope: Envelope, source: Source, *, recipient: UUID,
                          group_key: str, actor_count: int, actor_ids: list[UUID], bump: bool) -> None:
-    """One row per recipient and group key ("Ana and 4 others reacted"), updated in place; none when count is 0."""
+    """One row per recipient and group key ("Ana and 4 others reacted"), updated in place; none when count is 0.
+
+    The group key is what the row is about (reactions on one post, or on one comment)."""
     if actor_count <= 0:
         await session.execute(delete(Notification).where(Notification.recipient_id == recipient,
                                                          Notification.group_key == group_key))
@@ -226,16 +229,17 @@ async def upsert_grouped(session: AsyncSession, envelope: Envelope, source: Sour
             return
         await session.execute(text("""
             INSERT INTO notifications (id, recipient_id, kind, actor_id, actor_count, actor_ids, subject_type,
-                subject_id, excerpt, group_key, post_id, group_id, source_event_id, created_at, updated_at)
+                subject_id, excerpt, group_key, post_id, comment_id, group_id, source_event_id, created_at, updated_at)
             VALUES (gen_random_uuid(), :recipient, :kind, :actor, :count, CAST(:actors AS uuid[]), :subject_type,
-                :subject_id, :excerpt, :group_key, CAST(:post_id AS uuid), CAST(:group_id AS uuid), :event_id,
-                clock_timestamp(), clock_timestamp())
+                :subject_id, :excerpt, :group_key, CAST(:post_id AS uuid), CAST(:comment_id AS uuid),
+                CAST(:group_id AS uuid), :event_id, clock_timestamp(), clock_timestamp())
             ON CONFLICT (recipient_id, group_key) WHERE group_key IS NOT NULL DO UPDATE SET
                 actor_id = EXCLUDED.actor_id, actor_count = EXCLUDED.actor_count, actor_ids = EXCLUDED.actor_ids,
                 source_event_id = EXCLUDED.source_event_id, updated_at = clock_timestamp(), read_at = NULL"""),
             dict(recipient=recipient, kind=source.kind, actor=source.actor_id, count=actor_count, actors=actor_ids,
                  subject_type=source.subject_type, subject_id=source.subject_id, excerpt=source.excerpt[:300],
-                 group_key=group_key, post_id=source.post_id, group_id=source.group_id, event_id=envelope.id))
+                 group_key=group_key, post_id=source.post_id, comment_id=source.comment_id, group_id=source.group_id,
+                 event_id=envelope.id))
         await deliver_in_app(session, source, [recipient], envelope_id=envelope.id)
     else:  # someone took their reaction back: fix the count quietly
         await session.execute(update(Notification).where(Notification.recipient_id == recipient,

@@ -14,6 +14,7 @@ DEFAULTS: dict[str, Channels] = {
     "comment": Channels(True, True, True),
     "reply": Channels(True, True, True),
     "reaction": Channels(True, False, False),
+    "comment_reaction": Channels(True, False, False),  # like reactions on posts: in the inbox, no push, no email
     "follow": Channels(True, False, True),
     "follow_request": Channels(True, True, True),
     "follow_approved": Channels(True, True, False),
@@ -27,7 +28,7 @@ DEFAULTS: dict[str, Channels] = {
     "best_answer": Channels(True, True, True),
     "message": Channels(False, True, True),  # new message while no socket is open: push and email only
 }
-Kind = Literal["mention", "comment", "reply", "reaction", "follow", "follow_request", "follow_approved", "group_invite",
+Kind = Literal["mention", "comment", "reply", "reaction", "comment_reaction", "follow", "follow_request", "follow_approved", "group_invite",
                "join_request", "join_approved", "announcement", "plain_announcement", "announcement_reminder", "praise",
                "best_answer", "message"]
 CHANNELS = ("in_app", "push", "email")
