@@ -207,3 +207,41 @@ async def test_leaving_a_conversation_takes_its_mentions_and_pending_email_away(
     window = timedelta(minutes=settings.message_email_minutes)
     assert await send_due(sessionmaker, mail_settings(settings, controller), now=utcnow() + 2 * window) == 0
     assert mailbox.messages == []
+
+
+async def test_a_message_email_has_a_one_click_unsubscribe_that_turns_message_emails_off(
+        settings, sessionmaker, client, keys, smtp):
+    from urllib.parse import parse_qs, urlsplit
+    from services.notifications.digests.service import unsubscribe_token
+    controller, mailbox = smtp
+    mail = mail_settings(settings, controller)
+    window = timedelta(minutes=settings.message_email_minutes)
+    sender = await add_person(settings, sessionmaker)
+    ana = await add_person(settings, sessionmaker, email="ana@corp.local")
+    conversation = uuid7()
+    await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "hello"))
+    assert await send_due(sessionmaker, mail, now=utcnow() + window + timedelta(seconds=5)) == 1
+    [message] = mailbox.messages
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = message["List-Unsubscribe"].strip("<>")
+    assert link.startswith("https://hearth.example/api/v1/notifications/unsubscribe?")
+    assert link in message.get_body(preferencelist=("plain",)).get_content()
+    query = parse_qs(urlsplit(link).query)
+    token, path = query["token"][0], "/api/v1/notifications/unsubscribe"
+    assert query["list"] == ["messages"]
+    # the HMAC covers which emails: this token cannot stop digests, nor a digest's token message emails
+    assert (await client.post(f"{path}?token={token}")).status_code == 422
+    digest_token = unsubscribe_token(settings.unsubscribe_secret, ana)
+    assert (await client.post(f"{path}?token={digest_token}&list=messages")).status_code == 422
+    page = await client.get(f"{path}?token={token}&list=messages")
+    assert page.status_code == 200 and "message emails" in page.text
+    prefs = (await client.get("/api/v1/notifications/preferences", headers=keys.headers(ana))).json()
+    assert prefs["kinds"]["message"]["email"] is True  # looking at the page changes nothing
+    done = await client.post(f"{path}?token={token}&list=messages", content="List-Unsubscribe=One-Click",
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+    assert done.status_code == 200
+    prefs = (await client.get("/api/v1/notifications/preferences", headers=keys.headers(ana))).json()
+    assert prefs["kinds"]["message"] == {"in_app": False, "push": True, "email": False}  # push stays on
+    assert prefs["digest"] == "weekly"
+    await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "again"))
+    assert await send_due(sessionmaker, mail, now=utcnow() + 2 * window) == 0 and len(mailbox.messages) == 1

@@ -26,6 +26,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications.config import Settings
+from services.notifications.digests.service import add_unsubscribe, unsubscribe_link
 from services.notifications.inbox.service import wants
 from services.notifications.preferences.defaults import DEFAULTS
 from services.notifications.preferences.models import PersonSettings
@@ -135,18 +136,21 @@ def render(batch: Batch, names: dict[str, str], settings: Settings) -> EmailMess
     message["Subject"] = f"Hearth: {batch.count} new message{plural} from {who}"
     message["From"] = settings.smtp_from
     message["To"] = batch.email
+    link = unsubscribe_link(settings, batch.person_id, "messages")  # one click turns message emails off
+    add_unsubscribe(message, link)
     more = batch.count - len(lines)
     body = [f"Hello {batch.name},", "", f"You have {batch.count} unread message{plural} from {who}:", "",
             *(f"{name}: {excerpt}" for name, excerpt in lines)]
     if more > 0:
         body.append(f"… and {more} more")
-    body += ["", "Open Hearth to reply. Message emails can be switched off in your notification preferences."]
+    body += ["", "Open Hearth to reply.", f"Stop emails about new messages: {link}"]
     message.set_content("\n".join(body))
     items = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(excerpt)}</li>" for name, excerpt in lines)
     message.add_alternative(
         f"<html><body><p>Hello {html.escape(batch.name)},</p>"
         f"<p>You have {batch.count} unread message{plural} from {html.escape(who)}:</p><ul>{items}</ul>"
-        + (f"<p>… and {more} more</p>" if more > 0 else "") + "</body></html>", subtype="html")
+        + (f"<p>… and {more} more</p>" if more > 0 else "")
+        + f"<p><a href=\"{html.escape(link)}\">Stop emails about new messages</a></p></body></html>", subtype="html")
     return message
 
 

@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Literal
 from uuid import UUID
 
 import aiosmtplib
@@ -38,20 +39,39 @@ class InvalidUnsubscribeToken(InvalidInput):
     code, title = "invalid-unsubscribe-token", "Invalid unsubscribe link"
 
 
-def unsubscribe_token(secret: str, person_id: UUID) -> str:
-    mac = hmac.new(secret.encode(), b"digest-unsubscribe:" + person_id.bytes, hashlib.sha256).digest()[:16]
+# The emails one can leave by a link: what the page calls them. The HMAC covers the list, so a digest's
+# link cannot switch message emails off, nor the other way round.
+LISTS = {"digest": "digest emails", "messages": "message emails"}
+UnsubscribeList = Literal["digest", "messages"]
+
+
+def unsubscribe_token(secret: str, person_id: UUID, list_: UnsubscribeList = "digest") -> str:
+    mac = hmac.new(secret.encode(), f"{list_}-unsubscribe:".encode() + person_id.bytes, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(person_id.bytes + mac).decode().rstrip("=")
 
 
-def read_unsubscribe_token(secret: str, token: str) -> UUID:
+def read_unsubscribe_token(secret: str, token: str, list_: UnsubscribeList = "digest") -> UUID:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         person_id = UUID(bytes=raw[:16])
     except (ValueError, TypeError):
         raise InvalidUnsubscribeToken("This unsubscribe link is not valid.")
-    if len(raw) != 32 or not hmac.compare_digest(unsubscribe_token(secret, person_id), token.rstrip("=")):
+    if len(raw) != 32 or not hmac.compare_digest(unsubscribe_token(secret, person_id, list_), token.rstrip("=")):
         raise InvalidUnsubscribeToken("This unsubscribe link is not valid.")
     return person_id
+
+
+def unsubscribe_link(settings: Settings, person_id: UUID, list_: UnsubscribeList = "digest") -> str:
+    query = f"token={unsubscribe_token(settings.unsubscribe_secret, person_id, list_)}"
+    if list_ != "digest":  # digest links already sent out have no `list`: they stay valid
+        query += f"&list={list_}"
+    return f"{settings.public_base_url.rstrip('/')}/api/v1/notifications/unsubscribe?{query}"
+
+
+def add_unsubscribe(message: EmailMessage, link: str) -> None:
+    """The one-click unsubscribe headers (RFC 8058): mail clients POST `List-Unsubscribe=One-Click` to `link`."""
+    message["List-Unsubscribe"] = f"<{link}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
 
 @dataclass
@@ -132,8 +152,7 @@ async def claim_due(session: AsyncSession, *, now: datetime, settings: Settings,
 
 def render(digest: Digest, settings: Settings) -> EmailMessage:
     """The message with text and HTML parts and a one-click unsubscribe (RFC 8058)."""
-    link = (f"{settings.public_base_url.rstrip('/')}/api/v1/notifications/unsubscribe"
-            f"?token={unsubscribe_token(settings.unsubscribe_secret, digest.person_id)}")
+    link = unsubscribe_link(settings, digest.person_id)
     lines, items = [], []
     for n in digest.notifications:
         who = n["actor"] or "Someone"
@@ -151,8 +170,7 @@ def render(digest: Digest, settings: Settings) -> EmailMessage:
     message["Subject"] = f"Hearth: {len(digest.notifications)} unread notifications {when}"
     message["From"] = settings.smtp_from
     message["To"] = digest.email
-    message["List-Unsubscribe"] = f"<{link}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    add_unsubscribe(message, link)
     body = [f"Hello {digest.name},", "", f"Unread {when}:", *(lines or ["- nothing new"])]
     if posts_text:
         body += ["", "Top posts in your groups:", *posts_text]
@@ -204,11 +222,21 @@ async def send_due(sessionmaker: async_sessionmaker, settings: Settings, *, now:
     return sent
 
 
-async def unsubscribe(session: AsyncSession, *, token: str, settings: Settings) -> None:
-    person_id = read_unsubscribe_token(settings.unsubscribe_secret, token)
+async def unsubscribe(session: AsyncSession, *, token: str, settings: Settings,
+                      list_: UnsubscribeList = "digest") -> None:
+    """Digests off, or the `message` kind's email channel off (its other channels as they were)."""
+    person_id = read_unsubscribe_token(settings.unsubscribe_secret, token, list_)
+    if list_ == "digest":
+        await session.execute(text("""
+            INSERT INTO notification_settings (person_id, time_zone, digest) VALUES (:p, 'UTC', 'off')
+            ON CONFLICT (person_id) DO UPDATE SET digest = 'off'"""), {"p": person_id})
+        return
+    defaults = DEFAULTS["message"]
     await session.execute(text("""
-        INSERT INTO notification_settings (person_id, time_zone, digest) VALUES (:p, 'UTC', 'off')
-        ON CONFLICT (person_id) DO UPDATE SET digest = 'off'"""), {"p": person_id})
+        INSERT INTO notification_preferences (person_id, kind, in_app, push, email)
+        VALUES (:p, 'message', :in_app, :push, false)
+        ON CONFLICT (person_id, kind) DO UPDATE SET email = false"""),
+        {"p": person_id, "in_app": defaults.in_app, "push": defaults.push})
 
 
 async def run_worker(sessionmaker: async_sessionmaker, settings: Settings, stop: asyncio.Event) -> None:
