@@ -1,4 +1,4 @@
-"""Read models from social.v1 that decide who is notified: groups and their members, posts, reactions (posts and comments)."""
+"""Read models from social.v1 that decide who is notified: groups and their members, posts, reactions (on both)."""
 
 from datetime import datetime
 from uuid import UUID

@@ -85,7 +85,8 @@ async def set_comment_reaction(session: AsyncSession, *, comment_id: UUID, post_
                                                             CommentReaction.person_id == person_id))
     total = await session.scalar(select(func.count()).select_from(CommentReaction)
                                  .where(CommentReaction.comment_id == comment_id))
-    newest = list(await session.scalars(select(CommentReaction.person_id).where(CommentReaction.comment_id == comment_id)
+    newest = list(await session.scalars(select(CommentReaction.person_id)
+                                        .where(CommentReaction.comment_id == comment_id)
                                         .order_by(CommentReaction.created_at.desc()).limit(3)))
     return total, newest
 

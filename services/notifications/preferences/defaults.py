@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Channels] = {
     "best_answer": Channels(True, True, True),
     "message": Channels(False, True, True),  # new message while no socket is open: push and email only
 }
-Kind = Literal["mention", "comment", "reply", "reaction", "comment_reaction", "follow", "follow_request", "follow_approved", "group_invite",
-               "join_request", "join_approved", "announcement", "plain_announcement", "announcement_reminder", "praise",
-               "best_answer", "message"]
+Kind = Literal["mention", "comment", "reply", "reaction", "comment_reaction", "follow", "follow_request",
+               "follow_approved", "group_invite", "join_request", "join_approved", "announcement", "plain_announcement",
+               "announcement_reminder", "praise", "best_answer", "message"]
 CHANNELS = ("in_app", "push", "email")
