@@ -1,13 +1,15 @@
-"""Search columns and indexes on the content, people and groups tables (migrations 0006_search, 0008_search_content, 0014).
+"""Search columns and indexes on the content, people and groups tables (migrations 0006_search, 0008_search_content,
+0014, 0015), and the hashtag counts typeahead reads (`search_tags`, kept by triggers: migration 0015).
 
 The generated columns are added to the tables here, not mapped on the Post and Person classes: Alembic
 sees them, while loading a post or a person never reads a document that only search queries need.
 """
 
-from sqlalchemy import Column, Computed, Index, Text, func, text
+from sqlalchemy import Column, Computed, Index, Integer, String, Table, Text, func, literal_column, text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-from services.posts.content.models import Post
+from services.posts.content.models import HASHTAG_MAX, Post
+from services.posts.db import metadata
 from services.posts.groups.models import Group
 from services.posts.people.api import Person
 
@@ -36,6 +38,31 @@ Index("ix_people_search_text_trgm", people.c.search_text, postgresql_using="gin"
       postgresql_ops={"search_text": "gin_trgm_ops"})
 Index("ix_groups_name_trgm", func.hearth_unaccent(func.lower(groups.c.name)).label("name_trgm"),
       postgresql_using="gin", postgresql_ops={"name_trgm": "gin_trgm_ops"})
+
+
+
+
+def name_words(expr):
+    """' ' + the folded text: `LIKE '% pre%'` finds a word starting with `pre` through its trigram index."""
+    return literal_column("' '").op("||")(func.hearth_unaccent(func.lower(expr)))
+
+
+PERSON_NAME_WORDS = name_words(people.c.display_name.op("||")(literal_column("' '")).op("||")(people.c.handle))
+GROUP_NAME_WORDS = name_words(groups.c.name)
+# Typeahead: word prefixes of a person's name and handle, of a group's name (migration 0015).
+Index("ix_people_name_words_trgm", PERSON_NAME_WORDS.label("name_words"), _table=people, postgresql_using="gin",
+      postgresql_ops={"name_words": "gin_trgm_ops"})
+Index("ix_groups_name_words_trgm", GROUP_NAME_WORDS.label("name_words"), _table=groups, postgresql_using="gin",
+      postgresql_ops={"name_words": "gin_trgm_ops"})
+
+# Per hashtag, the live posts every member may read that carry it, and those only some may read; kept by
+# triggers on posts and people (migration 0015). The C collation makes `LIKE 'pre%'` a key range.
+search_tags = Table(
+    "search_tags", metadata,
+    Column("tag", String(HASHTAG_MAX, collation="C"), primary_key=True),
+    Column("open_posts", Integer, nullable=False, server_default="0"),
+    Column("restricted_posts", Integer, nullable=False, server_default="0"),
+)
 
 
 def unaccented(expr):

@@ -52,7 +52,9 @@ from sqlalchemy import (
     text,
     true,
     tuple_,
+    union_all,
 )
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from uuid6 import uuid7
@@ -62,7 +64,16 @@ from services.posts.content.models import Post
 from services.posts.content.service import readable_by
 from services.posts.groups.models import Group, GroupMember
 from services.posts.people.api import Person, PersonSummary
-from services.posts.search.models import TS_CONFIG, groups, people, posts, unaccented
+from services.posts.search.models import (
+    GROUP_NAME_WORDS,
+    PERSON_NAME_WORDS,
+    TS_CONFIG,
+    groups,
+    people,
+    posts,
+    search_tags,
+    unaccented,
+)
 from services.posts.search.schemas import (
     QUERY_MAX,
     GroupHit,
@@ -86,7 +97,8 @@ SAMPLE = 2_000  # relevance: the newest posts read by date first (see _first_ran
 SCAN_MAX = 30_000  # ... and at most this many when the sample says they hold enough matches
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HALF_LIFE_DAYS = 30
-TAG_WINDOW = 1000  # tags are suggested from the caller's newest readable posts with tags
+RESTRICTED_TAGS = 4  # suggest checks at most this many times `limit` tags only on restricted posts
+RESTRICTED_SCAN = 100  # ... each on its newest this many live posts
 MARK_START, MARK_END = "\ue000", "\ue001"  # private-use characters: html-escaped text cannot contain them
 HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=35, MinWords=15, MaxFragments=2"
 TITLE_HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, HighlightAll=true"
@@ -515,26 +527,76 @@ async def search(session: AsyncSession, *, user: CurrentUser, q: str, search_typ
     return items, next_cursor, search_id
 
 
+def _prefix_pattern(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _word_prefixes(document, q: str):
+    """Every word of `q` starts a word of `document` (' ' + folded text, see search.models.name_words):
+    `LIKE '% pre%'` reads the trigram index by the trigrams of a word start (' pr', '  p')."""
+    words = [w.strip('"') for w in _words(q)]
+    return and_(*(document.like(literal("% ").op("||")(unaccented(literal(_prefix_pattern(w)))))
+                  for w in words if w)) if any(words) else false()
+
+
+async def suggest_people(session: AsyncSession, *, q: str, limit: int) -> list[PersonHit]:
+    """Active people a word of whose name or handle starts with each word typed; those whose name or
+    handle starts with it first, then by name."""
+    start = q.strip('"').lower()
+    first = (case((func.starts_with(unaccented(Person.display_name), unaccented(literal(start))), 1), else_=0)
+             + case((func.starts_with(func.lower(Person.handle), start), 1), else_=0))
+    stmt = (select(Person).where(Person.active.is_(True), _word_prefixes(PERSON_NAME_WORDS, q))
+            .order_by(first.desc(), Person.display_name, Person.id).limit(limit))
+    return [PersonHit.model_validate(p) for p in await session.scalars(stmt)]
+
+
+async def suggest_groups(session: AsyncSession, *, user: CurrentUser, q: str, limit: int) -> list[GroupHit]:
+    """Groups `user` can see a word of whose name starts with each word typed, those starting with it first."""
+    first = case((func.starts_with(unaccented(Group.name), unaccented(literal(q.strip('"')))), 1), else_=0)
+    stmt = (select(Group).where(visible_groups(user), _word_prefixes(GROUP_NAME_WORDS, q))
+            .order_by(first.desc(), Group.name, Group.id).limit(limit))
+    return [GroupHit.model_validate(g) for g in await session.scalars(stmt)]
+
+
 async def suggest_tags(session: AsyncSession, *, user: CurrentUser, prefix: str, limit: int) -> list[TagHit]:
-    """Hashtags starting with `prefix` among the caller's newest readable posts, most used first."""
+    """Hashtags starting with `prefix`, most used first, from `search_tags` (kept by triggers with the posts).
+
+    A tag on posts every member may read comes with how many of those carry it. A tag only on posts some
+    may read (groups, followers only, protected accounts) is checked against the visibility rule: the
+    newest RESTRICTED_SCAN live posts with it, for at most RESTRICTED_TAGS * limit such tags (the most
+    used first); it is suggested, with how many of those the caller may read, only when there is one.
+    So a tag that exists only in posts the caller cannot read is never suggested."""
     needle = prefix.lower().lstrip("#")
     if not needle:
         return []
-    recent = (select(func.unnest(posts.c.hashtags).label("tag")).where(*_visible_posts(user), posts.c.hashtags != [])
-              .order_by(posts.c.created_at.desc()).limit(TAG_WINDOW).subquery("recent"))
-    stmt = (select(recent.c.tag, func.count().label("posts")).where(func.starts_with(recent.c.tag, needle))
-            .group_by(recent.c.tag).order_by(func.count().desc(), recent.c.tag).limit(limit))
-    return [TagHit(tag=r.tag, posts=r.posts) for r in (await session.execute(stmt)).all()]
+    tags = search_tags.c
+    open_tags = (select(tags.tag, tags.open_posts.label("posts"))
+                 .where(tags.tag.like(_prefix_pattern(needle)), tags.open_posts > 0)
+                 .order_by(tags.open_posts.desc(), tags.tag).limit(limit))
+    restricted = (select(tags.tag).where(tags.tag.like(_prefix_pattern(needle)), tags.open_posts == 0,
+                                         tags.restricted_posts > 0)
+                  .order_by(tags.restricted_posts.desc(), tags.tag).limit(RESTRICTED_TAGS * limit)
+                  .subquery("restricted"))
+    newest = (select(posts.c.id, posts.c.author_id, posts.c.group_id, posts.c.audience, posts.c.deleted_at)
+              .where(posts.c.hashtags.contains(pg_array([restricted.c.tag.collate("default")])),
+                     posts.c.deleted_at.is_(None))
+              .order_by(posts.c.created_at.desc()).limit(RESTRICTED_SCAN).lateral("newest"))
+    seen = aliased(Post, newest)  # the one visibility rule, on each scanned post
+    readable = (select(restricted.c.tag, func.count().label("posts")).select_from(restricted.join(newest, true()))
+                .where(readable_by(user.id, seen)).group_by(restricted.c.tag))
+    rows = (await session.execute(union_all(open_tags, readable))).all()
+    ranked = sorted(rows, key=lambda r: (-r.posts, r.tag))[:limit]
+    return [TagHit(tag=r.tag, posts=r.posts) for r in ranked]
 
 
 async def suggest(session: AsyncSession, *, user: CurrentUser, q: str, limit: int):
     """Typeahead for mentions: people, groups and tags matching what was typed."""
     await custom_plans(session)
-    first = PageParams(limit=limit, cursor=None)
-    # Typeahead: what was typed so far is in the name, handle, ... (no typo tolerance: a short prefix
-    # shares a trigram with half the directory, and the next keystroke narrows it anyway).
-    found_people, _ = await search_people(session, q=q.lstrip("@"), filters=PeopleFilters(), page=first, fuzzy=False)
-    found_groups, _ = await search_groups(session, user=user, q=q.lstrip("@"), page=first, names_only=True)
+    # Typeahead: what was typed so far starts a word of the name or handle (no typo tolerance: the next
+    # keystroke narrows it anyway), each served by an index that reads a prefix directly.
+    typed = q.lstrip("@")
+    found_people = await suggest_people(session, q=typed, limit=limit)
+    found_groups = await suggest_groups(session, user=user, q=typed, limit=limit)
     tags = await suggest_tags(session, user=user, prefix=q, limit=limit)
     search_id = await record_search(session, user=user, q=q, search_type="suggest",
                                  result_count=len(found_people) + len(found_groups) + len(tags))
