@@ -53,5 +53,5 @@ class Settings(HearthSettings):
     message_email_minutes: float = 15.0
 
     def secret_fields(self) -> dict[str, str]:
-        # Only signs links in digests: required once digests are switched on (an SMTP host is set).
+        # Only signs unsubscribe links in emails: required once email is switched on (an SMTP host is set).
         return {"unsubscribe_secret": self.unsubscribe_secret} if self.smtp_host else {}

@@ -245,3 +245,78 @@ async def test_a_message_email_has_a_one_click_unsubscribe_that_turns_message_em
     assert prefs["digest"] == "weekly"
     await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "again"))
     assert await send_due(sessionmaker, mail, now=utcnow() + 2 * window) == 0 and len(mailbox.messages) == 1
+
+
+class WorkerDied(BaseException):
+    """The process going away mid-pass (not an error the worker could catch)."""
+
+
+async def test_a_sender_that_dies_between_claim_and_send_loses_nothing_and_nothing_is_sent_twice(
+        settings, sessionmaker, client, keys, smtp, monkeypatch):
+    import aiosmtplib
+    from services.notifications.digests.messages import LEASE
+    from services.notifications.digests.models import MessageEmail
+    controller, mailbox = smtp
+    mail = mail_settings(settings, controller)
+    window = timedelta(minutes=settings.message_email_minutes)
+    sender = await add_person(settings, sessionmaker, display_name="Sam")
+    ana = await add_person(settings, sessionmaker, email="ana@corp.local")
+    conversation = uuid7()
+    await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "before the crash"))
+    due = utcnow() + window + timedelta(seconds=5)
+
+    async def die(*args, **kwargs):
+        raise WorkerDied()
+    with monkeypatch.context() as patched:
+        patched.setattr(aiosmtplib, "send", die)
+        try:
+            await send_due(sessionmaker, mail, now=due)
+        except WorkerDied:
+            pass
+        else:
+            raise AssertionError("the pass should have died in the SMTP call")
+    async with sessionmaker() as session:
+        claimed = await session.get(MessageEmail, (ana, conversation))
+    assert claimed.sending is not None and claimed.sending_until > due  # claimed, leased, not lost
+    await consume(settings, sessionmaker, sent(conversation, sender, [sender, ana], "after the crash"))
+    # while the lease holds nobody else sends it (the dead sender might still be at it)
+    assert await send_due(sessionmaker, mail, now=due + timedelta(minutes=1)) == 0 and mailbox.messages == []
+    after_lease = due + LEASE + timedelta(seconds=1)
+    assert await send_due(sessionmaker, mail, now=after_lease) == 1
+    [message] = mailbox.messages
+    assert message["To"] == "ana@corp.local" and message["Subject"] == "Hearth: 1 new message from Sam"
+    assert "Sam: before the crash" in message.get_body(preferencelist=("plain",)).get_content()
+    # the message that came meanwhile is its own email; marked sent, neither is ever sent again
+    assert await send_due(sessionmaker, mail, now=after_lease) == 1
+    assert "Sam: after the crash" in mailbox.messages[1].get_body(preferencelist=("plain",)).get_content()
+    assert "before" not in mailbox.messages[1].get_body(preferencelist=("plain",)).get_content()
+    for later in (after_lease, after_lease + 3 * (LEASE + window)):
+        assert await send_due(sessionmaker, mail, now=later) == 0
+    assert len(mailbox.messages) == 2
+
+
+async def test_an_email_its_dead_sender_left_is_not_sent_once_the_conversation_was_read(
+        settings, sessionmaker, client, keys, smtp, monkeypatch):
+    import aiosmtplib
+    from services.notifications.digests.messages import LEASE
+    controller, mailbox = smtp
+    mail = mail_settings(settings, controller)
+    sender = await add_person(settings, sessionmaker)
+    ana = await add_person(settings, sessionmaker, email="ana@corp.local")
+    conversation = uuid7()
+    message = sent(conversation, sender, [sender, ana], "hi")
+    await consume(settings, sessionmaker, message)
+    due = utcnow() + timedelta(minutes=settings.message_email_minutes, seconds=5)
+
+    async def die(*args, **kwargs):
+        raise WorkerDied()
+    with monkeypatch.context() as patched:
+        patched.setattr(aiosmtplib, "send", die)
+        try:
+            await send_due(sessionmaker, mail, now=due)
+        except WorkerDied:
+            pass
+    await consume(settings, sessionmaker, ConversationRead(conversation_id=conversation, person_id=ana,
+                                                           last_read_message_id=message.message_id))
+    assert await send_due(sessionmaker, mail, now=due + LEASE + timedelta(seconds=1)) == 0
+    assert mailbox.messages == []

@@ -8,8 +8,11 @@ The rule (notifications cannot see messaging's sockets, only its presence events
   (`hearth.conversation.read`) passed its last message by then; messages arriving meanwhile join it;
   after an email the next one waits a whole window again, so a busy conversation sends at most one
   email per window. Quiet hours hold it until they end.
-A sent batch is cleared when it is claimed: a crash between claim and SMTP loses that email rather
-than sending it twice (a later message starts a new one).
+Sending claims a due batch under a lease (FOR UPDATE SKIP LOCKED, as the push worker does: replicas
+share the work): the batch moves into `sending`, kept until the email is marked sent. A sender that dies
+between claim and mark loses nothing: once its lease runs out the same email is claimed and sent again
+(at least once: a crash after the SMTP server took it but before the mark sends it twice; once marked,
+never again). Messages arriving meanwhile start the next batch.
 """
 
 import asyncio
@@ -55,29 +58,43 @@ ON CONFLICT (person_id, conversation_id) DO UPDATE SET
 """)
 
 _CLEARED = "count = 0, last_message_id = NULL, messages = '[]', due_at = NULL"
+LEASE = timedelta(minutes=10)  # a claimed email not marked sent by then is claimed again (its sender died)
+PER_PASS = 10  # claimed at once and sent one by one (30 s SMTP timeout each): well within the lease
 
-# Claim and clear in one statement; the CTE's rows are the batches as they were before clearing.
-_CLAIM = text(f"""
-WITH due AS (
-    SELECT * FROM message_emails WHERE due_at <= :now ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED
-), cleared AS (
-    UPDATE message_emails m SET {_CLEARED} FROM due
-    WHERE m.person_id = due.person_id AND m.conversation_id = due.conversation_id
-)
-SELECT due.*, d.email, d.display_name FROM due JOIN directory_people d ON d.id = due.person_id AND d.active
+# A due batch moves into `sending` (pending starts afresh for messages arriving meanwhile) under a lease.
+_CLAIM_DUE = text(f"""
+UPDATE message_emails SET sending = jsonb_build_object('count', count, 'last_message_id', last_message_id,
+                                                       'messages', messages),
+                          sending_until = :until, {_CLEARED}
+WHERE (person_id, conversation_id) IN (
+    SELECT person_id, conversation_id FROM message_emails WHERE due_at <= :now AND sending IS NULL
+    ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING person_id, conversation_id, sending
 """)
 
-# Put a claimed batch back (quiet hours, SMTP failure), merged with what arrived meanwhile.
-_PUT_BACK = text(f"""
-INSERT INTO message_emails (person_id, conversation_id, count, last_message_id, messages, due_at)
-VALUES (:person, :conversation, :count, :last, CAST(:messages AS jsonb), :due)
-ON CONFLICT (person_id, conversation_id) DO UPDATE SET
-    count = message_emails.count + EXCLUDED.count,
-    last_message_id = COALESCE(message_emails.last_message_id, EXCLUDED.last_message_id),
+# An email whose sender's lease ran out (it died between claim and marking it sent) is claimed again as it was.
+_CLAIM_ABANDONED = text("""
+UPDATE message_emails SET sending_until = :until
+WHERE (person_id, conversation_id) IN (
+    SELECT person_id, conversation_id FROM message_emails WHERE sending_until <= :now
+    ORDER BY sending_until LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING person_id, conversation_id, sending
+""")
+
+_MARK_SENT = text("UPDATE message_emails SET sending = NULL, sending_until = NULL "
+                  "WHERE person_id = :person AND conversation_id = :conversation")
+
+# Not sent after all (quiet hours, SMTP failure): back into the pending batch, merged with what arrived meanwhile.
+_RELEASE = text(f"""
+UPDATE message_emails SET
+    count = count + CAST(sending->>'count' AS int),
+    last_message_id = COALESCE(last_message_id, CAST(sending->>'last_message_id' AS uuid)),
     messages = (SELECT COALESCE(jsonb_agg(x ORDER BY n), '[]') FROM (
-        SELECT x, n FROM jsonb_array_elements(EXCLUDED.messages || message_emails.messages) WITH ORDINALITY AS t(x, n)
+        SELECT x, n FROM jsonb_array_elements((sending->'messages') || messages) WITH ORDINALITY AS t(x, n)
         ORDER BY n DESC LIMIT {SHOWN}) AS newest),
-    due_at = LEAST(COALESCE(message_emails.due_at, EXCLUDED.due_at), EXCLUDED.due_at)
+    due_at = LEAST(COALESCE(due_at, CAST(:due AS timestamptz)), CAST(:due AS timestamptz)),
+    sending = NULL, sending_until = NULL
+WHERE person_id = :person AND conversation_id = :conversation AND sending IS NOT NULL
 """)
 
 
@@ -92,10 +109,15 @@ async def queue(session: AsyncSession, *, people: list[UUID], conversation_id: U
 
 
 async def read_up_to(session: AsyncSession, *, person_id: UUID, conversation_id: UUID, message_id: UUID) -> None:
-    """The person read the conversation up to `message_id` (uuid7: ordered by time): nothing left to email."""
+    """The person read the conversation up to `message_id` (uuid7: ordered by time): nothing left to email.
+
+    An email being sent that it covers is dropped too: if its sender died, it is not sent again."""
+    params = {"p": person_id, "c": conversation_id, "m": message_id}
     await session.execute(text(f"UPDATE message_emails SET {_CLEARED} WHERE person_id = :p AND conversation_id = :c "
-                               "AND due_at IS NOT NULL AND last_message_id <= :m"),
-                          {"p": person_id, "c": conversation_id, "m": message_id})
+                               "AND due_at IS NOT NULL AND last_message_id <= :m"), params)
+    await session.execute(text("UPDATE message_emails SET sending = NULL, sending_until = NULL "
+                               "WHERE person_id = :p AND conversation_id = :c AND sending IS NOT NULL "
+                               "AND CAST(sending->>'last_message_id' AS uuid) <= :m"), params)
 
 
 async def forget_message(session: AsyncSession, *, conversation_id: UUID, message_id: UUID) -> None:
@@ -155,22 +177,42 @@ def render(batch: Batch, names: dict[str, str], settings: Settings) -> EmailMess
 
 
 async def _claim(session: AsyncSession, *, now: datetime, limit: int) -> list[Batch]:
-    rows = (await session.execute(_CLAIM, {"now": now, "limit": limit})).mappings().all()
-    return [Batch(r["person_id"], r["conversation_id"], r["email"], r["display_name"], r["count"],
-                  r["last_message_id"], list(r["messages"])) for r in rows]
+    params = {"now": now, "until": now + LEASE, "limit": limit}
+    rows = (await session.execute(_CLAIM_ABANDONED, params)).all() + (await session.execute(_CLAIM_DUE, params)).all()
+    people = {r.id: r for r in await session.execute(
+        select(directory_people.c.id, directory_people.c.email, directory_people.c.display_name)
+        .where(directory_people.c.id.in_({r.person_id for r in rows}), directory_people.c.active))}
+    batches = []
+    for row in rows:
+        if (person := people.get(row.person_id)) is None:  # deactivated meanwhile: nothing to send them
+            await session.execute(_MARK_SENT, {"person": row.person_id, "conversation": row.conversation_id})
+            continue
+        last = row.sending["last_message_id"]
+        batches.append(Batch(row.person_id, row.conversation_id, person.email, person.display_name,
+                             row.sending["count"], UUID(last) if last else None, list(row.sending["messages"])))
+    return batches
 
 
-async def _put_back(session: AsyncSession, batch: Batch, due: datetime) -> None:
-    await session.execute(_PUT_BACK, dict(person=batch.person_id, conversation=batch.conversation_id,
-                                          count=batch.count, last=batch.last_message_id,
-                                          messages=json.dumps(batch.messages), due=due))
+async def _release(session: AsyncSession, batch: Batch, due: datetime) -> None:
+    await session.execute(_RELEASE, {"person": batch.person_id, "conversation": batch.conversation_id, "due": due})
+
+
+async def _mark_sent(sessionmaker: async_sessionmaker, batch: Batch) -> None:
+    async with sessionmaker() as session:
+        await session.execute(_MARK_SENT, {"person": batch.person_id, "conversation": batch.conversation_id})
+        await add_event(session, NotificationsDelivered(kind="message", channel="email", recipients=[batch.person_id]),
+                        subject=batch.person_id)
+        await session.commit()  # the worker's own session, one per email: each one sent is saved on its own
 
 
 async def send_due(sessionmaker: async_sessionmaker, settings: Settings, *, now: datetime | None = None) -> int:
-    """One pass: claim due batches, hold back quiet hours, send over SMTP. Returns how many emails were sent."""
+    """One pass: claim due batches under a lease, hold back quiet hours, send over SMTP, mark each sent.
+
+    A crash between claim and mark loses nothing (the lease runs out and the email is claimed again);
+    one marked sent is never sent again. Returns how many emails were sent."""
     now = now or utcnow()
     async with sessionmaker() as session:
-        batches = await _claim(session, now=now, limit=settings.worker_batch)
+        batches = await _claim(session, now=now, limit=min(settings.worker_batch, PER_PASS))
         quiet: dict[UUID, datetime] = {}
         names: dict[str, str] = {}
         if batches:
@@ -178,33 +220,32 @@ async def send_due(sessionmaker: async_sessionmaker, settings: Settings, *, now:
                 PersonSettings.person_id.in_({b.person_id for b in batches}), PersonSettings.quiet_start.is_not(None)))
             quiet = {r.person_id: until for r in rows if (until := quiet_until(r, now)) is not None}
             for batch in batches:
-                if batch.person_id in quiet:
-                    await _put_back(session, batch, quiet[batch.person_id])
+                if not batch.messages:  # every message in it was deleted: nothing to say
+                    await session.execute(_MARK_SENT, dict(person=batch.person_id, conversation=batch.conversation_id))
+                elif batch.person_id in quiet:
+                    await _release(session, batch, quiet[batch.person_id])
             senders = {m["sender_id"] for b in batches for m in b.messages}
             names = {str(r.id): r.display_name for r in await session.execute(
                 select(directory_people.c.id, directory_people.c.display_name)
                 .where(directory_people.c.id.in_([UUID(s) for s in senders])))}
         # The worker owns this session (no request): claims are committed before the SMTP sends.
         await session.commit()
-    sent = []
+    sent = 0
     for batch in (b for b in batches if b.person_id not in quiet and b.messages):
         message = render(batch, names, settings)
         try:
             await aiosmtplib.send(message, hostname=settings.smtp_host, port=settings.smtp_port,
                                   username=settings.smtp_username or None, password=settings.smtp_password or None,
                                   start_tls=settings.smtp_starttls, timeout=30)
-            sent.append(batch.person_id)
         except (aiosmtplib.SMTPException, OSError) as exc:
             log.warning("message email not sent; will retry", error=repr(exc))
             async with sessionmaker() as session:
-                await _put_back(session, batch, utcnow() + timedelta(minutes=1))
+                await _release(session, batch, utcnow() + timedelta(minutes=1))
                 await session.commit()  # the worker's own session
-    if sent:
-        async with sessionmaker() as session:
-            await add_event(session, NotificationsDelivered(kind="message", channel="email", recipients=sent),
-                            subject=sent[0])
-            await session.commit()  # the worker's own session
-    return len(sent)
+            continue
+        await _mark_sent(sessionmaker, batch)
+        sent += 1
+    return sent
 
 
 async def run_worker(sessionmaker: async_sessionmaker, settings: Settings, stop: asyncio.Event) -> None:

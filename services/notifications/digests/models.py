@@ -24,7 +24,9 @@ class MessageEmail(Table, table=True):
     """A member's unread messages in one conversation, waiting to go out as one email (see digests.messages)."""
 
     __tablename__ = "message_emails"
-    __table_args__ = (Index("ix_message_emails_due", "due_at", postgresql_where=text("due_at IS NOT NULL")),)
+    __table_args__ = (Index("ix_message_emails_due", "due_at", postgresql_where=text("due_at IS NOT NULL")),
+                      Index("ix_message_emails_sending", "sending_until",
+                            postgresql_where=text("sending_until IS NOT NULL")))
 
     person_id: UUID = Field(primary_key=True)
     conversation_id: UUID = Field(primary_key=True)
@@ -32,3 +34,7 @@ class MessageEmail(Table, table=True):
     last_message_id: UUID | None = None
     messages: list[dict] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]"))
     due_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # None: nothing pending
+    # The email being sent: {count, last_message_id, messages} as claimed, kept until it is marked sent, so
+    # a sender that dies mid-send loses nothing (its lease, sending_until, runs out and another sends it).
+    sending: dict | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    sending_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
