@@ -12,9 +12,9 @@ already seeded is reused (a second run seeds nothing, or only the posts a larger
 a temporary folder is removed at the end. For each size:
 - HTTP: GET /api/v1/feeds/home?limit=20 as random people (aiohttp, keep-alive), `--concurrency` at a
   time, for `--seconds` after a 3 s warm-up: req/s, p50, p99, errors (non-200 or an empty page);
-- pgbench: the feed's statements of one home page (the page's ids with the pinned announcements, the
-  posts with authors and viewer state, attachments) for random people of the same population, as prepared
-  statements (`-M prepared`, as the service runs them), `--concurrency` clients, for the same time:
+- pgbench: the feed's statement of one home page (the page's posts, pinned announcements first, with their
+  authors, counts, viewer state and attachments) for random people of the same population, as a prepared
+  statement (`-M prepared`, as the service runs it), `--concurrency` clients, for the same time:
   transactions/s. ratio = HTTP req/s / pgbench tps (the target is >= 0.5; each HTTP request also runs
   the token guard and the rate-limit count, which pgbench does not);
 - CPU per request, from /proc: the service's processes, PostgreSQL's and the client's during the HTTP
@@ -46,12 +46,10 @@ warnings.filterwarnings("ignore", module="platformdirs")
 import aiohttp
 import asyncpg
 import httpx
-from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql
 
 from services.posts import models  # noqa: F401  (every table on the metadata)
-from services.posts.content.service import presentation_query
-from services.posts.feeds.service import home_first_page_query
+from services.posts.feeds.service import home_page_query
 from shared.auth import SigningKey
 from shared.devstack.ports import free_port
 from shared.devstack.postgres import EmbeddedPostgres
@@ -155,10 +153,9 @@ def literal_sql(stmt) -> str:
 
 
 def pgbench_script(people: int) -> str:
-    """The statements of one home page for a random viewer, as pgbench runs them (variables become parameters)."""
+    """The statement of one home page for a random viewer, as pgbench runs it (variables become parameters)."""
     me = PERSON_SQL.format(n="(:n)::int")
-    first_page = home_first_page_query(me=ME, t0=T0, limit=PAGE)
-    page = presentation_query(literal_column(":ids::uuid[]"), ME)
+    page = home_page_query(me=ME, t0=T0, after=None, limit=PAGE)
 
     def bind(sql: str) -> str:
         sql = sql.replace(f"'{ME}'::UUID", me).replace(f"'{ME}'", me)
@@ -166,14 +163,7 @@ def pgbench_script(people: int) -> str:
             sql = sql.replace(rendered + "::TIMESTAMP WITH TIME ZONE", "now()").replace(rendered, "now()")
         return " ".join(sql.split())
 
-    return "\n".join([
-        f"\\set n random(1, {people})",
-        # the service orders the page's rows in Python (pinned first, then the stream); here SQL does it
-        (f"SELECT coalesce(array_agg(id), '{{}}')::text AS ids FROM (SELECT id FROM ({bind(literal_sql(first_page))})"
-         f" rows ORDER BY pinned DESC, key DESC, id DESC LIMIT {PAGE}) page \\gset"),
-        bind(literal_sql(page)) + ";",
-        "SELECT * FROM attachments WHERE post_id = ANY (:ids::uuid[]) ORDER BY created_at;",
-    ]) + "\n"
+    return f"\\set n random(1, {people})\n{bind(literal_sql(page))};\n"
 
 
 def run_pgbench(pg_bin: Path, port: int, script: str, seconds: int, clients: int) -> float:
@@ -275,6 +265,15 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
+def profile(pid: int, out: Path, seconds: int) -> subprocess.Popen:
+    """py-spy sampling the service (and its workers) for `seconds`: it costs the service nothing measurable
+    (it reads memory from outside), unlike cProfile, which also misattributes time across awaits."""
+    kind = {".svg": "flamegraph", ".txt": "raw"}.get(out.suffix, "speedscope")
+    return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+                             "--subprocesses", "--duration", str(seconds), "--rate", "250", "--format", kind,
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 # --------------------------------------------------------------------------------------------- main
 
 async def seeded(conn, people: int) -> int:
@@ -296,6 +295,9 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (stateless replicas)")
     parser.add_argument("--data", type=Path, help="keep PostgreSQL's data folder here and reuse what it holds")
+    parser.add_argument("--py-spy", type=Path, metavar="FILE",
+                        help="profile the service during the HTTP measure with py-spy (installed separately) into "
+                             "FILE (.svg flame graph, .txt collapsed stacks, else speedscope JSON)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-feeds-"))
@@ -332,12 +334,16 @@ async def main() -> None:
             if service is None:
                 service = start_service(server, pem, port, work / "posts.log", args.workers)
             say(f"{size:,} posts: HTTP home feed, {args.concurrency} concurrent, {args.seconds} s")
+            profiler = profile(service.pid, args.py_spy, args.seconds + 3) if args.py_spy else None
             cpu = cpu_seconds(service.pid), cpu_seconds(postmaster), time.process_time()
             rps, latencies, errors = await load(f"http://127.0.0.1:{port}", tokens, seconds=args.seconds,
                                                 concurrency=args.concurrency)
             n = len(latencies) * (args.seconds + 3) / args.seconds  # the warm-up's requests used CPU too
             http_cpu = ((cpu_seconds(service.pid) - cpu[0]) / n * 1000, (cpu_seconds(postmaster) - cpu[1]) / n * 1000,
                         (time.process_time() - cpu[2]) / n * 1000)
+            if profiler is not None:
+                profiler.wait(timeout=60)
+                say(f"py-spy profile of the service: {args.py_spy}")
             say(f"{size:,} posts: pgbench with the feed's SQL, {args.concurrency} clients, {args.seconds} s")
             before = cpu_seconds(postmaster)
             tps = run_pgbench(pg_bin, pg.port, script, args.seconds, args.concurrency)

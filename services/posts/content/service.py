@@ -11,14 +11,13 @@ feeds, counts, comments, reactions, polls, views and attachments all go through 
 """
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, exists, func, literal, not_, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -38,7 +37,7 @@ from services.posts.graph.models import Follow
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember
 from services.posts.people import api as people
-from services.posts.people.api import Person, PersonSummary
+from services.posts.people.api import Person
 from shared.auth import CurrentUser
 from shared.context import client_var
 from shared.db import utcnow
@@ -272,6 +271,16 @@ async def delete(session: AsyncSession, *, post_id: UUID, user: CurrentUser) -> 
 
 
 # --- presenting: a fixed number of queries for any number of posts ----------------------------------
+# Plain rows, not ORM objects: a page of 20 posts loaded as entities (identity map, instance state) and copied
+# into the public model cost more CPU than the rest of a feed request. Each row carries the post's columns,
+# its author's summary, the viewer's state and the attachments; `items` turns rows into `PostPublic`.
+
+_POST_FIELDS = ("id", "author_id", "kind", "title", "body", "body_html", "audience", "group_id", "mentions",
+                "group_mentions", "hashtags", "cover_attachment_id", "recipients", "badge", "best_answer_id",
+                "pinned_until", "must_read", "remind_at", "version", "ack_version", "edited_at", "comment_count",
+                "seen_by_count", "created_at", "updated_at", "poll_multiple", "poll_closes_at")
+_AUTHOR_FIELDS = ("id", "handle", "display_name", "title", "department", "avatar_url", "protected")
+
 
 def _viewer_columns(viewer_id: UUID) -> list:
     """Per-post facts for one viewer, as correlated subqueries of the posts query (no query per post)."""
@@ -289,9 +298,25 @@ def _viewer_columns(viewer_id: UUID) -> list:
     ]
 
 
+def _files_column():
+    """The post's attachments but its cover, oldest first, as a JSON array (NULL when none)."""
+    summary = func.json_build_object(*[part for name in AttachmentSummary.model_fields
+                                       for part in (literal(name), getattr(Attachment, name))])
+    return (select(func.json_agg(aggregate_order_by(summary, Attachment.created_at, Attachment.id)))
+            .where(Attachment.post_id == Post.id, Attachment.id.is_distinct_from(Post.cover_attachment_id))
+            .scalar_subquery().label("files"))
+
+
+def presentation_columns(viewer_id: Any) -> list:
+    """Everything a post's public form needs, for a query over `posts` joined to its author (`Person`)."""
+    return [*[getattr(Post, name) for name in _POST_FIELDS],
+            *[getattr(Person, name).label(f"author__{name}") for name in _AUTHOR_FIELDS],
+            *_viewer_columns(viewer_id), _files_column()]
+
+
 def presentation_query(ids: Any, viewer_id: Any):
     """The posts `ids` (an array expression) with their authors and the viewer's state, in one statement."""
-    return (select(Post, Person, *_viewer_columns(viewer_id)).join(Person, Person.id == Post.author_id)
+    return (select(*presentation_columns(viewer_id)).select_from(Post).join(Person, Person.id == Post.author_id)
             .where(Post.id == any_(ids)))
 
 
@@ -302,52 +327,45 @@ def _presentation() -> Select:
                               bindparam("viewer", type_=PG_UUID(as_uuid=True)))
 
 
-@dataclass
-class _Row:
-    post: Post
-    author: Person
-    my_reaction: str | None
-    bookmarked: bool
-    acked_version: int | None
-    reaction_counts: dict
-
-
 async def present(session: AsyncSession, *, posts: list[Post] | list[UUID], user: CurrentUser,
                   now: datetime | None = None) -> list[PostPublic]:
     """Posts (already known readable by `user`) as the API shows them, in the given order."""
     ids = [p if isinstance(p, UUID) else p.id for p in posts]
     if not ids:
         return []
-    result = await session.execute(_presentation(), {"ids": ids, "viewer": user.id})
-    rows = {r.post.id: r for r in (_Row(*row) for row in result)}
-    polls = await _polls(session, [r.post for r in rows.values() if r.post.kind == "poll"], user, now or utcnow())
-    files: dict[UUID, list[AttachmentSummary]] = {}
-    for a in await session.scalars(select(Attachment).where(Attachment.post_id.in_(ids))
-                                   .order_by(Attachment.created_at)):
-        if a.id != rows[a.post_id].post.cover_attachment_id:
-            files.setdefault(a.post_id, []).append(AttachmentSummary.model_validate(a))
+    rows = {r.id: r for r in await session.execute(_presentation(), {"ids": ids, "viewer": user.id})}
+    return await items(session, [rows[i] for i in ids if i in rows], user=user, now=now)
+
+
+async def items(session: AsyncSession, rows: list, *, user: CurrentUser, now: datetime | None = None
+                ) -> list[PostPublic]:
+    """Rows of `presentation_columns` as the API shows them, in their order (poll results: 3 more queries)."""
     now = now or utcnow()
-    return [_public(rows[i], polls.get(i), files.get(i, []), user, now) for i in ids if i in rows]
+    polls = await _polls(session, [r for r in rows if r.kind == "poll"], user, now)
+    return [_public(row, polls.get(row.id), now) for row in rows]
 
 
-def _public(row: _Row, poll: PollPublic | None, files: list, user: CurrentUser, now: datetime) -> PostPublic:
-    post = row.post
-    out = PostPublic.model_validate(post)
-    must_ack = post.kind == "announcement" and post.must_read
-    return out.model_copy(update=dict(
-        author=PersonSummary.model_validate(row.author), poll=poll, attachments=files,
+def _public(row, poll: PollPublic | None, now: datetime) -> PostPublic:
+    out = {name: row._mapping[name] for name in _POST_FIELDS}
+    must_ack = row.kind == "announcement" and row.must_read
+    out.update(
+        author={name: row._mapping[f"author__{name}"] for name in _AUTHOR_FIELDS}, poll=poll,
+        attachments=row.files or [],
         reaction_counts={k: v for k, v in (row.reaction_counts or {}).items() if v},
         my_reaction=row.my_reaction, bookmarked=row.bookmarked,
-        acknowledged=(row.acked_version is not None and row.acked_version >= post.ack_version) if must_ack else None,
-        pinned=post.kind == "announcement" and post.pinned_until is not None and post.pinned_until > now))
+        acknowledged=(row.acked_version is not None and row.acked_version >= row.ack_version) if must_ack else None,
+        pinned=row.kind == "announcement" and row.pinned_until is not None and row.pinned_until > now)
+    return PostPublic.model_validate(out)
 
 
-def poll_closed(post: Post, now: datetime) -> bool:
+def poll_closed(post, now: datetime) -> bool:
     return post.poll_closes_at is not None and post.poll_closes_at <= now
 
 
-async def _polls(session: AsyncSession, posts: list[Post], user: CurrentUser, now: datetime) -> dict[UUID, PollPublic]:
-    """Options of every poll at once; counts only for those who voted, the author, or once closed."""
+async def _polls(session: AsyncSession, posts: list, user: CurrentUser, now: datetime) -> dict[UUID, PollPublic]:
+    """Options of every poll at once; counts only for those who voted, the author, or once closed.
+
+    `posts`: Post objects or rows with their id, author_id, poll_multiple and poll_closes_at."""
     if not posts:
         return {}
     ids = [p.id for p in posts]

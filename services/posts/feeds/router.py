@@ -1,7 +1,7 @@
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from services.posts.content.schemas import PostPublic
 from services.posts.db import SessionDep
@@ -17,8 +17,12 @@ Tag = Annotated[str, Path(min_length=1, max_length=101)]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 
-def _page(feed: service.FeedPage) -> Page[PostPublic]:
-    return Page(items=feed.items, next_cursor=feed.next_cursor)
+def _page(feed: service.FeedPage) -> Response:
+    """The page as JSON, serialized once by Pydantic: the items are already `PostPublic`, so FastAPI's own pass
+    (validate the page against `response_model` again, then serialize) would only repeat the work. The routes
+    keep `response_model` for the OpenAPI schema."""
+    page = Page[PostPublic].model_construct(items=feed.items, next_cursor=feed.next_cursor)
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/home", response_model=Page[PostPublic])

@@ -1,7 +1,8 @@
 """Feeds: home (recent or top), company, a group, a person, a tag, and one's bookmarks.
 
 Every feed selects post ids with `content.service.readable_by` — the one visibility rule — and then
-presents the page with `content.service.present` (a fixed number of queries, whatever the page size).
+presents the page with `content.service.present` (a fixed number of queries, whatever the page size). Home,
+the busiest, does both in one statement (`home_page_query`): the page's posts come with everything they show.
 
 Home is the union of several small sources, each read newest-first from its own index and cut at the
 page size before they are merged (a LATERAL join per followed person, joined group and followed tag):
@@ -52,12 +53,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.posts.content.models import Bookmark, Post
 from services.posts.content.schemas import PostPublic
-from services.posts.content.service import present, readable_by
+from services.posts.content.service import items, present, presentation_columns, readable_by
 from services.posts.feeds.models import GroupMute, TagFollow
 from services.posts.graph.models import Follow
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember
 from services.posts.people import api as people
+from services.posts.people.api import Person
 from shared.auth import CurrentUser
 from shared.db import utcnow
 from shared.errors import InvalidInput
@@ -182,6 +184,23 @@ def home_first_page_query(*, me, t0, limit, top: bool = False) -> Select:
                             false().label("pinned")))
 
 
+def home_page_query(*, me, t0, after: tuple | None, limit, top: bool = False) -> Select:
+    """A whole home page in one statement (also run by bench/feeds.py): its first `limit + 1` posts in page
+    order — on a first page the pinned announcements (flagged `page_pinned`) first — each with everything
+    `content.service.items` presents (author, counts, my state, attachments), and its ordering key."""
+    if after is None:
+        ids = home_first_page_query(me=me, t0=t0, limit=limit, top=top).subquery("page_ids")
+    else:
+        stream = (home_top_query if top else home_ids_query)(me=me, t0=t0, after=after, limit=limit).subquery("stream")
+        ids = select(stream.c.id, (stream.c.score if top else stream.c.created_at).label("key"),
+                     false().label("pinned")).subquery("page_ids")
+    order = (ids.c.pinned.desc(), ids.c.key.desc(), ids.c.id.desc())
+    page = select(ids.c.id, ids.c.key, ids.c.pinned).order_by(*order).limit(limit + 1).subquery("page")
+    return (select(page.c.key.label("page_key"), page.c.pinned.label("page_pinned"), *presentation_columns(me))
+            .select_from(page).join(Post, Post.id == page.c.id).join(Person, Person.id == Post.author_id)
+            .order_by(page.c.pinned.desc(), page.c.key.desc(), page.c.id.desc()))
+
+
 _UUID, _TIME = PG_UUID(as_uuid=True), DateTime(timezone=True)
 
 
@@ -191,10 +210,8 @@ def _statement(order: str, paged: bool) -> Select:
     request costs more than PostgreSQL takes to run it."""
     me, t0, limit = bindparam("me", type_=_UUID), bindparam("t0", type_=_TIME), bindparam("limit", type_=Integer)
     top = order == "top"
-    if not paged:
-        return home_first_page_query(me=me, t0=t0, limit=limit, top=top)
-    after = (bindparam("after_key", type_=Float if top else _TIME), bindparam("after_id", type_=_UUID))
-    return (home_top_query if top else home_ids_query)(me=me, t0=t0, after=after, limit=limit)
+    after = (bindparam("after_key", type_=Float if top else _TIME), bindparam("after_id", type_=_UUID)) if paged else None
+    return home_page_query(me=me, t0=t0, after=after, limit=limit, top=top)
 
 
 def _cursor(page: PageParams, second) -> tuple[datetime, tuple | None]:
@@ -204,26 +221,23 @@ def _cursor(page: PageParams, second) -> tuple[datetime, tuple | None]:
     return t0, (key, post_id)
 
 
-def _newest_first(rows) -> list:
-    return sorted(rows, key=lambda r: (r[1], r[0]), reverse=True)  # (key, id) descending, as the SQL orders
-
-
 async def home(session: AsyncSession, *, user: CurrentUser, page: PageParams, order: str = "recent") -> FeedPage:
+    """One statement for the page (ids, pinned announcements, posts with authors, my state, attachments), and
+    three more only when it shows polls."""
     top = order == "top"
     t0, after = _cursor(page, _score if top else Post.created_at)
     params = {"me": user.id, "t0": t0, "limit": page.limit}
     if after is not None:
         params |= {"after_key": after[0], "after_id": after[1]}
     rows = (await session.execute(_statement(order, after is not None), params)).all()
-    pinned = _newest_first(r for r in rows if after is None and r.pinned)
-    stream = _newest_first(r for r in rows if after is not None or not r.pinned)
-    limit = page.limit - len(pinned)  # pinned announcements take their place on the first page
     cursor = None
-    if len(stream) > limit:  # a page of pinned posts only continues at the start of the stream
-        last = stream[limit - 1] if limit else (UUID(int=2**128 - 1), 1e308 if top else t0 + timedelta(microseconds=1))
-        cursor = encode_cursor([t0, last[1], last[0]])
-    ids = [r[0] for r in pinned] + [r[0] for r in stream[:limit]]
-    return FeedPage(items=await present(session, posts=ids, user=user, now=t0), next_cursor=cursor)
+    if len(rows) > page.limit:  # pinned announcements come first, so the page's last row is the stream's if any
+        last = rows[page.limit - 1]
+        if last.page_pinned:  # a page of pinned posts only continues at the start of the stream
+            cursor = encode_cursor([t0, 1e308 if top else t0 + timedelta(microseconds=1), UUID(int=2**128 - 1)])
+        else:
+            cursor = encode_cursor([t0, last.page_key, last.id])
+    return FeedPage(items=await items(session, rows[:page.limit], user=user, now=t0), next_cursor=cursor)
 
 
 async def _simple(session: AsyncSession, *, user: CurrentUser, page: PageParams, where: list) -> FeedPage:
