@@ -126,6 +126,16 @@ class Stack:
         """CPU time (user + system) of each replica: per message, a figure a busy machine distorts less."""
         return [sum(psutil.Process(p.pid).cpu_times()[:2]) for p in self.processes]
 
+    def profile(self, folder: str, seconds: float) -> list[subprocess.Popen]:
+        """py-spy (installed separately) sampling each replica for the latency phase, as speedscope files."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        return [subprocess.Popen([py_spy, "record", "--pid", str(p.pid), "--duration", str(int(seconds)), "--rate", "200",
+                                  "--nonblocking", "--format", "speedscope", "--output",
+                                  str(Path(folder) / f"replica-{name}.json")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for name, p in zip("ab", self.processes)]
+
     def rss(self) -> list[int]:
         return [psutil.Process(p.pid).memory_info().rss for p in self.processes]
 
@@ -263,6 +273,7 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
 
     total = int(args.rate * args.seconds)
     cpu_before = stack.cpu_seconds()
+    profilers = stack.profile(args.py_spy, args.seconds + 5) if args.py_spy else []
     rng = random.Random(7)
     start_at = time.perf_counter()
     send_errors = 0
@@ -292,6 +303,10 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
     cpu = [after - before for before, after in zip(cpu_before, stack.cpu_seconds())]
     say(f"replica CPU per message: {sum(cpu) / max(total, 1) * 1000:.2f} ms (A {cpu[0]:.1f} s, B {cpu[1]:.1f} s "
         f"for {total} messages)")
+    for p in profilers:
+        await asyncio.to_thread(p.wait)
+    if profilers:
+        say(f"py-spy profiles of the latency phase in {args.py_spy}/replica-[ab].json (speedscope)")
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     return latencies, lost, send_errors
 
@@ -430,6 +445,7 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=10, help="each replica's database pool (+ as much overflow)")
     parser.add_argument("--no-durable", action="store_true", help="PostgreSQL without fsync (to tell disk waits apart)")
     parser.add_argument("--keep-temp", action="store_true")
+    parser.add_argument("--py-spy", metavar="DIR", help="record each replica with py-spy during the latency phase")
     args = parser.parse_args()
     raise_fd_limit(max(args.idle, args.sockets))
     stack = Stack(args)
