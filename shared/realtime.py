@@ -126,6 +126,14 @@ class FrameTables:
             Index(f"ix_{prefix}_frames_created_at", "created_at"),
         )
         self._append = self._append_statement()
+        # The live-delivery read, as asyncpg SQL (no ORM on the hot path): each frame comes out of
+        # PostgreSQL already as the JSON text that goes on the wire, so no replica decodes and re-encodes it.
+        self._read_wire_sql = (
+            "SELECT w.i, f.seq, '{\"type\":' || to_json(f.kind)::text || ',\"seq\":' || f.seq || ',\"data\":' "
+            "|| f.data::text || '}' "
+            "FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS w(person_id, after, i) "
+            f"CROSS JOIN LATERAL (SELECT seq, kind, data FROM {self.frames.name} "
+            "WHERE person_id = w.person_id AND seq > w.after ORDER BY seq LIMIT $3) f ORDER BY w.i, f.seq")
 
     async def append(self, session: AsyncSession, *, recipients: Iterable[UUID], kind: str,
                      data: dict[str, Any]) -> dict[UUID, int]:
@@ -149,6 +157,25 @@ class FrameTables:
             select(bump.c.person_id, bump.c.last_seq, bindparam("f_kind", type_=String),
                    bindparam("f_data", type_=JSONB)))  # (names unlike any column's, see messages' _SEND)
         return store.returning(self.frames.c.person_id, self.frames.c.seq)
+
+    def append_cte(self, frames, *, kind: str, name: str = "frames"):
+        """`append` as a CTE of the caller's own statement, so a change and its frames are one round trip.
+
+        `frames`: a select of the frames to store, columns labelled ``person_id`` and ``data`` (JSONB; it may
+        use the statement's other CTEs - a sequence number the statement assigns, say); select nothing and
+        nothing is stored. Counters are locked in person_id order, as `append` does. Add the returned CTE to
+        the statement (`.add_cte(...)`): PostgreSQL runs it even when nothing reads it."""
+        wanted = frames.cte(f"{name}_wanted")
+        bump = insert(self.cursors).from_select(
+            ["person_id", "last_seq"], select(wanted.c.person_id, literal(1, BigInteger)).order_by(wanted.c.person_id))
+        bump = bump.on_conflict_do_update(index_elements=[self.cursors.c.person_id],
+                                          set_={"last_seq": self.cursors.c.last_seq + 1}) \
+            .returning(self.cursors.c.person_id, self.cursors.c.last_seq).cte(f"{name}_bump")
+        return insert(self.frames).from_select(
+            ["person_id", "seq", "kind", "data"],
+            select(bump.c.person_id, bump.c.last_seq, literal(kind, String), wanted.c.data)
+            .join_from(bump, wanted, wanted.c.person_id == bump.c.person_id)) \
+            .returning(self.frames.c.seq).cte(f"{name}_store")
 
     async def last_seq(self, session: AsyncSession, person_id: UUID) -> int:
         return await session.scalar(select(self.cursors.c.last_seq).where(self.cursors.c.person_id == person_id)) or 0
@@ -176,6 +203,14 @@ class FrameTables:
         out: list[list[dict]] = [[] for _ in requests]
         for i, seq, kind, data in result:
             out[i - 1].append({"type": kind, "seq": seq, "data": data})
+        return out
+
+    async def read_wire(self, connection, requests: list[tuple[UUID, int]], limit: int = 200) -> list[list[tuple[int, str]]]:
+        """`read_many` on an asyncpg connection, each frame as (seq, its JSON text): what the hub sends."""
+        rows = await connection.fetch(self._read_wire_sql, [p for p, _ in requests], [a for _, a in requests], limit)
+        out: list[list[tuple[int, str]]] = [[] for _ in requests]
+        for i, seq, text in rows:
+            out[i - 1].append((seq, text))
         return out
 
     async def can_resume(self, session: AsyncSession, *, person_id: UUID, after: int, current: int) -> bool:
@@ -228,7 +263,8 @@ class Connection:
     def __init__(self, websocket: WebSocket, user: CurrentUser, *, settings: RealtimeSettings, sent_seq: int):
         self.websocket, self.user, self.settings = websocket, user, settings
         self.sent_seq = sent_seq  # highest stored seq queued on this connection
-        self.queue: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=settings.send_queue)
+        # dict: a reply (encoded by the writer); str: an encoded ephemeral frame; (seq, str): a stored frame
+        self.queue: asyncio.Queue[dict | str | tuple[int, str]] = asyncio.Queue(maxsize=settings.send_queue)
         # Stored frames (a replay) may take half the queue and wait for room; the other half is for
         # replies and ephemeral frames, whose overflow means the client is too slow.
         self.stored_slots = asyncio.Semaphore(max(1, settings.send_queue // 2))
@@ -254,7 +290,7 @@ class Connection:
     def person_id(self) -> UUID:
         return self.user.id
 
-    def push(self, frame: dict) -> bool:
+    def push(self, frame: dict | str | tuple[int, str]) -> bool:
         """Queue a frame; a full queue means the client cannot keep up, so it is disconnected."""
         if self.closed.is_set():
             return False
@@ -286,8 +322,9 @@ class Hub:
         self._requests: list[tuple[UUID, int, asyncio.Future]] = []
         self._reader_task: asyncio.Task | None = None
 
-    async def fetch(self, person_id: UUID, after: int) -> list[dict]:
-        """Stored frames after `after`: reads of all sockets waiting at once go to the database as one query."""
+    async def fetch(self, person_id: UUID, after: int) -> list[tuple[int, str]]:
+        """Stored frames after `after` as (seq, JSON text): reads of all sockets waiting at once go to the
+        database as one query."""
         future = asyncio.get_running_loop().create_future()
         self._requests.append((person_id, after, future))
         if self._reader_task is None or self._reader_task.done():
@@ -301,8 +338,16 @@ class Hub:
             requests, self._requests = self._requests[:1000], self._requests[1000:]
             try:
                 async with self.sessionmaker() as session:
-                    answers = await self.tables.read_many(session, [(p, a) for p, a, _ in requests],
-                                                          limit=self.settings.batch)
+                    # Straight on the driver's connection, outside any transaction (one statement, one
+                    # round trip); a failure drops the connection, which may be the broken part.
+                    connection = await session.connection()
+                    try:
+                        raw = await connection.get_raw_connection()
+                        answers = await self.tables.read_wire(raw.driver_connection, [(p, a) for p, a, _ in requests],
+                                                              limit=self.settings.batch)
+                    except BaseException:
+                        await connection.invalidate()
+                        raise
             except Exception as exc:
                 for _, _, future in requests:
                     if not future.done():
@@ -323,10 +368,12 @@ class Hub:
 
     def send_ephemeral(self, person_ids: Iterable[UUID], kind: str, data: dict) -> None:
         """A frame that is never stored (typing, presence): sent to whoever is connected here now."""
-        frame = {"type": kind, "data": data}
+        text = None  # encoded once, the same text for every socket
         for person_id in person_ids:
             for conn in list(self.connections.get(person_id, ())):
-                conn.push(frame)
+                if text is None:
+                    text = json.dumps({"type": kind, "data": data}, default=str)
+                conn.push(text)
 
     def close_person(self, person_id: UUID, code: int, reason: str = "") -> None:
         for conn in list(self.connections.get(person_id, ())):
@@ -380,7 +427,8 @@ def _bearer(websocket: WebSocket) -> str | None:
 
 async def _receive_text(websocket: WebSocket, conn_settings: RealtimeSettings, timeout: float) -> str | None:
     """The next text frame; None on disconnect. Bigger than the limit -> close 1009 (raises)."""
-    message = await asyncio.wait_for(websocket.receive(), timeout=timeout)
+    async with asyncio.timeout(timeout):  # (no task per frame, unlike wait_for)
+        message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         return None
     raw = message.get("text")
@@ -521,16 +569,20 @@ async def _expire(conn: Connection) -> None:
 
 
 async def _writer(conn: Connection) -> None:
+    send_timeout = conn.settings.send_timeout
+    send_text = conn.websocket.send_text
     try:
         while True:
             frame = await conn.queue.get()
+            stored = type(frame) is tuple
+            text = frame[1] if stored else frame if type(frame) is str else json.dumps(frame, default=str)
             try:
-                await asyncio.wait_for(conn.websocket.send_text(json.dumps(frame, default=str)),
-                                       timeout=conn.settings.send_timeout)
+                async with asyncio.timeout(send_timeout):  # (no task per frame, unlike wait_for)
+                    await send_text(text)
             except TimeoutError:
                 conn.close(CLOSE_SLOW, "send timeout")
                 return
-            if "seq" in frame:
+            if stored:
                 conn.stored_slots.release()
     except Exception as exc:  # the peer went away mid-send
         if not isinstance(exc, asyncio.CancelledError):
@@ -550,14 +602,18 @@ async def _catch_up(conn: Connection, hub: Hub) -> None:
                 for frame in frames:
                     # Stored frames wait for room (they are safe in the database, a long replay is not
                     # a slow client); a client that takes none for send_timeout is one.
-                    try:
-                        await asyncio.wait_for(conn.stored_slots.acquire(), timeout=conn.settings.send_timeout)
-                    except TimeoutError:
-                        conn.close(CLOSE_SLOW, "send queue full")
-                        return
+                    if conn.stored_slots.locked():
+                        try:
+                            async with asyncio.timeout(conn.settings.send_timeout):
+                                await conn.stored_slots.acquire()
+                        except TimeoutError:
+                            conn.close(CLOSE_SLOW, "send queue full")
+                            return
+                    else:
+                        await conn.stored_slots.acquire()  # free: returns at once
                     if not conn.push(frame):
                         return
-                    conn.sent_seq = frame["seq"]
+                    conn.sent_seq = frame[0]
                 if len(frames) < hub.settings.batch:
                     break
             backoff = 0.2
@@ -602,6 +658,9 @@ async def _reader(conn: Connection, handler: ClientHandler) -> None:
                 if "id" in frame and reply.get("type") != "pong":
                     reply = reply | {"ref": frame["id"]}
                 conn.push(reply)
+            # Let the writer run between two client frames: frames already received are read without a
+            # pause, and a burst of replies would otherwise fill the queue before any of them is written.
+            await asyncio.sleep(0)
     except (WebSocketDisconnect, RuntimeError):
         conn.close(1000)
 

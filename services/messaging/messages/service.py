@@ -4,7 +4,8 @@ import base64
 import json
 from uuid import UUID
 
-from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
@@ -15,12 +16,14 @@ from services.messaging.conversations.service import (ConversationNotFound, Mess
                                                       get_or_create_direct, member_ids)
 from services.messaging.messages.models import Message, MessageEdit, Reaction
 from services.messaging.people.service import resolve_mentions
+from services.messaging.realtime.models import frames
 from services.messaging.realtime.service import publish
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput
 from shared.events.messaging import (MessageDeleted, MessageEdited, MessageReactionAdded, MessageReactionRemoved,
                                      MessageSent)
 from shared.markdown import render
+from shared.outbox import add_event
 
 EXCERPT = 200
 
@@ -90,7 +93,7 @@ async def _by_client_id(session, conversation_id, sender_id, client_msg_id) -> M
         Message.client_msg_id == client_msg_id))
 
 
-def _send_statement():
+def _send_statement(*, with_frame: bool):
     """Built once (statement construction costs more CPU than the database's work for it): bump the
     conversation's counter (locking its row, so seq follows commit order, the order every reader sees)
     if the sender is a member and the client_msg_id is new, store the message at that seq, move the
@@ -111,10 +114,19 @@ def _send_statement():
     store = (insert(Message).from_select(columns + ["seq"], select(*(p[c] for c in columns), bump.c.last_seq))
              .returning(Message.seq).cte("store"))
     members = select(func.array_agg(Member.person_id)).where(Member.conversation_id == p["conversation_id"])
-    return select(store.c.seq, members.scalar_subquery()).add_cte(mark)
+    statement = select(store.c.seq, members.scalar_subquery()).add_cte(mark)
+    if not with_frame:
+        return statement
+    # ... and every member's `message.created` frame (given without its seq, which is set here): the
+    # message and its frames in the same round trip. Nothing stored (not a member, a retry): no frames.
+    data = func.jsonb_set(bindparam("m_frame", type_=JSONB), literal_column("'{seq}'::text[]"), func.to_jsonb(store.c.seq))
+    wanted = select(Member.person_id.label("person_id"), data.label("data")) \
+        .join_from(store, Member, Member.conversation_id == p["conversation_id"])
+    return statement.add_cte(frames.append_cte(wanted, kind="message.created", name="frame"))
 
 
-_SEND = _send_statement()
+_SEND = _send_statement(with_frame=False)  # a message with attachments: its frame lists them, stored after
+_SEND_WITH_FRAME = _send_statement(with_frame=True)
 
 
 async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UUID, body: str,
@@ -125,8 +137,11 @@ async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UU
                       body=body, body_html=render(body), reply_to_id=reply_to_id, created_at=utcnow())
     values = {f"m_{c}": getattr(message, c) for c in ("id", "conversation_id", "sender_id", "client_msg_id", "body",
                                                        "body_html", "reply_to_id", "created_at")}
+    with_frame = not attachment_ids
+    if with_frame:
+        values["m_frame"] = frame_data(message)
     try:
-        stored = (await session.execute(_SEND, values)).first()
+        stored = (await session.execute(_SEND_WITH_FRAME if with_frame else _SEND, values)).first()
     except IntegrityError as exc:  # the same client_msg_id committed concurrently (a retry racing the first)
         raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
     if stored is None:
@@ -141,11 +156,14 @@ async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UU
         session, attachment_ids=list(attachment_ids), conversation_id=conversation_id, sender_id=sender_id,
         message_id=message_id)]
     mentions = await resolve_mentions(session, body=body, member_ids=[p for p in recipients if p != sender_id])
-    await publish(session, MessageSent(message_id=message_id, conversation_id=conversation_id, sender_id=sender_id,
-                                       reply_to_id=reply_to_id, excerpt=body[:EXCERPT], mentions=mentions,
-                                       created_at=now, recipients=recipients),
-                  kind="message.created", data=frame_data(message, attachments=files), subject=conversation_id,
-                  actor=sender_id)
+    event = MessageSent(message_id=message_id, conversation_id=conversation_id, sender_id=sender_id,
+                        reply_to_id=reply_to_id, excerpt=body[:EXCERPT], mentions=mentions, created_at=now,
+                        recipients=recipients)
+    if with_frame:  # the frames are stored already
+        await add_event(session, event, subject=conversation_id, actor=sender_id)
+    else:
+        await publish(session, event, kind="message.created", data=frame_data(message, attachments=files),
+                      subject=conversation_id, actor=sender_id)
     return message
 
 

@@ -90,7 +90,7 @@ async def handle_frame(conn: Connection, raw: dict) -> dict | None:
     app = conn.websocket.app
     # A frame has no request session: it is its own unit of work, committed before the answer goes out
     # (a handler that raises commits nothing).
-    async with unit_of_work(app.state.sessionmaker) as session:
+    async with unit_of_work(getattr(app.state, "socket_sessionmaker", None) or app.state.sessionmaker) as session:
         return await HANDLERS[frame.type](conn, frame, session, app)
 
 

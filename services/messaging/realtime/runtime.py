@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import any_, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from uuid6 import uuid7
 
 from services.messaging.config import Settings
@@ -18,7 +19,7 @@ from services.messaging.realtime.models import frames
 from shared.events import Envelope
 from shared.fanout import FanoutReader
 from shared.kafka import make_producer
-from shared.db import make_engine, make_sessionmaker, unit_of_work
+from shared.db import make_sessionmaker, unit_of_work
 from shared.directory import directory_people
 from shared.realtime import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Connection, Hub, purge_loop
 
@@ -57,18 +58,34 @@ def install(app: FastAPI, settings: Settings) -> None:
                         conn.close(CLOSE_GOING_AWAY, "server shutting down")
                 await asyncio.sleep(0.1)  # let the sockets send their close frames
             # (leaving `inner` stops the supervisor: presence clears this replica's rows, the producer stops)
-        read_engine = getattr(app.state, "frame_read_engine", None)
-        if read_engine is not None:  # absent when start-up failed before the hook
-            await read_engine.dispose()
+        for name in ("frame_read_engine", "socket_engine"):
+            engine = getattr(app.state, name, None)
+            if engine is not None:  # absent when start-up failed before the hook
+                await engine.dispose()
 
     app.router.lifespan_context = lifespan
+
+
+def hot_engine(settings: Settings, *, pool_size: int) -> AsyncEngine:
+    """An engine for the per-message paths (socket frames, frame reads): like shared.db.make_engine, without
+    the checkout ping - on asyncpg that is three round trips (BEGIN, ';', ROLLBACK) before every frame's
+    work. A connection that died (PostgreSQL restarted) fails its next statement instead: SQLAlchemy then
+    invalidates the pool's connections, that frame gets an error frame (the client retries it with its
+    client_msg_id) and delivery retries its read."""
+    # No overflow: connections opened beyond the pool are closed again on return, and under load that
+    # is a connect (and prepared statements) per frame; waiting for a pooled one is the back-pressure.
+    return create_async_engine(settings.service_database_url, pool_size=pool_size, max_overflow=0,
+                               pool_pre_ping=False)
 
 
 def startup(settings: Settings):
     """A start-up hook (runs before the supervisor starts): the hub, presence and their supervised jobs."""
     async def hook(app: FastAPI) -> None:
         # Frame reads get connections of their own: a burst of writes must not starve delivery.
-        app.state.frame_read_engine = read_engine = make_engine(settings.service_database_url, pool_size=2)
+        app.state.frame_read_engine = read_engine = hot_engine(settings, pool_size=2)
+        # Socket frames (each its own unit of work) too, so that their checkouts skip the ping.
+        app.state.socket_engine = socket_engine = hot_engine(settings, pool_size=settings.database_pool_size)
+        app.state.socket_sessionmaker = make_sessionmaker(socket_engine, service=settings.service_name)
         hub = Hub(tables=frames, sessionmaker=make_sessionmaker(read_engine, service=settings.service_name),
                   settings=settings.realtime)
         watchers: dict[UUID, set[Connection]] = {}
