@@ -1,12 +1,19 @@
 """Hashtag counts for typeahead (`search_tags`, kept by triggers on posts and people) and the rule that
 a tag only on posts the caller cannot read is never suggested."""
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from services.posts.content import service as content
 from services.posts.content.models import Post
 from services.posts.search.models import search_tags
-from tests.posts.test_search import READABLE, follow, hidden_world, make_group, protect, publish  # noqa: F401
+from tests.posts.test_search import (
+    READABLE,
+    follow,
+    hidden_world,  # noqa: F401 (the fixture, shared)
+    make_group,
+    protect,
+    publish,
+)
 
 
 async def counts(sessionmaker, prefix: str) -> dict[str, tuple[int, int]]:
@@ -55,7 +62,7 @@ async def test_counts_equal_a_recount_after_protecting_and_unprotecting(client, 
     assert {k: v for k, v in (await counts(sessionmaker, "")).items()} == expected
 
 
-async def test_open_posts_are_those_anyone_may_read(sessionmaker, make_person, hidden_world):
+async def test_open_posts_are_those_anyone_may_read(sessionmaker, make_person, hidden_world):  # noqa: F811
     """hearth_post_open (the trigger's class) agrees with content.readable_by for a person with no follows
     and no groups: an open post is readable by everyone; outside groups, the others are not."""
     posts, _, _ = hidden_world

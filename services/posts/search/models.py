@@ -1,11 +1,22 @@
 """Search columns and indexes on the content, people and groups tables (migrations 0006_search, 0008_search_content,
-0014, 0015), and the hashtag counts typeahead reads (`search_tags`, kept by triggers: migration 0015).
+0014, 0015, 0016), and the hashtag counts typeahead reads (`search_tags`, kept by triggers: migration 0015).
 
 The generated columns are added to the tables here, not mapped on the Post and Person classes: Alembic
 sees them, while loading a post or a person never reads a document that only search queries need.
 """
 
-from sqlalchemy import Column, Computed, Index, Integer, String, Table, Text, func, literal_column, text
+from sqlalchemy import (
+    Column,
+    Computed,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from services.posts.content.models import HASHTAG_MAX, Post
@@ -47,10 +58,13 @@ def name_words(expr):
     return literal_column("' '").op("||")(func.hearth_unaccent(func.lower(expr)))
 
 
-PERSON_NAME_WORDS = name_words(people.c.display_name.op("||")(literal_column("' '")).op("||")(people.c.handle))
+# Typeahead: word prefixes of a person's name and handle (stored: ranking a thousand matches of a two-letter
+# prefix must not fold each name again), of a group's name (migrations 0015, 0016).
+people.append_column(Column("name_words", Text, Computed(
+    "' ' || public.hearth_unaccent(lower(display_name || ' ' || handle))", persisted=True)))
+PERSON_NAME_WORDS = people.c.name_words
 GROUP_NAME_WORDS = name_words(groups.c.name)
-# Typeahead: word prefixes of a person's name and handle, of a group's name (migration 0015).
-Index("ix_people_name_words_trgm", PERSON_NAME_WORDS.label("name_words"), _table=people, postgresql_using="gin",
+Index("ix_people_name_words_trgm", people.c.name_words, postgresql_using="gin",
       postgresql_ops={"name_words": "gin_trgm_ops"})
 Index("ix_groups_name_words_trgm", GROUP_NAME_WORDS.label("name_words"), _table=groups, postgresql_using="gin",
       postgresql_ops={"name_words": "gin_trgm_ops"})

@@ -33,13 +33,17 @@ import html
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from uuid import UUID
 
 from sqlalchemy import (
+    ARRAY,
     Float,
     Integer,
+    String,
+    Uuid,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -541,12 +545,17 @@ def _word_prefixes(document, q: str):
 
 async def suggest_people(session: AsyncSession, *, q: str, limit: int) -> list[PersonHit]:
     """Active people a word of whose name or handle starts with each word typed; those whose name or
-    handle starts with it first, then by name."""
+    handle starts with it first, then by folded name (byte order: a thousand matches of a two-letter prefix
+    sort in a millisecond, where the language's collation took three)."""
     start = q.strip('"').lower()
-    first = (case((func.starts_with(unaccented(Person.display_name), unaccented(literal(start))), 1), else_=0)
-             + case((func.starts_with(func.lower(Person.handle), start), 1), else_=0))
-    stmt = (select(Person).where(Person.active.is_(True), _word_prefixes(PERSON_NAME_WORDS, q))
-            .order_by(first.desc(), Person.display_name, Person.id).limit(limit))
+    name_starts = PERSON_NAME_WORDS.like(literal(" ").op("||")(unaccented(literal(_prefix_pattern(start)))))
+    first = case((name_starts, 1), else_=0) + case((func.starts_with(func.lower(Person.handle), start), 1), else_=0)
+    order = (first.desc(), PERSON_NAME_WORDS.collate("C"), people.c.id)
+    # ranked on the index's rows alone; only the page's people are read whole (a row is ~3 kB)
+    ranked = (select(people.c.id, func.row_number().over(order_by=order).label("position"))
+              .where(people.c.active.is_(True), _word_prefixes(PERSON_NAME_WORDS, q))
+              .order_by(*order).limit(limit).subquery("ranked"))
+    stmt = select(Person).join(ranked, ranked.c.id == Person.id).order_by(ranked.c.position)
     return [PersonHit.model_validate(p) for p in await session.scalars(stmt)]
 
 
@@ -556,6 +565,20 @@ async def suggest_groups(session: AsyncSession, *, user: CurrentUser, q: str, li
     stmt = (select(Group).where(visible_groups(user), _word_prefixes(GROUP_NAME_WORDS, q))
             .order_by(first.desc(), Group.name, Group.id).limit(limit))
     return [GroupHit.model_validate(g) for g in await session.scalars(stmt)]
+
+
+@cache
+def _readable_tag_posts():
+    """Per tag of the `tags` parameter, how many of its newest RESTRICTED_SCAN live posts `viewer` may read
+    (tags none of them are readable by `viewer` are left out). Built once: the visibility rule on an
+    aliased subquery takes SQLAlchemy ~5 ms to construct, the cached statement none."""
+    candidates = select(func.unnest(bindparam("tags", type_=ARRAY(String))).label("tag")).subquery("candidates")
+    newest = (select(posts.c.id, posts.c.author_id, posts.c.group_id, posts.c.audience, posts.c.deleted_at)
+              .where(posts.c.hashtags.contains(pg_array([candidates.c.tag])), posts.c.deleted_at.is_(None))
+              .order_by(posts.c.created_at.desc()).limit(RESTRICTED_SCAN).lateral("newest"))
+    seen = aliased(Post, newest)  # the one visibility rule, on each scanned post
+    return (select(candidates.c.tag, func.count().label("posts")).select_from(candidates.join(newest, true()))
+            .where(readable_by(bindparam("viewer", type_=Uuid), seen)).group_by(candidates.c.tag))
 
 
 async def suggest_tags(session: AsyncSession, *, user: CurrentUser, prefix: str, limit: int) -> list[TagHit]:
@@ -569,23 +592,18 @@ async def suggest_tags(session: AsyncSession, *, user: CurrentUser, prefix: str,
     needle = prefix.lower().lstrip("#")
     if not needle:
         return []
-    tags = search_tags.c
+    tags, pattern = search_tags.c, _prefix_pattern(needle)
     open_tags = (select(tags.tag, tags.open_posts.label("posts"))
-                 .where(tags.tag.like(_prefix_pattern(needle)), tags.open_posts > 0)
+                 .where(tags.tag.like(pattern), tags.open_posts > 0)
                  .order_by(tags.open_posts.desc(), tags.tag).limit(limit))
-    restricted = (select(tags.tag).where(tags.tag.like(_prefix_pattern(needle)), tags.open_posts == 0,
-                                         tags.restricted_posts > 0)
-                  .order_by(tags.restricted_posts.desc(), tags.tag).limit(RESTRICTED_TAGS * limit)
-                  .subquery("restricted"))
-    newest = (select(posts.c.id, posts.c.author_id, posts.c.group_id, posts.c.audience, posts.c.deleted_at)
-              .where(posts.c.hashtags.contains(pg_array([restricted.c.tag.collate("default")])),
-                     posts.c.deleted_at.is_(None))
-              .order_by(posts.c.created_at.desc()).limit(RESTRICTED_SCAN).lateral("newest"))
-    seen = aliased(Post, newest)  # the one visibility rule, on each scanned post
-    readable = (select(restricted.c.tag, func.count().label("posts")).select_from(restricted.join(newest, true()))
-                .where(readable_by(user.id, seen)).group_by(restricted.c.tag))
-    rows = (await session.execute(union_all(open_tags, readable))).all()
-    ranked = sorted(rows, key=lambda r: (-r.posts, r.tag))[:limit]
+    restricted = (select(tags.tag, literal(0).label("posts"))
+                  .where(tags.tag.like(pattern), tags.open_posts == 0, tags.restricted_posts > 0)
+                  .order_by(tags.restricted_posts.desc(), tags.tag).limit(RESTRICTED_TAGS * limit))
+    rows = (await session.execute(union_all(open_tags, restricted))).all()
+    found = [r for r in rows if r.posts]
+    if to_check := [r.tag for r in rows if not r.posts]:
+        found += (await session.execute(_readable_tag_posts(), {"tags": to_check, "viewer": user.id})).all()
+    ranked = sorted(found, key=lambda r: (-r.posts, r.tag))[:limit]
     return [TagHit(tag=r.tag, posts=r.posts) for r in ranked]
 
 
