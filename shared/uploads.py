@@ -4,11 +4,17 @@ real decode in a worker thread (Pillow is CPU work) that measures them and refus
 import asyncio
 import io
 import warnings
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import structlog
+from fastapi import Depends
 from PIL import Image, UnidentifiedImageError
 
 from shared.errors import InvalidInput
+from shared.storage import Storage
+
+log = structlog.get_logger("hearth.uploads")
 
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
 OTHER_TYPES = {"application/pdf", "text/plain"}
@@ -84,3 +90,48 @@ def _filename(name: str | None, limit: int) -> str:
     """The last path part, printable characters only: a name to show, never a path to trust."""
     cleaned = "".join(c for c in (name or "file").replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable())
     return (cleaned or "file")[:limit]
+
+
+class RequestFiles:
+    """The storage as a request sees it: what the request puts is removed again if the request fails.
+
+    A file is written before the row that names it commits (the request's unit of work commits when the
+    route returns), so a route that raises, or a commit that fails, would leave a file no row refers to."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.stored: list[str] = []
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        self.stored.append(key)  # before writing: a put that fails halfway may still have left something
+        await self.storage.put(key, data, content_type=content_type)
+
+    async def get(self, key: str) -> bytes:
+        return await self.storage.get(key)
+
+    async def delete(self, key: str) -> None:
+        await self.storage.delete(key)
+
+    async def discard(self) -> None:
+        for key in self.stored:
+            try:
+                await self.storage.delete(key)
+            except Exception as exc:  # the request's own error is the one to report
+                log.warning("could not remove the file of a failed upload", key=key, error=repr(exc))
+
+
+def request_files(storage: Callable[..., Storage]):
+    """A dependency giving a route `RequestFiles` over `storage` (a dependency itself).
+
+    Name it before the route's session: dependencies close in reverse order, so this one sees the
+    session's commit fail as well as the route raise."""
+
+    async def dependency(files: Storage = Depends(storage)) -> AsyncIterator[RequestFiles]:
+        request = RequestFiles(files)
+        try:
+            yield request
+        except BaseException:
+            await asyncio.shield(request.discard())  # a cancelled request (client gone) cleans up too
+            raise
+
+    return Depends(dependency, scope="function")

@@ -1,19 +1,24 @@
 """Attachments: limits, Pillow dimensions, visibility through the post, and a real S3-compatible server (moto)."""
 
 import asyncio
+import contextlib
 import io
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
+import httpx
 import pytest
+from fastapi import Request
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from services.posts.attachments.models import Attachment
 from services.posts.attachments.service import orphan_sweeper, sweep_orphans
 
+from shared.db import get_session, unit_of_work
 from shared.devstack.ports import free_port, wait_for_port
 from shared.storage import LocalStorage, S3Storage, StoredObjectNotFound, storage_from_url
 from shared.uploads import MULTIPART_ENVELOPE_BYTES
@@ -226,3 +231,84 @@ async def test_the_orphan_sweeper_job_sweeps_and_stops_when_asked(client, app, s
     job = orphan_sweeper(sessions, storage=storage_from_url(app.state.settings.storage_url), max_age=timedelta(0))
     await asyncio.wait_for(job(stop), timeout=30)
     assert (await client.get(f"/api/v1/posts/attachments/{orphan['id']}", headers=auth(person))).status_code == 404
+
+
+def files_under(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+
+
+class CommitLost(Exception):
+    """The request's transaction failing at its commit (the database went away, a serialization failure...)."""
+
+
+@contextlib.asynccontextmanager
+async def failing_client(app, session_dependency):
+    """A client whose requests use `session_dependency`; a server error is a 500 answer, not a raise."""
+    previous = app.dependency_overrides.get(get_session)
+    app.dependency_overrides[get_session] = session_dependency
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+    finally:
+        app.dependency_overrides.pop(get_session)
+        if previous is not None:
+            app.dependency_overrides[get_session] = previous
+
+
+async def test_an_upload_whose_commit_fails_leaves_neither_file_nor_row(app, sessionmaker, make_person, auth,
+                                                                       storage_at, tmp_path):
+    person = await make_person()
+
+    async def session_that_cannot_commit(request: Request):
+        async with sessionmaker() as session:
+            request.state.unit_of_work = session
+            yield session
+            raise CommitLost()  # instead of committing: what the route wrote rolls back
+
+    async with failing_client(app, session_that_cannot_commit) as client:
+        response = await upload(client, auth(person), b"never saved", "text/plain", "lost.txt")
+    assert response.status_code == 500
+    assert files_under(tmp_path / "uploads") == []
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(Attachment)) == 0
+
+
+async def test_an_upload_whose_storage_fails_after_writing_leaves_no_file(app, sessionmaker, make_person, auth,
+                                                                         storage_at, tmp_path):
+    from services.posts.attachments.router import storage as storage_dependency
+    person = await make_person()
+
+    class WritesThenTimesOut(LocalStorage):
+        """An S3 PUT that reached the server but whose answer never came back, in a folder."""
+
+        async def put(self, key, data, *, content_type):
+            await super().put(key, data, content_type=content_type)
+            raise TimeoutError("no answer from the storage")
+
+    app.dependency_overrides[storage_dependency] = lambda: WritesThenTimesOut(tmp_path / "uploads")
+
+    async def session(request: Request):
+        async with unit_of_work(sessionmaker) as s:
+            request.state.unit_of_work = s
+            yield s
+
+    try:
+        async with failing_client(app, session) as client:
+            response = await upload(client, auth(person), b"half stored", "text/plain", "half.txt")
+            assert response.status_code == 503  # storage trouble is the infrastructure's
+            assert files_under(tmp_path / "uploads") == []
+            del app.dependency_overrides[storage_dependency]
+            kept = await upload(client, auth(person), b"stored", "text/plain", "ok.txt")  # the same way, working
+            assert kept.status_code == 201
+            assert files_under(tmp_path / "uploads") == [f"attachments/{kept.json()['id']}"]
+    finally:
+        app.dependency_overrides.pop(storage_dependency, None)
+
+
+async def test_removing_a_file_also_removes_what_an_interrupted_write_left(tmp_path):
+    storage = LocalStorage(tmp_path)
+    (tmp_path / "attachments").mkdir()
+    (tmp_path / "attachments" / "a.partial").write_bytes(b"half")
+    await storage.delete("attachments/a")
+    assert files_under(tmp_path) == []

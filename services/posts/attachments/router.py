@@ -10,7 +10,7 @@ from services.posts.db import SessionDep
 from shared.auth import CurrentUser, require_scope
 from shared.idempotency import IdempotentRoute
 from shared.storage import Storage, storage_from_url
-from shared.uploads import upload_route
+from shared.uploads import RequestFiles, request_files, upload_route
 
 router = APIRouter(prefix="/api/v1/posts/attachments", tags=["posts"], route_class=IdempotentRoute)
 
@@ -28,6 +28,8 @@ def storage(request: Request) -> Storage:
 
 
 StorageDep = Annotated[Storage, Depends(storage)]
+# What an upload stores is removed again if its request fails (a route error or a failed commit).
+UploadFilesDep = Annotated[RequestFiles, request_files(storage)]
 
 
 @router.post("", response_model=AttachmentSummary, status_code=status.HTTP_201_CREATED,
@@ -35,7 +37,7 @@ StorageDep = Annotated[Storage, Depends(storage)]
                                              "or the whole body larger than that and its multipart envelope "
                                              "(payload-too-large)."}})
 @upload_route  # the body may be as large as the attachment limit, not the app's small body limit
-async def upload(file: UploadFile, request: Request, session: SessionDep, user: Writer, files: StorageDep):
+async def upload(file: UploadFile, request: Request, files: UploadFilesDep, session: SessionDep, user: Writer):
     """Upload a file (multipart field `file`) to attach to a post with `attachment_ids` or `cover_attachment_id`."""
     limit = request.app.state.settings.attachment_max_bytes
     data = await file.read(limit + 1)

@@ -3,7 +3,8 @@
 An upload belongs to its uploader until a post uses it (`attachment_ids` or an article's cover); from
 then on whoever may read the post may read the file (`content.service.readable_by`), and nobody else.
 Image types are checked and measured by Pillow in a worker thread (decoding is CPU work).
-Uploads no post took within `attachment_orphan_hours` are swept away by a background job.
+Uploads no post took within `attachment_orphan_hours` are swept away by a background job; an upload
+request that fails after storing its file removes the file again (the route's `shared.uploads.RequestFiles`).
 """
 
 from datetime import datetime, timedelta
