@@ -256,9 +256,11 @@ async def failing_client(app, session_dependency):
             app.dependency_overrides[get_session] = previous
 
 
+@pytest.mark.parametrize("idempotency_key", [None, "upload-1"])
 async def test_an_upload_whose_commit_fails_leaves_neither_file_nor_row(app, sessionmaker, make_person, auth,
-                                                                       storage_at, tmp_path):
+                                                                       storage_at, tmp_path, idempotency_key):
     person = await make_person()
+    headers = auth(person) | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
 
     async def session_that_cannot_commit(request: Request):
         async with sessionmaker() as session:
@@ -267,7 +269,7 @@ async def test_an_upload_whose_commit_fails_leaves_neither_file_nor_row(app, ses
             raise CommitLost()  # instead of committing: what the route wrote rolls back
 
     async with failing_client(app, session_that_cannot_commit) as client:
-        response = await upload(client, auth(person), b"never saved", "text/plain", "lost.txt")
+        response = await upload(client, headers, b"never saved", "text/plain", "lost.txt")
     assert response.status_code == 500
     assert files_under(tmp_path / "uploads") == []
     async with sessionmaker() as s:
