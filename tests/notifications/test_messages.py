@@ -320,3 +320,35 @@ async def test_an_email_its_dead_sender_left_is_not_sent_once_the_conversation_w
                                                            last_read_message_id=message.message_id))
     assert await send_due(sessionmaker, mail, now=due + LEASE + timedelta(seconds=1)) == 0
     assert mailbox.messages == []
+
+
+async def test_a_message_deleted_while_its_email_was_being_sent_is_not_in_the_email_sent_again(
+        settings, sessionmaker, client, keys, smtp, monkeypatch):
+    import aiosmtplib
+    from services.notifications.digests.messages import LEASE
+    controller, mailbox = smtp
+    mail = mail_settings(settings, controller)
+    sender = await add_person(settings, sessionmaker, display_name="Sam")
+    ana = await add_person(settings, sessionmaker, email="ana@corp.local")
+    conversation = uuid7()
+    kept, regretted = (sent(conversation, sender, [sender, ana], text) for text in ("kept", "regretted"))
+    for message in (kept, regretted):
+        await consume(settings, sessionmaker, message)
+    due = utcnow() + timedelta(minutes=settings.message_email_minutes, seconds=5)
+
+    async def die(*args, **kwargs):
+        raise WorkerDied()
+    with monkeypatch.context() as patched:
+        patched.setattr(aiosmtplib, "send", die)
+        try:
+            await send_due(sessionmaker, mail, now=due)
+        except WorkerDied:
+            pass
+    await consume(settings, sessionmaker, MessageDeleted(message_id=regretted.message_id, conversation_id=conversation,
+                                                         deleted_by=sender))
+    assert await send_due(sessionmaker, mail, now=due + LEASE + timedelta(seconds=1)) == 1
+    [email] = mailbox.messages
+    text_part = email.get_body(preferencelist=("plain",)).get_content()
+    assert email["Subject"] == "Hearth: 1 new message from Sam"
+    assert "Sam: kept" in text_part and "regretted" not in text_part
+

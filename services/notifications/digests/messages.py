@@ -131,6 +131,16 @@ async def forget_message(session: AsyncSession, *, conversation_id: UUID, messag
         {"c": conversation_id, "m": str(message_id), "probe": json.dumps([{"message_id": str(message_id)}])})
     await session.execute(text(f"UPDATE message_emails SET {_CLEARED} WHERE conversation_id = :c AND count = 0 "
                                "AND due_at IS NOT NULL"), {"c": conversation_id})
+    # nor in one being sent: if its sender died, or it goes back to wait (quiet hours, SMTP trouble), it comes
+    # out without it (left with no message, it is dropped at its next claim)
+    await session.execute(text("""
+        UPDATE message_emails SET sending = sending || jsonb_build_object(
+            'count', GREATEST(CAST(sending->>'count' AS int) - 1, 0),
+            'messages', (SELECT COALESCE(jsonb_agg(x ORDER BY n), '[]')
+                         FROM jsonb_array_elements(sending->'messages') WITH ORDINALITY AS t(x, n)
+                         WHERE x->>'message_id' <> CAST(:m AS varchar)))
+        WHERE conversation_id = :c AND sending->'messages' @> CAST(:probe AS jsonb)"""),
+        {"c": conversation_id, "m": str(message_id), "probe": json.dumps([{"message_id": str(message_id)}])})
 
 
 async def forget_member(session: AsyncSession, *, conversation_id: UUID, person_id: UUID) -> None:
