@@ -162,6 +162,9 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
         engine = make_engine(settings.service_database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine, service=settings.service_name)
+        # Transaction-free work: rate-limit counts (shared.ratelimit) and read_only routes (shared.db).
+        app.state.autocommit_engine = autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        app.state.read_sessionmaker = make_sessionmaker(autocommit, service=settings.service_name)
         for hook in on_startup:
             await hook(app)
         supervisor: Supervisor = app.state.supervisor

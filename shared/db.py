@@ -1,12 +1,14 @@
 """Engine, session dependency and the table base every service builds its models on."""
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
@@ -35,8 +37,36 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+# A pooled connection idle longer than this is pinged before use (see make_engine).
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def make_engine(url: str, *, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> AsyncEngine:
+    """An engine whose pool pings a connection before use only when it sat idle for `ping_after_idle` s.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout, and on asyncpg a ping is three round trips
+    (BEGIN, ';', ROLLBACK): under load that was the largest part of a short request's database work. A
+    connection that waited in the pool (PostgreSQL restarted, an idle timeout closed it) is still checked
+    and replaced before anyone uses it. One that dies between two busy checkouts fails its statement
+    instead: SQLAlchemy then invalidates the pool's connections, and the request answers 503 (retry)."""
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _returned(dbapi_connection, record) -> None:
+        record.info["hearth_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+        idle_since = record.info.get("hearth_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < ping_after_idle:
+            return  # new, or back in the pool a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool discards this connection and checks out another
+            raise DisconnectionError(f"pooled connection failed its ping: {exc!r}") from exc
+
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine, *, service: str) -> async_sessionmaker[AsyncSession]:
@@ -56,9 +86,38 @@ async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncI
         await session.commit()
 
 
+def read_only(endpoint):
+    """Marks a GET route that only reads: its session runs each statement on its own (autocommit), which
+    spares the BEGIN and COMMIT round trips of a transaction that has nothing to commit. Its statements
+    may then see different snapshots, and its session is closed, not committed (nothing added to it is
+    ever flushed): mark only routes that write nothing and whose answer does not need one snapshot."""
+    endpoint.hearth_read_only = True
+    return endpoint
+
+
+def read_sessionmaker(engine: AsyncEngine, *, service: str) -> async_sessionmaker[AsyncSession]:
+    """Sessions for `read_only` routes: no transaction (the pool restores the isolation level on return)."""
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), service=service)
+
+
+def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    state = request.app.state
+    route = request.scope.get("route")
+    if (request.method in ("GET", "HEAD") and getattr(getattr(route, "endpoint", None), "hearth_read_only", False)
+            and getattr(state, "read_sessionmaker", None) is not None):
+        return state.read_sessionmaker
+    return state.sessionmaker
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session (see `unit_of_work`)."""
-    async with unit_of_work(request.app.state.sessionmaker) as session:
+    """The request's session (see `unit_of_work`; `read_only` routes: without a transaction, nothing to commit)."""
+    maker = _sessionmaker(request)
+    if maker is not request.app.state.sessionmaker:
+        async with maker() as session:
+            request.state.unit_of_work = session
+            yield session
+        return
+    async with unit_of_work(maker) as session:
         request.state.unit_of_work = session  # for what runs around the route (shared.idempotency)
         yield session
 

@@ -32,8 +32,9 @@ class PageParams:
     cursor: str | None
 
 
-def page_params(limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
-                cursor: Annotated[str | None, Query(max_length=512)] = None) -> PageParams:
+async def page_params(limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+                      cursor: Annotated[str | None, Query(max_length=512)] = None) -> PageParams:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hand-off costlier than the function.
     return PageParams(limit=limit, cursor=cursor)
 
 

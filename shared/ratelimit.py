@@ -131,8 +131,10 @@ async def count(request: Request, counted: list[tuple[Rule, str]]) -> list[Decis
             await session.commit()
     else:
         # One autocommit statement on a pooled connection: no ORM session, no BEGIN/COMMIT round trips.
-        async with request.app.state.engine.connect() as connection:
-            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        state = request.app.state
+        engine = getattr(state, "autocommit_engine", None) or state.engine.execution_options(
+            isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
             rows = (await connection.execute(_COUNT, params)).all()
             if random.random() < 0.001:  # purge now and then instead of a job; old windows are never read
                 await connection.execute(delete(rate_limits_table).where(

@@ -346,16 +346,15 @@ async def items(session: AsyncSession, rows: list, *, user: CurrentUser, now: da
 
 
 def _public(row, poll: PollPublic | None, now: datetime) -> PostPublic:
-    out = {name: row._mapping[name] for name in _POST_FIELDS}
+    out = row._asdict()  # one dict per row (row._mapping[...] builds a mapping per access)
+    out["author"] = {name: out[f"author__{name}"] for name in _AUTHOR_FIELDS}
     must_ack = row.kind == "announcement" and row.must_read
     out.update(
-        author={name: row._mapping[f"author__{name}"] for name in _AUTHOR_FIELDS}, poll=poll,
-        attachments=row.files or [],
+        poll=poll, attachments=row.files or [],
         reaction_counts={k: v for k, v in (row.reaction_counts or {}).items() if v},
-        my_reaction=row.my_reaction, bookmarked=row.bookmarked,
         acknowledged=(row.acked_version is not None and row.acked_version >= row.ack_version) if must_ack else None,
         pinned=row.kind == "announcement" and row.pinned_until is not None and row.pinned_until > now)
-    return PostPublic.model_validate(out)
+    return PostPublic.model_validate(out)  # the other columns are not fields of PostPublic: ignored
 
 
 def poll_closed(post, now: datetime) -> bool:

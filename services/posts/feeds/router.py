@@ -7,6 +7,7 @@ from services.posts.content.schemas import PostPublic
 from services.posts.db import SessionDep
 from services.posts.feeds import service
 from shared.auth import CurrentUser, require_scope
+from shared.db import read_only
 from shared.pagination import Page, PageDep
 
 router = APIRouter(prefix="/api/v1/feeds", tags=["feeds"])
@@ -26,6 +27,7 @@ def _page(feed: service.FeedPage) -> Response:
 
 
 @router.get("/home", response_model=Page[PostPublic])
+@read_only
 async def home(session: SessionDep, user: Reader, page: PageDep,
                order: Annotated[Literal["recent", "top"], Query()] = "recent"):
     """Followed people, joined groups, followed tags and company announcements (pinned first)."""
@@ -33,12 +35,14 @@ async def home(session: SessionDep, user: Reader, page: PageDep,
 
 
 @router.get("/company", response_model=Page[PostPublic])
+@read_only
 async def company(session: SessionDep, user: Reader, page: PageDep):
     """Company-wide posts I may read, newest first."""
     return _page(await service.company(session, user=user, page=page))
 
 
 @router.get("/groups/{group_id}", response_model=Page[PostPublic])
+@read_only
 async def group(group_id: UUID, session: SessionDep, user: Reader, page: PageDep):
     """A group's posts, newest first."""
     return _page(await service.group(session, user=user, group_id=group_id, page=page))
@@ -57,18 +61,21 @@ async def unmute_group(group_id: UUID, session: SessionDep, user: Writer):
 
 
 @router.get("/people/{person_id}", response_model=Page[PostPublic])
+@read_only
 async def person(person_id: UUID, session: SessionDep, user: Reader, page: PageDep):
     """Someone's posts that I may read, newest first."""
     return _page(await service.person(session, user=user, person_id=person_id, page=page))
 
 
 @router.get("/tags", response_model=list[str])
+@read_only
 async def followed_tags(session: SessionDep, user: Reader):
     """The hashtags I follow."""
     return await service.followed_tags(session, user=user)
 
 
 @router.get("/tags/{tag}", response_model=Page[PostPublic])
+@read_only
 async def tag(tag: Tag, session: SessionDep, user: Reader, page: PageDep):
     """Posts with this hashtag that I may read, newest first."""
     return _page(await service.tag(session, user=user, tag=tag, page=page))
@@ -87,6 +94,7 @@ async def unfollow_tag(tag: Tag, session: SessionDep, user: Writer):
 
 
 @router.get("/bookmarks", response_model=Page[PostPublic])
+@read_only
 async def bookmarks(session: SessionDep, user: Reader, page: PageDep):
     """My bookmarks, most recent first."""
     return _page(await service.bookmarks(session, user=user, page=page))

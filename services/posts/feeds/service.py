@@ -229,7 +229,10 @@ async def home(session: AsyncSession, *, user: CurrentUser, page: PageParams, or
     params = {"me": user.id, "t0": t0, "limit": page.limit}
     if after is not None:
         params |= {"after_key": after[0], "after_id": after[1]}
-    rows = (await session.execute(_statement(order, after is not None), params)).all()
+    # On the session's connection: plain rows without the ORM's result machinery (nothing here is pending
+    # to flush: a GET has not written), which costs more than the rest of the page's presentation.
+    connection = await session.connection()
+    rows = (await connection.execute(_statement(order, after is not None), params)).all()
     cursor = None
     if len(rows) > page.limit:  # pinned announcements come first, so the page's last row is the stream's if any
         last = rows[page.limit - 1]
