@@ -193,6 +193,25 @@ async def test_relevance_asks_the_text_index_when_the_newest_posts_hold_too_few_
     assert windows  # found through the text index
 
 
+async def test_a_window_that_falls_short_widens_to_the_next_not_to_all_time(
+        client, sessionmaker, make_person, auth, monkeypatch):
+    from services.posts.search import service
+    monkeypatch.setattr(service, "CANDIDATES", 3)
+    monkeypatch.setattr(service, "SAMPLE", 1)
+    monkeypatch.setattr(service, "SCAN_MAX", 0)
+    windows = []
+    by_index = service._candidates_by_text_index
+    monkeypatch.setattr(service, "_candidates_by_text_index", lambda **kw: windows.append(kw["start"]) or by_index(**kw))
+    author, reader = await make_person(), await make_person()
+    by_age = {}
+    for days in (1, 5, 20, 25, 200):
+        by_age[days] = await publish(client, auth, author, f"Budget review, {days} days old")
+        await age(sessionmaker, by_age[days], days)
+    # the newest post says 7 days hold three; they hold two, which say 30 days do
+    assert await found_ids(client, auth, reader, "budget") == {by_age[1], by_age[5], by_age[20]}
+    assert len(windows) == 2 and windows[0] - windows[1] == timedelta(days=23)
+
+
 async def test_relevance_reads_a_common_word_newest_first_and_pages_through_the_same_candidates(
         client, sessionmaker, make_person, auth, monkeypatch):
     from services.posts.search import service

@@ -323,14 +323,25 @@ async def _first_ranked_page(session: AsyncSession, rank, filters: PostFilters) 
         if rows and rows[0].found >= CANDIDATES:
             return rows, as_of, EPOCH, needed
     sampled_days = (as_of - sampled_since).total_seconds() / 86400
-    needed_days = sampled_days * CANDIDATES / found * 1.25 if found else math.inf
-    wide_enough = [days for days in WINDOWS_DAYS if days >= needed_days]
-    start = as_of - timedelta(days=wide_enough[0]) if wide_enough else EPOCH
+    start = _window(as_of, sampled_days, found)
     rows = await rank(as_of=as_of, start=start, scan=0)
     if start != EPOCH and (not rows or rows[0].found < CANDIDATES):
-        start = EPOCH
+        # short (a window holding 496 of 500): the density it found picks a wider one, not all time
+        days = (as_of - start).total_seconds() / 86400
+        start = _window(as_of, days, rows[0].found if rows else 0, wider_than=days)
         rows = await rank(as_of=as_of, start=start, scan=0)
+        if start != EPOCH and (not rows or rows[0].found < CANDIDATES):
+            start = EPOCH
+            rows = await rank(as_of=as_of, start=start, scan=0)
     return rows, as_of, start, 0
+
+
+def _window(as_of: datetime, days: float, found: int, *, wider_than: float = 0) -> datetime:
+    """The start of the shortest window (WINDOWS_DAYS) that `found` matches in `days` say holds CANDIDATES
+    (with a quarter to spare), wider than `wider_than` days; the epoch when none does."""
+    needed_days = days * CANDIDATES / found * 1.25 if found else math.inf
+    wide_enough = [d for d in WINDOWS_DAYS if d >= needed_days and d > wider_than]
+    return as_of - timedelta(days=wide_enough[0]) if wide_enough else EPOCH
 
 
 async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
@@ -426,7 +437,11 @@ async def custom_plans(session: AsyncSession) -> None:
     """Plan every search statement for its values. asyncpg prepares statements, and after five runs
     PostgreSQL may switch to a generic plan that does not know the word's frequency, the window or the
     group: a 1 ms query (a rare word in all time) became 110 ms, a very common word 50 ms -> 800 ms."""
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    # And work_mem: a bitmap of a word's and a tag's index entries (50,000-100,000 posts each at 1,000,000)
+    # outgrew the default 4 MB and went lossy: 150,000 rows rechecked for 4,000 matches. Both for the
+    # transaction only (SET LOCAL), in one statement.
+    await session.execute(text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+                               "set_config('work_mem', '32MB', true)"))
 
 
 async def _prefer_indexes(session: AsyncSession, q: str) -> None:
