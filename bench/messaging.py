@@ -126,6 +126,19 @@ class Stack:
         """CPU time (user + system) of each replica: per message, a figure a busy machine distorts less."""
         return [sum(psutil.Process(p.pid).cpu_times()[:2]) for p in self.processes]
 
+    def postgres_cpu_seconds(self) -> float:
+        """CPU time of the PostgreSQL server: the postmaster, its live backends and the ones that exited."""
+        pid = int((self.root / "pgdata" / "postmaster.pid").read_text().split()[0])
+        postmaster = psutil.Process(pid)
+        own = postmaster.cpu_times()
+        total = own.user + own.system + own.children_user + own.children_system
+        for child in postmaster.children():
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.NoSuchProcess:  # exited meanwhile: counted in children_* from now on
+                pass
+        return total
+
     def profile(self, folder: str, seconds: float) -> list[subprocess.Popen]:
         """py-spy (installed separately) sampling each replica for the latency phase, as speedscope files."""
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -272,7 +285,7 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
     await asyncio.sleep(2)
 
     total = int(args.rate * args.seconds)
-    cpu_before = stack.cpu_seconds()
+    cpu_before, pg_before = stack.cpu_seconds(), stack.postgres_cpu_seconds()
     profilers = stack.profile(args.py_spy, args.seconds + 5) if args.py_spy else []
     rng = random.Random(7)
     start_at = time.perf_counter()
@@ -296,13 +309,15 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
             pending.pop(msg_id, None)
     elapsed = time.perf_counter() - start_at
     say(f"sent {total} messages in {elapsed:.1f}s ({total / elapsed:.0f}/s); waiting for stragglers")
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + args.wait
     while pending and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     lost = len(pending)
     cpu = [after - before for before, after in zip(cpu_before, stack.cpu_seconds())]
+    pg = stack.postgres_cpu_seconds() - pg_before
     say(f"replica CPU per message: {sum(cpu) / max(total, 1) * 1000:.2f} ms (A {cpu[0]:.1f} s, B {cpu[1]:.1f} s "
-        f"for {total} messages)")
+        f"for {total} messages); PostgreSQL CPU per message: {pg / max(total, 1) * 1000:.2f} ms"
+        + (f" (with {lost} messages not yet delivered: their remaining work is not counted)" if lost else ""))
     for p in profilers:
         await asyncio.to_thread(p.wait)
     if profilers:
@@ -415,7 +430,7 @@ async def main_async(stack: Stack, args) -> None:
     print(row("raw aiokafka produce -> consume, same broker (20 ms fetch wait)", raw))
     print(row("of the chat path: transaction start -> relay has published", relay))
     print()
-    print(f"lost (no frame within 15 s of the end): {lost}; send errors: {send_errors}")
+    print(f"lost (no frame within {args.wait:g} s of the end): {lost}; send errors: {send_errors}")
     if raw and latencies:
         print(f"p99 ratio chat / raw broker: {percentile(latencies, 99) / percentile(raw, 99):.1f}x "
               f"(p50 ratio {percentile(latencies, 50) / percentile(raw, 50):.1f}x)")
@@ -442,6 +457,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--raw-seconds", type=float, default=20)
     parser.add_argument("--idle", type=int, default=10_000)
+    parser.add_argument("--wait", type=float, default=15, help="seconds to wait for the last frames after the sends")
     parser.add_argument("--pool-size", type=int, default=10, help="each replica's database pool (+ as much overflow)")
     parser.add_argument("--no-durable", action="store_true", help="PostgreSQL without fsync (to tell disk waits apart)")
     parser.add_argument("--keep-temp", action="store_true")

@@ -14,7 +14,8 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Table, Text, func, insert, text
+from sqlalchemy import (BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Table, Text, bindparam, func,
+                        insert, literal, select, text)
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,14 +57,38 @@ revoked_tokens_table = Table(
 )
 
 
+def _add_event_statement():
+    """Built once: the row and the relay's wake-up (pg_notify in a CTE) in one round trip. The NOTIFY is
+    delivered at commit (and folded when repeated), so the relay wakes only for committed rows."""
+    notify = select(func.pg_notify(NOTIFY_CHANNEL, literal(""))).cte("notify")
+    row = select(bindparam("o_event_id", type_=PG_UUID(as_uuid=True)), bindparam("o_topic", type_=String),
+                 bindparam("o_key", type_=Text), bindparam("o_payload", type_=LargeBinary)).select_from(notify)
+    return insert(outbox_table).from_select(["event_id", "topic", "key", "payload"], row)
+
+
+_ADD_EVENT = _add_event_statement()
+
+
 async def add_event(session: AsyncSession, payload: EventData, *, subject: Any, actor: UUID | None = None,
                     client: str | None = None) -> Envelope:
     """Queue an event in the caller's transaction; it is published only if that transaction commits."""
     envelope = Envelope.wrap(payload, source=session.info["service"], subject=subject, actor=actor, client=client)
-    await session.execute(insert(outbox_table).values(
-        event_id=envelope.id, topic=payload.TOPIC, key=envelope.subject, payload=envelope.to_bytes()))
-    # NOTIFY is delivered at commit (and folded when repeated), so the relay wakes only for committed rows.
-    await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    connection = await session.connection()  # the session's transaction; a Core statement needs no ORM layer
+    await connection.execute(_ADD_EVENT, {"o_event_id": envelope.id, "o_topic": payload.TOPIC,
+                                          "o_key": envelope.subject, "o_payload": envelope.to_bytes()})
+    return envelope
+
+
+_ADD_EVENT_SQL = (f"WITH notify AS (SELECT pg_notify('{NOTIFY_CHANNEL}', '')) INSERT INTO outbox (event_id, topic, key, payload) "
+                  "SELECT $1::uuid, $2::varchar, $3::text, $4::bytea FROM notify")
+
+
+async def add_event_on(connection: asyncpg.Connection, payload: EventData, *, service: str, subject: Any,
+                       actor: UUID | None = None, client: str | None = None) -> Envelope:
+    """`add_event` on a plain asyncpg connection, in the transaction the caller holds open on it (a hot path
+    that does its unit of work without the ORM): the same row, the same envelope, the same wake-up."""
+    envelope = Envelope.wrap(payload, source=service, subject=subject, actor=actor, client=client)
+    await connection.execute(_ADD_EVENT_SQL, envelope.id, payload.TOPIC, envelope.subject, envelope.to_bytes())
     return envelope
 
 

@@ -253,3 +253,54 @@ async def test_a_socket_frame_is_one_unit_of_work_committed_only_when_it_succeed
                                         .where(Message.conversation_id == conversation.id))).one()
     assert tuple(stored) == (1, 1) and answer["data"]["seq"] == 1 and answer["ref"] == "good"
     await socket.close()
+
+
+async def test_a_plain_socket_send_stores_the_message_its_frames_and_its_event_together(server, keys, engine):
+    """The socket's common case skips the ORM (messages.send_plain): the same rows as the general path."""
+    from sqlalchemy import func, select
+    from shared.db import make_sessionmaker
+    from shared.outbox import outbox_table
+    from services.messaging.conversations import service as conversations
+    from services.messaging.messages.models import Message
+    app, url = server
+    maker = make_sessionmaker(engine, service="messaging")
+    ana, ben, eve = await person(maker), await person(maker), await person(maker)
+    async with maker() as session:
+        conversation = await conversations.get_or_create_direct(session, me=ana, other=ben)
+        await session.commit()
+    socket = await _hello(url, keys.token(ana), ping_interval=None)
+    send = {"type": "message.send", "conversation_id": str(conversation.id), "body": "*hi*", "client_msg_id": "c1"}
+
+    async def answer(ws, kind):
+        while (frame := json.loads(await asyncio.wait_for(ws.recv(), BOUND)))["type"] not in (kind, "error"):
+            pass
+        return frame
+
+    await socket.send(json.dumps(send | {"id": 1}))
+    first = await answer(socket, "message.sent")
+    assert first["ref"] == 1 and first["data"]["created"] is True and first["data"]["seq"] == 1
+    assert first["data"]["body_html"] == "<p><em>hi</em></p>\n" and first["data"]["sender_id"] == str(ana)
+    # A retry of the same client_msg_id answers with the first message (the general path), nothing twice.
+    await socket.send(json.dumps(send | {"id": 2}))
+    retry = await answer(socket, "message.sent")
+    assert retry["data"]["created"] is False and retry["data"]["id"] == first["data"]["id"]
+    async with maker() as session:
+        assert await session.scalar(select(func.count()).where(Message.conversation_id == conversation.id)) == 1
+        for member in (ana, ben):
+            [stored] = [f for f in await frames.read(session, person_id=member, after=0)
+                        if f["type"] == "message.created"]
+            assert stored["data"]["id"] == first["data"]["id"] and stored["data"]["seq"] == 1
+        events = (await session.execute(select(outbox_table.c.payload)
+                                        .where(outbox_table.c.key == str(conversation.id)))).scalars().all()
+    sent = [json.loads(e) for e in events if b"hearth.message.sent" in e]
+    assert len(sent) == 1 and sent[0]["data"]["message_id"] == first["data"]["id"]
+    assert sorted(sent[0]["data"]["recipients"]) == sorted([str(ana), str(ben)])
+    # Someone else's conversation: refused as not found, and nothing is written.
+    intruder = await _hello(url, keys.token(eve), ping_interval=None)
+    await intruder.send(json.dumps(send | {"client_msg_id": "e1", "id": 3}))
+    refused = await answer(intruder, "message.sent")
+    assert refused["type"] == "error" and refused["code"] == "conversation-not-found" and refused["ref"] == 3
+    async with maker() as session:
+        assert await session.scalar(select(func.count()).where(Message.conversation_id == conversation.id)) == 1
+    await socket.close()
+    await intruder.close()

@@ -2,12 +2,16 @@
 
 import base64
 import json
+from datetime import datetime
+from types import SimpleNamespace
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import bindparam, exists, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from uuid6 import uuid7
 
 from services.messaging.attachments import service as attachments
@@ -23,7 +27,7 @@ from shared.errors import Conflict, Forbidden, InvalidInput
 from shared.events.messaging import (MessageDeleted, MessageEdited, MessageReactionAdded, MessageReactionRemoved,
                                      MessageSent)
 from shared.markdown import render
-from shared.outbox import add_event
+from shared.outbox import add_event, add_event_on
 
 EXCERPT = 200
 
@@ -50,7 +54,14 @@ def public(message: Message, reactions: list[dict] | None = None, attachments: l
 
 
 def frame_data(message: Message, reactions: list[dict] | None = None, attachments: list[dict] | None = None) -> dict:
-    return json.loads(json.dumps(public(message, reactions, attachments), default=str))
+    """`public` as JSON values (ids and times as their str(), as json.dumps(default=str) writes them)."""
+    data = public(message, reactions, attachments)
+    for key, value in data.items():
+        if isinstance(value, (UUID, datetime)):
+            data[key] = str(value)
+        elif isinstance(value, list) and value:
+            data[key] = json.loads(json.dumps(value, default=str))
+    return data
 
 
 async def full(session: AsyncSession, message: Message, viewer: UUID) -> dict:
@@ -141,7 +152,9 @@ async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UU
     if with_frame:
         values["m_frame"] = frame_data(message)
     try:
-        stored = (await session.execute(_SEND_WITH_FRAME if with_frame else _SEND, values)).first()
+        # On the session's connection (its transaction), without the ORM's execution layer: a Core statement.
+        connection = await session.connection()
+        stored = (await connection.execute(_SEND_WITH_FRAME if with_frame else _SEND, values)).first()
     except IntegrityError as exc:  # the same client_msg_id committed concurrently (a retry racing the first)
         raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
     if stored is None:
@@ -165,6 +178,61 @@ async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UU
         await publish(session, event, kind="message.created", data=frame_data(message, attachments=files),
                       subject=conversation_id, actor=sender_id)
     return message
+
+
+class _Compiled:
+    """A Core statement compiled once for asyncpg: its SQL and the order of its parameters."""
+
+    def __init__(self, statement):
+        self.compiled = statement.compile(dialect=asyncpg_dialect())
+        self.sql = str(self.compiled)
+
+    def args(self, values: dict) -> list:
+        params = self.compiled.construct_params(values)
+        return [params[name] for name in self.compiled.positiontup]
+
+
+_SEND_WITH_FRAME_SQL = _Compiled(_SEND_WITH_FRAME)
+
+
+def can_send_plain(*, body: str, reply_to_id: UUID | None, attachment_ids) -> bool:
+    """A message `send_plain` takes: no reply, no attachments, no mention (their checks need the ORM path)."""
+    return reply_to_id is None and not attachment_ids and "@" not in body
+
+
+async def send_plain(engine: AsyncEngine, *, service: str, conversation_id: UUID, sender_id: UUID, body: str,
+                     client_msg_id: str | None) -> dict | None:
+    """`send` of a plain message (see `can_send_plain`) as its own unit of work straight on asyncpg: the
+    statement of `send` (message, read marker, members' frames) and the outbox row, in one transaction of
+    two statements, without ORM objects; the new message's frame data, or None when nothing was written
+    (not a member, or a retried client_msg_id), for `send` to answer."""
+    message = SimpleNamespace(id=uuid7(), conversation_id=conversation_id, seq=None, sender_id=sender_id,
+                              client_msg_id=client_msg_id, body=body, body_html=render(body), reply_to_id=None,
+                              created_at=utcnow(), edited_at=None, deleted_at=None)
+    data = frame_data(message)
+    values = {f"m_{c}": getattr(message, c) for c in ("id", "conversation_id", "sender_id", "client_msg_id", "body",
+                                                       "body_html", "reply_to_id", "created_at")}
+    values["m_frame"] = json.dumps(data)  # (the driver's JSONB parameter is the text)
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        try:
+            async with raw.transaction():
+                stored = await raw.fetchrow(_SEND_WITH_FRAME_SQL.sql, *_SEND_WITH_FRAME_SQL.args(values))
+                if stored is None:
+                    return None
+                seq, recipients = stored
+                await add_event_on(raw, MessageSent(
+                    message_id=message.id, conversation_id=conversation_id, sender_id=sender_id, excerpt=body[:EXCERPT],
+                    created_at=message.created_at, recipients=recipients), service=service, subject=conversation_id,
+                    actor=sender_id)
+        except asyncpg.UniqueViolationError as exc:  # the same client_msg_id committed concurrently
+            raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
+        except asyncpg.PostgresError:
+            raise
+        except BaseException:  # the connection may be broken (or left mid-statement): never reuse it
+            await connection.invalidate()
+            raise
+    return data | {"seq": seq}
 
 
 async def get_for_member(session: AsyncSession, *, message_id: UUID, person_id: UUID) -> Message:

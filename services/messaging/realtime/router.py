@@ -88,6 +88,15 @@ async def handle_frame(conn: Connection, raw: dict) -> dict | None:
     if frame.type in WRITES and conn.user.scopes is not None and "messages:write" not in conn.user.scopes:
         raise MissingScope("This API token lacks the scope messages:write.", required_scope="messages:write")
     app = conn.websocket.app
+    if frame.type == "message.send" and frame.conversation_id is not None and frame.to_person_id is None \
+            and messages.can_send_plain(body=frame.body, reply_to_id=frame.reply_to_id, attachment_ids=frame.attachment_ids):
+        # The common case, without the ORM (its own unit of work too); what it does not write (not a
+        # member, a retried client_msg_id) the general path below answers.
+        sent = await messages.send_plain(app.state.socket_engine, service=app.state.settings.service_name,
+                                         conversation_id=frame.conversation_id, sender_id=conn.person_id,
+                                         body=frame.body, client_msg_id=frame.client_msg_id)
+        if sent is not None:
+            return {"type": "message.sent", "data": sent | {"created": True}}
     # A frame has no request session: it is its own unit of work, committed before the answer goes out
     # (a handler that raises commits nothing).
     async with unit_of_work(getattr(app.state, "socket_sessionmaker", None) or app.state.sessionmaker) as session:
