@@ -77,3 +77,26 @@ async def test_experts_input_and_access(client, keys, make_person, auth):
         assert response.status_code == 422, (params, response.text)
     wrong = keys.headers(person.id, scopes=["people:read"])
     assert (await client.get("/api/v1/search/experts", headers=wrong, params={"topic": "x"})).status_code == 403
+
+
+async def test_inactive_and_filtered_out_people_are_skipped_chunk_by_chunk(client, session, make_person, auth,
+                                                                         monkeypatch):
+    from sqlalchemy import update
+
+    from services.posts.people.models import Person
+    from services.posts.search import experts as finder
+    monkeypatch.setattr(finder, "ELIGIBLE_CHUNK", 2)  # eligibility is asked for two candidates at a time
+    reader = await make_person()
+    people = [await make_person(skills=["Elixir"], department="Platform" if n % 3 else "Sales") for n in range(9)]
+    gone = people[1::4]
+    await session.execute(update(Person).where(Person.id.in_([p.id for p in gone])).values(active=False))
+    await session.commit()
+    expected = {str(p.id) for p in people if p not in gone and p.department == "Platform"}
+    seen, cursor = [], None
+    while True:
+        page = await experts(client, auth, reader, "elixir", department="platform", limit=2,
+                             **({"cursor": cursor} if cursor else {}))
+        seen += [e["person"]["id"] for e in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert len(seen) == len(expected) and set(seen) == expected

@@ -13,10 +13,21 @@ answer in a secret group never makes anyone an expert in the eyes of someone out
 
 import math
 from dataclasses import dataclass
-from functools import partial
 from uuid import UUID
 
-from sqlalchemy import Float, func, literal, or_, select, true
+from sqlalchemy import (
+    ARRAY,
+    Float,
+    Integer,
+    Uuid,
+    any_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.posts.content.models import Comment
@@ -39,6 +50,7 @@ from shared.db import utcnow
 from shared.pagination import PageParams, encode_cursor
 
 EVIDENCE_POSTS = 1000
+ELIGIBLE_CHUNK = 200  # candidates checked for being active (and the filters) at a time
 EVIDENCE_COLUMNS = ("author_id", "kind", "best_answer_id", "reaction_count", "comment_count", "created_at")
 
 
@@ -82,13 +94,14 @@ async def _topic_posts(session: AsyncSession, user: CurrentUser, topic: str) -> 
     """Evidence rows of the newest `EVIDENCE_POSTS` readable posts on the topic (see search's
     `_first_ranked_page`: the newest posts by date first, the text index for rarer topics)."""
     match, as_of = _on_topic(topic), utcnow()
-    by_date = partial(newest_readable, user=user, match=match, filters=[], as_of=as_of, need=EVIDENCE_POSTS,
-                      columns=EVIDENCE_COLUMNS)
-    rows = (await session.execute(_evidence_query(by_date(scan=SAMPLE)))).all()
+    # built once, run for the sample and the scan (the visibility rule on a subquery is costly to build)
+    by_date = _evidence_query(newest_readable(user=user, match=match, filters=[], as_of=as_of, need=EVIDENCE_POSTS,
+                                              columns=EVIDENCE_COLUMNS, scan=bindparam("scan", type_=Integer)))
+    rows = (await session.execute(by_date, {"scan": SAMPLE})).all()
     if len(rows) >= EVIDENCE_POSTS:
         return rows
     if scan := sampled_scan(len(rows), EVIDENCE_POSTS):
-        rows = (await session.execute(_evidence_query(by_date(scan=scan)))).all()
+        rows = (await session.execute(by_date, {"scan": scan})).all()
         if len(rows) >= EVIDENCE_POSTS:
             return rows
     where = [match(posts), readable_by(user.id)]
@@ -154,21 +167,31 @@ async def find_experts(session: AsyncSession, *, user: CurrentUser, topic: str, 
     found: dict[UUID, _Found] = {}
     await _post_evidence(session, found, user, topic)
     await _skill_evidence(session, found, topic)
-    eligible = select(Person.id).where(Person.id.in_(found), Person.active.is_(True))
+    # score descending, then id ascending (the canonical text of a UUID sorts as its number, and is cheap)
+    ranked = sorted(((entry.score, str(pid), pid) for pid, entry in found.items()), key=lambda r: (-r[0], r[1]))
+    if after:
+        ranked = [r for r in ranked if r[0] < after[0] or (r[0] == after[0] and r[1] > str(after[1]))]
+    eligible = select(Person.id).where(Person.id == any_(bindparam("ids", type_=ARRAY(Uuid))), Person.active.is_(True))
     if filters.department:
         eligible = eligible.where(func.lower(Person.department) == filters.department.lower())
     if filters.location:
         eligible = eligible.where(func.lower(Person.location) == filters.location.lower())
-    ranked = sorted(((found[pid].score, pid) for pid in await session.scalars(eligible)),
-                    key=lambda r: (-r[0], r[1].int))
-    if after:  # score descending, then id ascending
-        ranked = [r for r in ranked if r[0] < after[0] or (r[0] == after[0] and r[1].int > after[1].int)]
+    # who is active (and in the department, ...) is asked for the best candidates only, a chunk at a time
+    # until the page is full, not for the thousands the evidence names
+    kept: list = []
+    for chunk_start in range(0, len(ranked), ELIGIBLE_CHUNK):
+        chunk = ranked[chunk_start: chunk_start + ELIGIBLE_CHUNK]
+        ok = set(await session.scalars(eligible, {"ids": [pid for _, _, pid in chunk]}))
+        kept += [r for r in chunk if r[2] in ok]
+        if len(kept) > page.limit:
+            break
+    ranked = kept
     shown = ranked[: page.limit]
-    people_by_id = {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_([i for _, i in shown])))}
+    people_by_id = {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_([i for _, _, i in shown])))}
     items = [Expert(person=PersonHit.model_validate(people_by_id[pid]), score=round(score, 4),
                     why=_why(found[pid], topic),
                     evidence=Evidence(skill=found[pid].skill is not None, accepted_answers=found[pid].accepted_answers,
                                       posts=found[pid].posts + found[pid].articles, engagement=found[pid].engagement))
-             for score, pid in shown]
+             for score, _, pid in shown]
     more = len(ranked) > page.limit
-    return items, (encode_cursor([shown[-1][0], shown[-1][1]]) if more else None)
+    return items, (encode_cursor([shown[-1][0], shown[-1][2]]) if more else None)
