@@ -60,6 +60,25 @@ def say(message: str) -> None:
     print(f"bench: {message}", flush=True)
 
 
+def server_cpu_seconds(data_dir: Path | None) -> float:
+    """CPU seconds the embedded PostgreSQL has used so far: the postmaster with its exited children
+    (reaped, so counted in its children times) plus every live backend and helper (0 for a server of
+    --database-url, which may not be on this machine)."""
+    if data_dir is None:
+        return 0.0
+    import psutil
+    postmaster = psutil.Process(int((data_dir / "postmaster.pid").read_text().split()[0]))
+    t = postmaster.cpu_times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in postmaster.children(recursive=True):
+        try:
+            c = child.cpu_times()
+            total += c.user + c.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -158,23 +177,24 @@ class Company:
 
 
 async def ingest_all(sessionmaker, company: Company, total: int, batch: int, workers: int,
-                     budget_seconds: float = float("inf")) -> tuple[int, float, float]:
+                     budget_seconds: float = float("inf")) -> tuple[int, float, float, float]:
     from services.analytics.ingest.service import ingest
-    from shared.events import Envelope
+    from shared.events import RawEnvelope
     queue: asyncio.Queue = asyncio.Queue(maxsize=workers * 2)
     generated = ingested = 0
-    gen_seconds = 0.0
+    gen_seconds = gen_cpu = 0.0
 
     async def produce():
-        nonlocal generated, gen_seconds
+        nonlocal generated, gen_seconds, gen_cpu
         made, batches = 0, max(1, total // batch)
         for i in range(batches):
             if time.perf_counter() - started > budget_seconds:
                 say(f"  ingest budget used up at {made:,} of {total:,} events: the figures below are for this size")
                 break
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             raw = company.batch(batch, (i + 0.5) / batches)
             gen_seconds += time.perf_counter() - t0
+            gen_cpu += time.process_time() - c0
             made += len(raw)
             await queue.put(raw)
             if i % max(1, batches // 20) == 0:
@@ -187,16 +207,16 @@ async def ingest_all(sessionmaker, company: Company, total: int, batch: int, wor
     async def work():
         nonlocal ingested
         while (raw := await queue.get()) is not None:
-            envelopes = [Envelope.from_bytes(r) for r in raw]
+            envelopes = [RawEnvelope.from_bytes(r) for r in raw]  # as the consumer decodes them
             async with sessionmaker() as session:
                 await ingest(session, envelopes)
                 await session.commit()
             ingested += len(raw)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(produce(), *(work() for _ in range(workers)))
     elapsed = time.perf_counter() - started - gen_seconds  # generation runs on the same core: take it out
-    return generated, elapsed, gen_seconds
+    return generated, elapsed, gen_seconds, time.process_time() - cpu - gen_cpu
 
 
 async def live_consumer_path(settings, sessionmaker, company: Company, n: int, fetch: int = 500) -> float:
@@ -261,7 +281,7 @@ async def naive(sessionmaker, sql: str, params: dict, runs: int) -> tuple[list[f
 async def run(args) -> None:
     from services.analytics.config import Settings
     from services.analytics.ingest.classify import CONTRIBUTIONS, kind_of
-    from services.analytics.main import create_app
+    from services.analytics.main import create_app, freeze_startup_objects
     from services.analytics.metrics.window import Window
     from shared.db import make_engine, make_sessionmaker
     from shared.devstack.stack import create_databases, drop_databases
@@ -270,12 +290,13 @@ async def run(args) -> None:
     from shared.testing import TestKeys
 
     load_at_start = os.getloadavg()[0]
-    server = None
+    server = data_dir = None
     url = args.database_url
     if url is None:
         from shared.devstack.postgres import EmbeddedPostgres
-        scratch = Path(tempfile.mkdtemp(prefix="hearth-bench-analytics-"))
-        server = EmbeddedPostgres(scratch / "data", durable=True)
+        scratch = None if args.data else Path(tempfile.mkdtemp(prefix="hearth-bench-analytics-"))
+        data_dir = Path(args.data).resolve() if args.data else scratch / "data"
+        server = EmbeddedPostgres(data_dir, durable=True)
         url = server.start()
         if args.shared_buffers:  # PostgreSQL's default (128 MB) is a laptop setting; a server gets ~25% of RAM
             import asyncpg
@@ -302,8 +323,10 @@ async def run(args) -> None:
             await session.commit()
         say(f"{args.members:,} members; ingesting {args.events:,} events over {args.days} days "
             f"(batches of {args.batch:,}, {args.workers} writers)")
-        done, seconds, gen = await ingest_all(sessionmaker, company, args.events, args.batch, args.workers,
-                                              args.budget_minutes * 60)
+        pg0 = server_cpu_seconds(data_dir)
+        done, seconds, gen, cpu = await ingest_all(sessionmaker, company, args.events, args.batch, args.workers,
+                                                   args.budget_minutes * 60)
+        pg_cpu = server_cpu_seconds(data_dir) - pg0
         async with sessionmaker() as session:
             logged = await session.scalar(text("SELECT count(*) FROM event_log"))
             await session.execute(text("ANALYZE"))
@@ -311,11 +334,14 @@ async def run(args) -> None:
         rate = done / seconds
         say(f"ingest: {done:,} events (with redeliveries) in {seconds:.1f} s = {rate:,.0f} events/s "
             f"(generation {gen:.1f} s excluded); event log holds {logged:,}")
+        say(f"ingest CPU per million events: bench process {cpu / done * 1e6:.1f} s (decode + ingest, generation "
+            f"excluded), PostgreSQL {pg_cpu / done * 1e6:.1f} s" + ("" if data_dir else " (not measured: external server)"))
         live = await live_consumer_path(settings, sessionmaker, company, args.consumer_sample)
         say(f"live consumer path (batch mode, fetches of 500, one writer): {live:,.0f} events/s "
             f"on {args.consumer_sample:,} events")
 
         app = create_app(settings)
+        await freeze_startup_objects(app)  # the service's last start-up step (ASGITransport runs no lifespan)
         headers = keys.headers(uuid.uuid4(), roles=["communications"])
         window = Window.last(28)
         q = f"from={window.start}&to={window.end}"
@@ -325,9 +351,14 @@ async def run(args) -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench",
                                      headers=headers) as client:
             await client.get(f"/api/v1/analytics/overview?{q}")  # warm PostgreSQL's buffers once
-            oc_times, overview = await measure(client, f"/api/v1/analytics/overview?{q}", args.cold_runs, cold=True)
-            sc_times, segments = await measure(client, f"/api/v1/analytics/segments?by=department&{q}", args.cold_runs,
-                                               cold=True)
+            cold_cpu = {}
+            for name, path in (("overview", f"/api/v1/analytics/overview?{q}"),
+                               ("segments", f"/api/v1/analytics/segments?by=department&{q}")):
+                c0, p0 = time.process_time(), server_cpu_seconds(data_dir)
+                cold_cpu[name] = (await measure(client, path, args.cold_runs, cold=True),
+                                  (time.process_time() - c0) * 1000 / args.cold_runs,
+                                  (server_cpu_seconds(data_dir) - p0) * 1000 / args.cold_runs)
+            (oc_times, overview), (sc_times, segments) = cold_cpu["overview"][0], cold_cpu["segments"][0]
             o_times, _ = await measure(client, f"/api/v1/analytics/overview?{q}", args.runs)
             s_times, _ = await measure(client, f"/api/v1/analytics/segments?by=department&{q}", args.runs)
         activity = sorted({t for t, _, _ in ACTIVITY_MIX if kind_of(t)})
@@ -351,12 +382,15 @@ async def run(args) -> None:
             say(f"{name:9} cached p50 {pct(cached, 50):6.1f} ms p99 {pct(cached, 99):6.1f} ms | cold p50 "
                 f"{pct(cold, 50):7.1f} ms p99 {pct(cold, 99):7.1f} ms ({args.runs} / {args.cold_runs} requests) | naive scan p50 "
                 f"{pct(naive_times, 50):8.1f} ms = {pct(naive_times, 50) / pct(cold, 50):.1f}x cold | same numbers: {equal}")
+            say(f"{name:9} cold CPU per request: bench process (app) {cold_cpu[name][1]:.1f} ms, PostgreSQL "
+                f"{cold_cpu[name][2]:.1f} ms")
         say(f"window {window.start}..{window.end}: members {overview['members']:,}, active {overview['active_members']:,}, "
             f"MAU {overview['series'][-1]['mau']:,}, organic content {overview['organic_content']:,}")
     finally:
         if server is not None:
             server.stop()
-            shutil.rmtree(scratch, ignore_errors=True)  # a bench leaves no data behind
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)  # a bench leaves no data behind (unless --data)
 
 
 def main() -> None:
@@ -373,6 +407,8 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=7.0,
                         help="stop ingesting (and measure at the size reached) after this many minutes")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--data", default=None, help="the bench's own server in this folder, kept afterwards (to "
+                                                     "look at its plans; the database is rebuilt by every run)")
     parser.add_argument("--shared-buffers", default="1GB", help="for the bench's own server ('' keeps the default)")
     asyncio.run(run(parser.parse_args()))
 

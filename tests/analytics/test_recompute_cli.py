@@ -16,7 +16,7 @@ from tests.analytics.scenario import company
 
 PREFIX = "hearth_test_cli_"
 ROLLUPS = ("person_day", "person_bits", "person_client_day", "post_day", "post_viewers", "post_responders",
-           "comments", "search_day")
+           "comments", "search_day", "author_day")
 
 
 @pytest.fixture
@@ -47,7 +47,8 @@ async def test_recompute_command_rebuilds_identical_rollups(committed, pg_server
         await session.commit()
     before = await snapshot(committed)
     async with committed() as session:
-        for damage in ("DELETE FROM person_day", "DELETE FROM post_viewers", "UPDATE posts SET reach = 0"):
+        for damage in ("DELETE FROM person_day", "DELETE FROM post_viewers", "UPDATE posts SET reach = 0",
+                       "UPDATE author_day SET reach = 0, comments = 7"):
             await session.execute(text(damage))
         await session.commit()
     env = os.environ | {"HEARTH_DATABASE_URL": pg_server_url, "HEARTH_DATABASE_PREFIX": PREFIX}
@@ -58,7 +59,7 @@ async def test_recompute_command_rebuilds_identical_rollups(committed, pg_server
     assert "recompute 2026-10-01..2026-11-20" in done.stderr and "100%" in done.stderr  # tqdm's bar
     assert done.stdout.strip().startswith("replayed ")
     assert await snapshot(committed) == before
-    assert before["person_day"] and before["post_viewers"]
+    assert before["person_day"] and before["post_viewers"] and before["author_day"]
 
 
 def test_recompute_refuses_an_empty_range():

@@ -14,6 +14,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
+from msgspec import UNSET
+from pydantic_core import to_json
+
+from shared.events import RawEnvelope
+
 VIEW, READ, POST, COMMENT, REACTION, VOTE, ACK, MESSAGE, SEARCH, ANSWER = (
     "view", "read", "post", "comment", "reaction", "vote", "ack", "message", "search", "answer")
 CONTRIBUTIONS = frozenset({POST, COMMENT, REACTION, MESSAGE, ANSWER})
@@ -74,9 +80,49 @@ def parse_uuid(value: str) -> UUID | None:
         return None
 
 
+PERSON_KEYS = ("person_id", "viewer_id", "author_id", "sender_id", "user_id", "recipient_id")
+
+
+class Facts(msgspec.Struct, gc=False):
+    """The payload fields the rollups read; the decoder skips every other field without building it.
+
+    UNSET is "not in the payload" (a field present with null is None: `person_id: null` names nobody,
+    and the person is not looked for in the next fields)."""
+
+    post_id: Any = UNSET
+    post_ids: Any = UNSET
+    person_id: Any = UNSET
+    viewer_id: Any = UNSET
+    author_id: Any = UNSET
+    sender_id: Any = UNSET
+    user_id: Any = UNSET
+    recipient_id: Any = UNSET
+    comment_id: Any = UNSET
+    group_id: Any = UNSET
+    kind: Any = UNSET
+    audience: Any = UNSET
+    previous_kind: Any = UNSET
+    query: Any = UNSET
+    q: Any = UNSET
+    result_count: Any = UNSET
+    results_count: Any = UNSET
+    total: Any = UNSET
+    results: Any = UNSET
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = getattr(self, name)
+        return default if value is UNSET else value
+
+    def has(self, name: str) -> bool:
+        return getattr(self, name) is not UNSET
+
+
+FACTS = msgspec.json.Decoder(Facts)
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
-    """The envelope fields the rollups read (an Envelope or an event log row both fit)."""
+    """The envelope fields the rollups read (from an Envelope, a RawEnvelope or an event log row)."""
 
     id: UUID
     type: str
@@ -84,12 +130,30 @@ class Event:
     actor: UUID | None
     client: str | None
     subject: str
-    data: dict[str, Any]
+    facts: Facts
+    data_json: bytes | None = None  # the payload's JSON text, as the log stores it (None: already logged)
+    data: dict[str, Any] | None = None  # the whole payload, when it was decoded
 
     @classmethod
     def of(cls, envelope) -> "Event":
-        return cls(envelope.id, envelope.type, envelope.time, envelope.actor, envelope.client, envelope.subject,
-                   envelope.data)
+        """From a RawEnvelope (the payload decoded only for the facts) or an Envelope (payload already a dict)."""
+        if isinstance(envelope, RawEnvelope):
+            raw = envelope.data_json
+            return cls(envelope.id, envelope.type, envelope.time, envelope.actor, envelope.client, envelope.subject,
+                       FACTS.decode(raw), raw)
+        return cls.from_row(envelope.id, envelope.type, envelope.time, envelope.actor, envelope.client,
+                            envelope.subject, envelope.data, to_json(envelope.data))
+
+    @classmethod
+    def from_row(cls, event_id: UUID, type_: str, time: datetime, actor: UUID | None, client: str | None,
+                 subject: str, data: dict[str, Any], data_json: bytes | None = None) -> "Event":
+        return cls(event_id, type_, time, actor, client, subject, msgspec.convert(data, Facts), data_json, data)
+
+    def payload(self) -> dict[str, Any]:
+        """The whole payload (people and group events read all of it)."""
+        if self.data is not None:
+            return self.data
+        return msgspec.json.decode(self.data_json) if self.data_json is not None else {}
 
     @property
     def day(self) -> date:
@@ -100,15 +164,18 @@ class Event:
         """Who acted: the envelope's actor, else the payload's person fields."""
         if self.actor is not None:
             return self.actor
-        for key in ("person_id", "viewer_id", "author_id", "sender_id", "user_id", "recipient_id"):
-            if key in self.data:
-                return as_uuid(self.data[key])
+        facts = self.facts
+        for key in PERSON_KEYS:
+            value = getattr(facts, key)
+            if value is not UNSET:
+                return as_uuid(value)
         return None
 
     def post_ids(self) -> list[UUID]:
-        if "post_ids" in self.data:
-            return [p for p in map(as_uuid, self.data["post_ids"] or []) if p is not None]
-        post = as_uuid(self.data.get("post_id"))
+        facts = self.facts
+        if facts.post_ids is not UNSET:
+            return [p for p in map(as_uuid, facts.post_ids or []) if p is not None]
+        post = as_uuid(facts.get("post_id"))
         if post is None and self.type.removeprefix("hearth.").startswith("post."):
             post = as_uuid(self.subject)
         return [post] if post is not None else []

@@ -129,9 +129,30 @@ class Comment(Table, table=True):
     created_at: datetime = Field(sa_type=TZ)
 
 
+class AuthorDay(Table, table=True):
+    """Content created per author per UTC day: what `overview` and `segments` read instead of every post
+    and comment of the window (posts and comments as analytics knows them, summed).
+
+    Kept by statement triggers on `posts` and `comments` (every change, whichever statement makes it:
+    new posts and comments, reach and first response recounted, recompute's deletes), which note deltas
+    in a temporary table; `flush_author_day` applies them in one upsert ordered by key, last in the
+    transaction, so concurrent writers lock these rows in one order. Authors unknown to the event are
+    the nil id. Whether an author is an official account is read from `people` at query time."""
+
+    __tablename__ = "author_day"
+
+    day: date = Field(primary_key=True)
+    author_id: UUID = Field(primary_key=True)
+    posts: int = 0
+    organic_posts: int = 0  # posts that are not announcements
+    comments: int = 0
+    reach: int = Field(default=0, sa_type=BigInteger)  # sum of the posts' reach (viewers other than the author)
+    responded: int = 0  # posts with a comment or reaction from someone else within 24 h
+
+
 class PostViewer(Table, table=True):
     __tablename__ = "post_viewers"
-    __table_args__ = (Index("ix_post_viewers_person_id", "person_id"),)
+    __table_args__ = (Index("ix_post_viewers_person_id_post_id", "person_id", "post_id"),)
 
     post_id: UUID = Field(primary_key=True)
     person_id: UUID = Field(primary_key=True)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.analytics.ingest.classify import Event
 from services.analytics.ingest.service import (BITS_PER_PERIOD, EPOCH, GROUP_EVENTS, PERSON_EVENTS, apply,
                                                bump_version, refresh_posts)
+from services.analytics.metrics.service import RESPONDED
 
 BATCH = 5000
 DAY_TABLES = ("person_day", "person_client_day", "group_person_day", "post_day", "search_day")
@@ -58,7 +59,7 @@ async def recompute(session: AsyncSession, *, start: date, end: date,
              "skip": STATE_EVENTS})).all()
         if not rows:
             break
-        events = [Event(*r) for r in rows]
+        events = [Event.from_row(*r) for r in rows]
         await apply(session, events)
         touched |= {p for e in events for p in e.post_ids()}
         after = (rows[-1][2], rows[-1][0])
@@ -66,6 +67,7 @@ async def recompute(session: AsyncSession, *, start: date, end: date,
         progress(len(rows))
     await refresh_posts(session, reach_of=touched, responses_of=touched)
     await rebuild_bits(session, start, end)
+    await rebuild_author_day(session, start, end)
     await bump_version(session)
     return done
 
@@ -83,3 +85,24 @@ async def rebuild_bits(session: AsyncSession, start: date, end: date) -> None:
         FROM person_day WHERE day >= :d0 AND day < :d1 GROUP BY 1, 2"""),
         {"epoch": EPOCH, "d0": EPOCH + timedelta(days=p0 * BITS_PER_PERIOD),
          "d1": EPOCH + timedelta(days=(p1 + 1) * BITS_PER_PERIOD)})
+
+
+async def rebuild_author_day(session: AsyncSession, start: date, end: date) -> None:
+    """Content per author per day of the range, from the posts and comments created in it (the deltas the
+    replay noted for those days are dropped: the rebuilt rows already hold them)."""
+    await session.execute(text("SELECT author_day_deltas()"))
+    await session.execute(text("DELETE FROM pg_temp.author_day_delta WHERE day >= :s AND day < :e"),
+                          {"s": start, "e": end})
+    await session.execute(text("DELETE FROM author_day WHERE day >= :s AND day < :e"), {"s": start, "e": end})
+    await session.execute(text(f"""
+        INSERT INTO author_day (day, author_id, posts, organic_posts, comments, reach, responded)
+        SELECT day, author_id, sum(posts), sum(organic), sum(comments), sum(reach), sum(responded) FROM (
+          SELECT (created_at AT TIME ZONE 'UTC')::date AS day, coalesce(author_id, :nil) AS author_id, 1 AS posts,
+                 (kind IS DISTINCT FROM 'announcement')::int AS organic, 0 AS comments, reach::bigint AS reach,
+                 ({RESPONDED})::int AS responded
+          FROM posts WHERE created_at >= :lo AND created_at < :hi
+          UNION ALL
+          SELECT (created_at AT TIME ZONE 'UTC')::date, coalesce(author_id, :nil), 0, 0, 1, 0, 0
+          FROM comments WHERE created_at >= :lo AND created_at < :hi) t
+        GROUP BY day, author_id ORDER BY day, author_id"""),
+        {"nil": UUID(int=0), "lo": datetime.combine(start, time(), UTC), "hi": datetime.combine(end, time(), UTC)})

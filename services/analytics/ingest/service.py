@@ -12,12 +12,11 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from uuid import UUID
 
-from pydantic_core import to_json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics.ingest.classify import (COMMENT, CONTRIBUTIONS, POST, REACTION, SEARCH, Event, as_uuid,
-                                                client_of, kind_of)
+from services.analytics.ingest.classify import (COMMENT, CONTRIBUTIONS, POST, REACTION, SEARCH, Event, Facts,
+                                                as_uuid, client_of, kind_of)
 from services.analytics.ingest.partitions import PARTITIONS
 
 EPOCH = date(2000, 1, 1)
@@ -43,12 +42,12 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
 TRUNCATE {STAGE}"""  # TRUNCATE, not DELETE: temporary tables are never vacuumed
 
 
-def stage_row(e: Event, data_json: bytes | None) -> tuple:
+def stage_row(e: Event) -> tuple:
     """The flat row the rollups read (the envelope's own columns first, as the event log stores them)."""
     kind = kind_of(e.type)
-    d = e.data
+    d = e.facts
     row = [e.id, e.day, e.type[:100], e.time, e.actor, e.client[:80] if e.client else None, e.subject[:200],
-           data_json, None, kind, None, None, None, None, None, None, None, None, None, None, None, None, None]
+           e.data_json, None, kind, None, None, None, None, None, None, None, None, None, None, None, None, None]
     if kind is None:
         return tuple(row)
     person = row[8] = e.person
@@ -70,11 +69,12 @@ def stage_row(e: Event, data_json: bytes | None) -> tuple:
     return tuple(row)
 
 
-def search_of(data: dict) -> tuple[str | None, bool | None]:
-    query = data.get("query", data.get("q"))
+def search_of(facts: Facts) -> tuple[str | None, bool | None]:
+    query = facts.get("query") if facts.has("query") else facts.get("q")
     if not isinstance(query, str) or not query.strip():
         return None, None
-    results = next((data[k] for k in ("result_count", "results_count", "total", "results") if k in data), None)
+    results = next((facts.get(k) for k in ("result_count", "results_count", "total", "results") if facts.has(k)),
+                   None)
     if isinstance(results, list):
         results = len(results)
     return " ".join(query.lower().split())[:200], results == 0
@@ -95,7 +95,7 @@ async def ingest(session: AsyncSession, envelopes: Iterable) -> int:
     events = list({e.id: Event.of(e) for e in envelopes}.values())
     if not events:
         return 0
-    rows = [stage_row(e, to_json(e.data)) for e in events]
+    rows = [stage_row(e) for e in events]
     await PARTITIONS.ensure(session, {r[1] for r in rows})
     await stage(session, rows)
     seen = set((await session.execute(text(LOG_FRESH))).scalars())
@@ -121,8 +121,10 @@ async def record_event(session: AsyncSession, envelope, payload) -> None:
 
 
 async def bump_version(session: AsyncSession) -> None:
-    """Tell metrics' cache the rollups changed. Last in the transaction: the row lock it takes is held
-    only while the transaction commits (and it is one row, so no deadlock between writers)."""
+    """Apply the transaction's content deltas to author_day (see models.AuthorDay), then tell metrics'
+    cache the rollups changed. Last in the transaction: the row locks they take are held only while the
+    transaction commits, and are taken in key order (one statement each), so writers cannot deadlock."""
+    await session.execute(text("SELECT author_day_flush()"))
     await session.execute(text("INSERT INTO rollup_state (id, version) VALUES (1, 1) "
                                "ON CONFLICT (id) DO UPDATE SET version = rollup_state.version + 1"))
 
@@ -131,7 +133,7 @@ async def apply(session: AsyncSession, events: Sequence[Event]) -> None:
     """Update every rollup for events already in the log (recompute replays them through here)."""
     if not events:
         return
-    await stage(session, [stage_row(e, None) for e in events])
+    await stage(session, [stage_row(e) for e in events])
     await apply_staged(session, [e for e in events if e.type in PERSON_EVENTS or e.type in GROUP_EVENTS])
 
 
@@ -270,7 +272,7 @@ async def refresh_posts(session: AsyncSession, *, reach_of: set[UUID], responses
 
 async def upsert_person(session: AsyncSession, e: Event) -> None:
     """The people read model: segments' fields, and when someone was provisioned and deactivated."""
-    p = e.data.get("person") or {}
+    p = e.payload().get("person") or {}
     person_id = as_uuid(p.get("id"))
     if person_id is None:
         return
@@ -298,7 +300,7 @@ async def upsert_person(session: AsyncSession, e: Event) -> None:
 
 
 async def apply_group_event(session: AsyncSession, e: Event) -> None:
-    d = e.data
+    d = e.payload()
     if e.type in ("hearth.group.created", "hearth.group.updated"):
         g = d.get("group") or {}
         await session.execute(text("""

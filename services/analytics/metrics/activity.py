@@ -124,9 +124,10 @@ async def load_activity(session: AsyncSession, window: Window, *, people: bool =
     packed = np.zeros((count, nperiods, 2), dtype=np.int64)
     packed[rows["i"], rows["period"] - p0, 0] = rows["active"]
     packed[rows["i"], rows["period"] - p0, 1] = rows["contrib"]
-    bits = np.arange(BITS_PER_PERIOD, dtype=np.int64)
+    # Bit i of each mask is day i of its period: the low 4 bytes, little-endian, unpacked low bit first.
     # [members, periods, 2, 32] -> [members, 2, periods * 32], then cut to the window's days
-    unpacked = ((packed[..., None] >> bits) & 1).astype(bool).transpose(0, 2, 1, 3).reshape(
+    low = packed.astype("<i8").view(np.uint8).reshape(count, nperiods, 2, 8)[..., :BITS_PER_PERIOD // 8]
+    unpacked = np.unpackbits(low, axis=-1, bitorder="little").view(bool).transpose(0, 2, 1, 3).reshape(
         count, 2, nperiods * BITS_PER_PERIOD)
     start = offset - p0 * BITS_PER_PERIOD
     days = unpacked[:, :, start:start + ndays]

@@ -42,65 +42,61 @@ class AuthorContent:
     responded: int = 0
 
 
-# Per author, content created in W. Reach counts members: viewers who are not members at the end of W
-# (deactivated, or provisioned later) are taken out — few people, found through their own views.
+# Content created in W, from the per-author-per-day rollup (ingest.models.AuthorDay): organic content
+# leaves out authors who are official accounts now. Reach counts members: viewers who are not members at
+# the end of W (deactivated, or provisioned later) are taken out — few people, found through their own views.
+CONTENT_DAYS = """
+SELECT a.author_id, a.posts, a.organic_posts + a.comments AS organic, a.reach, a.responded,
+       coalesce(o.official, false) AS official
+FROM author_day a LEFT JOIN people o ON o.id = a.author_id WHERE a.day >= $1 AND a.day < $2"""
+NON_MEMBER_VIEWS = f"""
+SELECT p.author_id FROM people x JOIN post_viewers v ON v.person_id = x.id JOIN posts p ON p.post_id = v.post_id
+WHERE NOT ({MEMBER.format(p="x").replace(":hi", "$4")}) AND p.created_at >= $3 AND p.created_at < $4
+  AND v.person_id IS DISTINCT FROM p.author_id"""
 CONTENT_BY_AUTHOR = f"""
-WITH p AS (SELECT post_id, author_id, kind, reach, first_response_at, created_at FROM posts
-           WHERE created_at >= $1 AND created_at < $2),
-     a AS (SELECT author_id, count(*) AS posts, count(*) FILTER (WHERE kind IS DISTINCT FROM 'announcement') AS organic,
-                  sum(reach) AS reach, count(*) FILTER (WHERE {RESPONDED}) AS responded FROM p GROUP BY author_id
+WITH a AS (SELECT author_id, posts, organic * (NOT official)::int AS organic, reach, responded FROM ({CONTENT_DAYS}) d
            UNION ALL
-           SELECT author_id, 0, count(*), 0, 0 FROM comments WHERE created_at >= $1 AND created_at < $2 GROUP BY author_id
-           UNION ALL
-           SELECT p.author_id, 0, 0, -count(*), 0 FROM people x JOIN post_viewers v ON v.person_id = x.id
-             JOIN p ON p.post_id = v.post_id
-           WHERE NOT ({MEMBER.format(p="x").replace(":hi", "$2")}) AND v.person_id IS DISTINCT FROM p.author_id
-           GROUP BY p.author_id)
-SELECT a.author_id, sum(a.posts)::int AS posts,
-       coalesce(sum(a.organic) FILTER (WHERE NOT coalesce(o.official, false)), 0)::int AS organic,
-       coalesce(sum(a.reach), 0)::int AS reach, sum(a.responded)::int AS responded
-FROM a LEFT JOIN people o ON o.id = a.author_id GROUP BY a.author_id"""
-# The same numbers summed over every author, without grouping by author (the overview needs totals).
+           SELECT author_id, 0, 0, -count(*), 0 FROM ({NON_MEMBER_VIEWS}) n GROUP BY author_id)
+SELECT author_id, sum(posts)::int, sum(organic)::int, sum(reach)::int, sum(responded)::int FROM a GROUP BY author_id"""
+# The same numbers summed over every author.
 CONTENT_TOTALS = f"""
-WITH p AS MATERIALIZED (SELECT post_id, author_id, kind, reach, first_response_at, created_at FROM posts
-                        WHERE created_at >= $1 AND created_at < $2)
-SELECT (SELECT count(*) FROM p),
-       (SELECT count(*) FROM p LEFT JOIN people o ON o.id = p.author_id
-        WHERE p.kind IS DISTINCT FROM 'announcement' AND NOT coalesce(o.official, false))
-       + (SELECT count(*) FROM comments c LEFT JOIN people o ON o.id = c.author_id
-          WHERE c.created_at >= $1 AND c.created_at < $2 AND NOT coalesce(o.official, false)),
-       (SELECT coalesce(sum(reach), 0) FROM p)
-       - (SELECT count(*) FROM people x JOIN post_viewers v ON v.person_id = x.id JOIN p ON p.post_id = v.post_id
-          WHERE NOT ({MEMBER.format(p="x").replace(":hi", "$2")}) AND v.person_id IS DISTINCT FROM p.author_id),
-       (SELECT count(*) FROM p WHERE {RESPONDED})"""
+SELECT coalesce(sum(posts), 0), coalesce(sum(organic) FILTER (WHERE NOT official), 0),
+       coalesce(sum(reach), 0) - (SELECT count(*) FROM ({NON_MEMBER_VIEWS}) n), coalesce(sum(responded), 0)
+FROM ({CONTENT_DAYS}) d"""
+
+
+# Per member (by position in the member list, sent as the array $5): one bytea, no per-author Python objects.
+CONTENT_BLOB = f"""
+SELECT coalesce(string_agg(int4send((m.i - 1)::int4) || int4send(c.posts) || int4send(c.organic)
+                           || int8send(c.reach) || int4send(c.responded), ''::bytea), ''::bytea)
+FROM ({CONTENT_BY_AUTHOR}) c (author_id, posts, organic, reach, responded)
+JOIN unnest(CAST($5 AS uuid[])) WITH ORDINALITY AS m (id, i) ON m.id = c.author_id"""
+CONTENT_ROW = np.dtype([("i", ">i4"), ("posts", ">i4"), ("organic", ">i4"), ("reach", ">i8"), ("responded", ">i4")])
 
 
 async def content_by_member(session: AsyncSession, window: Window, act: Activity) -> np.ndarray:
     """[members, 4]: posts, organic content, reach and responded posts of each member's content in W."""
     matrix = np.zeros((len(act.members), 4), dtype=np.int64)
-    for author, *numbers in await fetch(session, CONTENT_BY_AUTHOR, window.lo, window.hi):
-        i = act.index.get(author)
-        if i is not None:
-            matrix[i] = numbers
+    [(blob,)] = await fetch(session, CONTENT_BLOB, window.start, window.end, window.lo, window.hi,
+                            [m.id for m in act.members])
+    rows = np.frombuffer(blob, dtype=CONTENT_ROW)
+    for column, name in enumerate(("posts", "organic", "reach", "responded")):
+        matrix[rows["i"], column] = rows[name]
     return matrix
 
 
 # Organic content alone (the previous window's, for growth): no reach or responses to work out.
-ORGANIC = """
-SELECT (SELECT count(*) FROM posts p LEFT JOIN people o ON o.id = p.author_id
-        WHERE p.created_at >= $1 AND p.created_at < $2 AND p.kind IS DISTINCT FROM 'announcement'
-          AND NOT coalesce(o.official, false))
-     + (SELECT count(*) FROM comments c LEFT JOIN people o ON o.id = c.author_id
-        WHERE c.created_at >= $1 AND c.created_at < $2 AND NOT coalesce(o.official, false))"""
+ORGANIC = f"SELECT coalesce(sum(organic) FILTER (WHERE NOT official), 0) FROM ({CONTENT_DAYS}) d"
 
 
 async def organic_content(session: AsyncSession, window: Window) -> int:
-    return (await fetch(session, ORGANIC, window.lo, window.hi))[0][0]
+    return int((await fetch(session, ORGANIC, window.start, window.end))[0][0])
 
 
 async def content_totals(session: AsyncSession, window: Window) -> AuthorContent:
     """The content numbers of W over every author, computed in the database (one row back)."""
-    return AuthorContent(*(int(n) for n in (await fetch(session, CONTENT_TOTALS, window.lo, window.hi))[0]))
+    return AuthorContent(*(int(n) for n in (await fetch(session, CONTENT_TOTALS, window.start, window.end,
+                                                        window.lo, window.hi))[0]))
 
 
 async def median_first_response_seconds(session: AsyncSession, window: Window) -> float | None:
