@@ -16,11 +16,13 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, exists, func, literal, not_, or_, select, update
+from sqlalchemy import (ColumnElement, Select, and_, any_, bindparam, exists, func, literal, not_, or_, select, type_coerce,
+                        update)
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.sqltypes import NullType
 
 from services.posts.attachments.models import Attachment
 from services.posts.content.models import Acknowledgement, Bookmark, PollOption, PollVote, Post, PostEdit, Reaction
@@ -279,6 +281,7 @@ _POST_FIELDS = ("id", "author_id", "kind", "title", "body", "body_html", "audien
                 "group_mentions", "hashtags", "cover_attachment_id", "recipients", "badge", "best_answer_id",
                 "pinned_until", "must_read", "remind_at", "version", "ack_version", "edited_at", "comment_count",
                 "seen_by_count", "created_at", "updated_at", "poll_multiple", "poll_closes_at")
+_ARRAYS = ("mentions", "group_mentions", "hashtags", "recipients")
 _AUTHOR_FIELDS = ("id", "handle", "display_name", "title", "department", "avatar_url", "protected")
 
 
@@ -307,9 +310,16 @@ def _files_column():
             .scalar_subquery().label("files"))
 
 
+def _post_column(name: str):
+    column = getattr(Post, name)
+    if name in _ARRAYS:  # lists as the driver gives them: SQLAlchemy's per-element processing is no-op work
+        return type_coerce(column, NullType()).label(name)
+    return column
+
+
 def presentation_columns(viewer_id: Any) -> list:
     """Everything a post's public form needs, for a query over `posts` joined to its author (`Person`)."""
-    return [*[getattr(Post, name) for name in _POST_FIELDS],
+    return [*[_post_column(name) for name in _POST_FIELDS],
             *[getattr(Person, name).label(f"author__{name}") for name in _AUTHOR_FIELDS],
             *_viewer_columns(viewer_id), _files_column()]
 
