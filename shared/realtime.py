@@ -16,6 +16,8 @@ keeps its frames in its own database and wires three things:
 
    Each person has one counter (`realtime_cursors.last_seq`); `append` bumps it for every recipient
    (rows locked in id order, so concurrent writers never deadlock) and stores one frame per recipient.
+   `append_cte` is the same as a CTE of the caller's own statement (the change and its frames in one
+   round trip; messaging's send does that).
 
 3. Delivery: every replica runs a `shared.fanout.FanoutReader` on the service's topic and calls
    `hub.wake(person_ids)` for the recipients of each event. A woken connection reads its person's frames
@@ -25,7 +27,10 @@ keeps its frames in its own database and wires three things:
    `seq`, are never stored and go through `hub.send_ephemeral`.
 
    The hub is made once the database is up (a lifespan); give it a small pool of its own for frame reads
-   (the reads of every woken socket of the replica are coalesced into one query at a time)::
+   (the reads of every woken socket of the replica are coalesced into one query at a time, run on the
+   driver's connection outside a transaction; each frame comes out of PostgreSQL as the JSON text that
+   goes on the wire, so it is never decoded and re-encoded; an ephemeral frame is encoded once for all
+   its sockets)::
 
        hub = Hub(tables=frames, sessionmaker=make_sessionmaker(make_engine(url, pool_size=2), service=...),
                  settings=RealtimeSettings())
@@ -331,16 +336,20 @@ class Hub:
             self._reader_task = asyncio.create_task(self._read_batches())
         return await future
 
+    def _engine(self):
+        """The engine behind the hub's sessionmaker (frame reads need a connection, not a session)."""
+        return self.sessionmaker.kw["bind"]
+
     async def _read_batches(self) -> None:
         # One query in flight at a time: under load the batches grow instead of the queries.
         while self._requests:
             await asyncio.sleep(0)  # let the sockets woken by the same event ask too
             requests, self._requests = self._requests[:1000], self._requests[1000:]
             try:
-                async with self.sessionmaker() as session:
-                    # Straight on the driver's connection, outside any transaction (one statement, one
-                    # round trip); a failure drops the connection, which may be the broken part.
-                    connection = await session.connection()
+                # A pooled connection (no ORM session), used straight on the driver outside any
+                # transaction (one statement, one round trip); a failure drops the connection, which may
+                # be the broken part.
+                async with self._engine().connect() as connection:
                     try:
                         raw = await connection.get_raw_connection()
                         answers = await self.tables.read_wire(raw.driver_connection, [(p, a) for p, a, _ in requests],
