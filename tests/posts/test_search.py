@@ -200,8 +200,13 @@ async def test_a_window_that_falls_short_widens_to_the_next_not_to_all_time(
     monkeypatch.setattr(service, "SAMPLE", 1)
     monkeypatch.setattr(service, "SCAN_MAX", 0)
     windows = []
-    by_index = service._candidates_by_text_index
-    monkeypatch.setattr(service, "_candidates_by_text_index", lambda **kw: windows.append(kw["start"]) or by_index(**kw))
+    rank_page = service._ranked
+
+    async def by_index_windows(*args, **kw):
+        if not kw["scan"]:  # through the text index: record its window
+            windows.append(kw["start"])
+        return await rank_page(*args, **kw)
+    monkeypatch.setattr(service, "_ranked", by_index_windows)
     author, reader = await make_person(), await make_person()
     by_age = {}
     for days in (1, 5, 20, 25, 200):
@@ -218,8 +223,8 @@ async def test_relevance_reads_a_common_word_newest_first_and_pages_through_the_
     monkeypatch.setattr(service, "CANDIDATES", 4)
     monkeypatch.setattr(service, "SAMPLE", 3)  # the sample holds one match: the next scan reads 15 posts
     scans = []
-    read_by_date = service.newest_readable
-    monkeypatch.setattr(service, "newest_readable", lambda **kw: scans.append(kw["scan"]) or read_by_date(**kw))
+    rank_page = service._ranked
+    monkeypatch.setattr(service, "_ranked", lambda *a, **kw: scans.append(kw["scan"]) or rank_page(*a, **kw))
     author, reader, hidden = await make_person(), await make_person(), await make_person()
     await protect(client, auth, hidden)
     by_age = {}
