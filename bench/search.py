@@ -23,6 +23,7 @@ measured by bench/event_path.py. Not part of `make test`.
 import argparse
 import asyncio
 import math
+import os
 import random
 import shutil
 import statistics
@@ -248,14 +249,34 @@ async def run_one(sessionmaker, user: CurrentUser, s: Scenario) -> int:
         return found
 
 
+def postgres_cpu_seconds(pg_dir: Path | None) -> float:
+    """User + system CPU of the server's processes so far (the postmaster and its children: the pool's
+    backends live through a scenario), from /proc; 0 where there is no /proc."""
+    try:
+        postmaster = int((pg_dir / "postmaster.pid").read_text().split()[0]) if pg_dir else 0
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:  # ppid
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def pct(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 async def measure(sessionmaker, user: CurrentUser, s: Scenario, requests: int, concurrency: int,
-                  seconds: float) -> dict:
-    """`requests` requests, `concurrency` at a time, or as many as start within `seconds`."""
+                  seconds: float, pg_dir: Path | None = None) -> dict:
+    """`requests` requests, `concurrency` at a time, or as many as start within `seconds`; also the CPU
+    each request cost this process (the service functions) and PostgreSQL, which the latencies under
+    a shared machine do not show."""
     await run_one(sessionmaker, user, s)  # warm the plan and the pages it touches
     latencies: list[float] = []
     results = 0
@@ -270,15 +291,17 @@ async def measure(sessionmaker, user: CurrentUser, s: Scenario, requests: int, c
             results = await run_one(sessionmaker, user, s)
             latencies.append((time.perf_counter() - started) * 1000)
 
-    started = time.perf_counter()
+    started, cpu, pg_cpu = time.perf_counter(), time.process_time(), postgres_cpu_seconds(pg_dir)
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    n = len(latencies)
     return {"name": s.name, "results": results, "p50": statistics.median(latencies), "p95": pct(latencies, 95),
-            "p99": pct(latencies, 99), "rps": len(latencies) / elapsed, "requests": len(latencies)}
+            "p99": pct(latencies, 99), "rps": n / elapsed, "requests": n,
+            "cpu": (time.process_time() - cpu) * 1000 / n, "pg_cpu": (postgres_cpu_seconds(pg_dir) - pg_cpu) * 1000 / n}
 
 
 async def run_scenarios(url: str, words: list[str], requests: int, concurrency: int, label: str,
-                        only: list[str], seconds: float) -> list[dict]:
+                        only: list[str], seconds: float, pg_dir: Path | None = None) -> list[dict]:
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         await conn.execute("VACUUM ANALYZE")
@@ -305,20 +328,21 @@ async def run_scenarios(url: str, words: list[str], requests: int, concurrency: 
         for s in scenarios(words, str(group), str(author)):
             if only and not any(part in s.name for part in only):
                 continue
-            row = await measure(sessionmaker, user, s, requests, concurrency, seconds)
+            row = await measure(sessionmaker, user, s, requests, concurrency, seconds, pg_dir)
             rows.append(row)
             say(f"  {row['name']:<48} results {row['results']:>3}  p50 {row['p50']:7.2f}  p95 {row['p95']:7.2f}  "
-                f"p99 {row['p99']:7.2f} ms  {row['rps']:6.1f} req/s  ({row['requests']} requests)")
+                f"p99 {row['p99']:7.2f} ms  {row['rps']:6.1f} req/s  ({row['requests']} requests)  "
+                f"CPU/request: service {row['cpu']:5.1f} ms, PostgreSQL {row['pg_cpu']:5.1f} ms")
     finally:
         await engine.dispose()
     return rows
 
 
 def table(label: str, rows: list[dict]) -> str:
-    lines = [f"\n{label}\n", "| scenario | results | p50 | p95 | p99 (ms) | req/s | requests |",
-             "|---|---|---|---|---|---|---|"]
+    header = "| scenario | results | p50 | p95 | p99 (ms) | req/s | requests | CPU/request: service | PostgreSQL (ms) |"
+    lines = [f"\n{label}\n", header, "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['results']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['rps']:.0f} "
-              f"| {r['requests']} |" for r in rows]
+              f"| {r['requests']} | {r['cpu']:.1f} | {r['pg_cpu']:.1f} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -392,7 +416,7 @@ def main() -> None:
             server.durable = True
             server.start()
             rows = asyncio.run(run_scenarios(url, words, args.requests, args.concurrency, label, args.only,
-                                             args.seconds))
+                                             args.seconds, data_dir / "pg"))
             output.append(table(f"{label}, {args.people:,} people, concurrency {args.concurrency}, at most "
                                 f"{args.requests} requests or {args.seconds:g} s per scenario", rows))
             server.stop()
