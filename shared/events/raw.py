@@ -33,7 +33,7 @@ class RawEnvelope(msgspec.Struct, frozen=True, gc=False):
     def from_bytes(cls, raw: bytes) -> "RawEnvelope":
         """Raises ValueError (msgspec's errors are ValueErrors) for anything `Envelope` might read differently."""
         envelope = _DECODER.decode(raw)
-        if memoryview(envelope.data)[:1] != b"{":  # `Envelope.data` is a JSON object
+        if bytes(envelope.data)[:1] != b"{":  # `Envelope.data` is a JSON object
             raise msgspec.ValidationError("Expected `object` at `$.data`")
         return envelope
 

@@ -118,7 +118,7 @@ SELECT day, author_id, sum(posts)::int, sum(organic)::int, sum(comments)::int, s
 GROUP BY 1, 2 ORDER BY 1, 2"""
 
 
-async def test_author_day_equals_its_posts_and_comments_whatever_the_order_duplicates_and_lateness(
+async def test_author_day_and_viewers_post_days_follow_the_posts_whatever_the_order_duplicates_and_lateness(
         deliver, sessionmaker):
     scenario = company()
     people = [e for e in scenario.events if e.type.startswith("hearth.person.")]
@@ -131,4 +131,8 @@ async def test_author_day_equals_its_posts_and_comments_whatever_the_order_dupli
         kept = (await session.execute(text("SELECT day, author_id, posts, organic_posts, comments, reach::int, "
                                            "responded FROM author_day ORDER BY 1, 2"))).all()
         recount = (await session.execute(text(RECOUNT))).all()
+        stale_viewers = await session.scalar(text("""
+            SELECT count(*) FROM post_viewers v JOIN posts p USING (post_id)
+            WHERE (v.post_day, v.author_id) IS DISTINCT FROM ((p.created_at AT TIME ZONE 'UTC')::date, p.author_id)"""))
     assert kept == recount and sum(row[2] for row in kept) == len(scenario.posts)
+    assert stale_viewers == 0  # views that came before their post learnt its day and author when it came

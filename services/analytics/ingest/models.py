@@ -151,12 +151,18 @@ class AuthorDay(Table, table=True):
 
 
 class PostViewer(Table, table=True):
+    """Who viewed a post, first time; with the post's creation day and author once the post is known, so
+    the views of people who are not members are found for a window's posts from the viewers' side."""
+
     __tablename__ = "post_viewers"
-    __table_args__ = (Index("ix_post_viewers_person_id_post_id", "person_id", "post_id"),)
+    __table_args__ = (Index("ix_post_viewers_person_id_post_day", "person_id", "post_day",
+                            postgresql_include=["author_id"]),)
 
     post_id: UUID = Field(primary_key=True)
     person_id: UUID = Field(primary_key=True)
     first_at: datetime = Field(sa_type=TZ)
+    post_day: date | None = None  # UTC day the post was created
+    author_id: UUID | None = None
 
 
 class PostResponder(Table, table=True):

@@ -146,6 +146,8 @@ async def apply_staged(session: AsyncSession, state_events: list[Event]) -> None
             await apply_group_event(session, e)
     run = session.execute
     new_posts = list((await run(text(UPSERT_POSTS))).scalars())  # first: the rollups below read posts' groups
+    if new_posts:  # views that came before their post (or a post whose author or time changed)
+        await run(text(POST_FACTS), {"ids": sorted(new_posts, key=lambda u: u.int)})
     changed = (await run(text(ROLLUPS), {"epoch": EPOCH})).all()
     reach = sorted(((post, n) for what, post, n in changed if what == "reach"), key=lambda r: r[0].int)
     if reach:
@@ -233,8 +235,19 @@ RETURNING post_id, person_id, (xmax = 0) AS inserted"""
 
 FIRST_ACKS = upsert_firsts("post_acks", f"SELECT posts[1] AS post_id, person, time {ACTIVE} AND kind = 'ack' "
                                         "AND cardinality(posts) > 0")
-FIRST_VIEWS = upsert_firsts("post_viewers", f"SELECT x.post_id, b.person, b.time FROM {STAGE} b CROSS JOIN LATERAL "
-                                           "unnest(b.posts) AS x(post_id) WHERE b.kind = 'view' AND b.person IS NOT NULL")
+# Viewers also carry the post's day and author when the post is known (else POST_FACTS fills them when it is).
+FIRST_VIEWS = f"""
+INSERT INTO post_viewers (post_id, person_id, first_at, post_day, author_id)
+SELECT t.post_id, t.person, min(t.time), (p.created_at AT TIME ZONE 'UTC')::date, p.author_id
+FROM (SELECT x.post_id, b.person, b.time FROM {STAGE} b CROSS JOIN LATERAL unnest(b.posts) AS x(post_id)
+      WHERE b.kind = 'view' AND b.person IS NOT NULL) t LEFT JOIN posts p ON p.post_id = t.post_id
+GROUP BY t.post_id, t.person, p.created_at, p.author_id ORDER BY 1, 2
+ON CONFLICT (post_id, person_id) DO UPDATE SET first_at = excluded.first_at WHERE excluded.first_at < post_viewers.first_at
+RETURNING post_id, person_id, (xmax = 0) AS inserted"""
+POST_FACTS = """
+UPDATE post_viewers v SET post_day = (p.created_at AT TIME ZONE 'UTC')::date, author_id = p.author_id
+FROM posts p WHERE p.post_id = ANY(:ids) AND v.post_id = p.post_id
+  AND (v.post_day, v.author_id) IS DISTINCT FROM ((p.created_at AT TIME ZONE 'UTC')::date, p.author_id)"""
 FIRST_RESPONSES = upsert_firsts("post_responders", f"SELECT posts[1] AS post_id, person, time {ACTIVE} AND responds "
                                                    "AND cardinality(posts) > 0")
 # Every rollup in one statement (one round trip: a consumer fetch is only 500 events). The parts write

@@ -50,9 +50,9 @@ SELECT a.author_id, a.posts, a.organic_posts + a.comments AS organic, a.reach, a
        coalesce(o.official, false) AS official
 FROM author_day a LEFT JOIN people o ON o.id = a.author_id WHERE a.day >= $1 AND a.day < $2"""
 NON_MEMBER_VIEWS = f"""
-SELECT p.author_id FROM people x JOIN post_viewers v ON v.person_id = x.id JOIN posts p ON p.post_id = v.post_id
-WHERE NOT ({MEMBER.format(p="x").replace(":hi", "$4")}) AND p.created_at >= $3 AND p.created_at < $4
-  AND v.person_id IS DISTINCT FROM p.author_id"""
+SELECT v.author_id FROM people x JOIN post_viewers v ON v.person_id = x.id
+WHERE NOT ({MEMBER.format(p="x").replace(":hi", "$3")}) AND v.post_day >= $1 AND v.post_day < $2
+  AND v.person_id IS DISTINCT FROM v.author_id"""
 CONTENT_BY_AUTHOR = f"""
 WITH a AS (SELECT author_id, posts, organic * (NOT official)::int AS organic, reach, responded FROM ({CONTENT_DAYS}) d
            UNION ALL
@@ -65,20 +65,19 @@ SELECT coalesce(sum(posts), 0), coalesce(sum(organic) FILTER (WHERE NOT official
 FROM ({CONTENT_DAYS}) d"""
 
 
-# Per member (by position in the member list, sent as the array $5): one bytea, no per-author Python objects.
+# Per member (by position in the member list, sent as the array $4): one bytea, no per-author Python objects.
 CONTENT_BLOB = f"""
 SELECT coalesce(string_agg(int4send((m.i - 1)::int4) || int4send(c.posts) || int4send(c.organic)
                            || int8send(c.reach) || int4send(c.responded), ''::bytea), ''::bytea)
 FROM ({CONTENT_BY_AUTHOR}) c (author_id, posts, organic, reach, responded)
-JOIN unnest(CAST($5 AS uuid[])) WITH ORDINALITY AS m (id, i) ON m.id = c.author_id"""
+JOIN unnest(CAST($4 AS uuid[])) WITH ORDINALITY AS m (id, i) ON m.id = c.author_id"""
 CONTENT_ROW = np.dtype([("i", ">i4"), ("posts", ">i4"), ("organic", ">i4"), ("reach", ">i8"), ("responded", ">i4")])
 
 
 async def content_by_member(session: AsyncSession, window: Window, act: Activity) -> np.ndarray:
     """[members, 4]: posts, organic content, reach and responded posts of each member's content in W."""
     matrix = np.zeros((len(act.members), 4), dtype=np.int64)
-    [(blob,)] = await fetch(session, CONTENT_BLOB, window.start, window.end, window.lo, window.hi,
-                            [m.id for m in act.members])
+    [(blob,)] = await fetch(session, CONTENT_BLOB, window.start, window.end, window.hi, [m.id for m in act.members])
     rows = np.frombuffer(blob, dtype=CONTENT_ROW)
     for column, name in enumerate(("posts", "organic", "reach", "responded")):
         matrix[rows["i"], column] = rows[name]
@@ -96,7 +95,7 @@ async def organic_content(session: AsyncSession, window: Window) -> int:
 async def content_totals(session: AsyncSession, window: Window) -> AuthorContent:
     """The content numbers of W over every author, computed in the database (one row back)."""
     return AuthorContent(*(int(n) for n in (await fetch(session, CONTENT_TOTALS, window.start, window.end,
-                                                        window.lo, window.hi))[0]))
+                                                        window.hi))[0]))
 
 
 async def median_first_response_seconds(session: AsyncSession, window: Window) -> float | None:
