@@ -96,7 +96,8 @@ async def test_recompute_rebuilds_the_same_numbers(deliver, client, staff, sessi
     segments = (await client.get(f"/api/v1/analytics/segments?{WINDOW}", headers=staff)).json()
     async with sessionmaker() as session:
         # Damage every rollup, then rebuild it from the event log.
-        for table in ("person_day", "person_bits", "post_viewers", "post_responders", "comments", "posts", "author_day"):
+        for table in ("person_day", "person_bits", "post_viewers", "post_responders", "comments", "posts", "author_day",
+                      "content_day"):
             await session.execute(text(f"DELETE FROM {table}"))
         await session.commit()
     assert (await overview(client, staff))["active_members"] == 0
@@ -134,5 +135,11 @@ async def test_author_day_and_viewers_post_days_follow_the_posts_whatever_the_or
         stale_viewers = await session.scalar(text("""
             SELECT count(*) FROM post_viewers v JOIN posts p USING (post_id)
             WHERE (v.post_day, v.author_id) IS DISTINCT FROM ((p.created_at AT TIME ZONE 'UTC')::date, p.author_id)"""))
+        days = (await session.execute(text("SELECT day, posts, organic_posts, comments, reach::int, responded "
+                                           "FROM content_day ORDER BY day"))).all()
     assert kept == recount and sum(row[2] for row in kept) == len(scenario.posts)
     assert stale_viewers == 0  # views that came before their post learnt its day and author when it came
+    by_day = {}
+    for day, _, *numbers in kept:
+        by_day[day] = [a + b for a, b in zip(by_day.get(day, [0] * 5), numbers)]
+    assert days == sorted((day, *numbers) for day, numbers in by_day.items())

@@ -16,7 +16,7 @@ from tests.analytics.scenario import company
 
 PREFIX = "hearth_test_cli_"
 ROLLUPS = ("person_day", "person_bits", "person_client_day", "post_day", "post_viewers", "post_responders",
-           "comments", "search_day", "author_day")
+           "comments", "search_day", "author_day", "content_day")
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ async def test_recompute_command_rebuilds_identical_rollups(committed, pg_server
     before = await snapshot(committed)
     async with committed() as session:
         for damage in ("DELETE FROM person_day", "DELETE FROM post_viewers", "UPDATE posts SET reach = 0",
-                       "UPDATE author_day SET reach = 0, comments = 7"):
+                       "UPDATE author_day SET reach = 0, comments = 7", "DELETE FROM content_day"):
             await session.execute(text(damage))
         await session.commit()
     env = os.environ | {"HEARTH_DATABASE_URL": pg_server_url, "HEARTH_DATABASE_PREFIX": PREFIX}

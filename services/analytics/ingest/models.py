@@ -150,6 +150,20 @@ class AuthorDay(Table, table=True):
     responded: int = 0  # posts with a comment or reaction from someone else within 24 h
 
 
+class ContentDay(Table, table=True):
+    """author_day summed per day over every author (flushed with it, in the same statement): what the
+    overview's totals read; official accounts' organic content is taken out at query time from author_day."""
+
+    __tablename__ = "content_day"
+
+    day: date = Field(primary_key=True)
+    posts: int = 0
+    organic_posts: int = 0
+    comments: int = 0
+    reach: int = Field(default=0, sa_type=BigInteger)
+    responded: int = 0
+
+
 class PostViewer(Table, table=True):
     """Who viewed a post, first time; with the post's creation day and author once the post is known, so
     the views of people who are not members are found for a window's posts from the viewers' side."""

@@ -68,6 +68,7 @@ async def recompute(session: AsyncSession, *, start: date, end: date,
     await refresh_posts(session, reach_of=touched, responses_of=touched)
     await rebuild_bits(session, start, end)
     await rebuild_author_day(session, start, end)
+    await rebuild_content_day(session, start, end)
     await bump_version(session)
     return done
 
@@ -106,3 +107,12 @@ async def rebuild_author_day(session: AsyncSession, start: date, end: date) -> N
           FROM comments WHERE created_at >= :lo AND created_at < :hi) t
         GROUP BY day, author_id ORDER BY day, author_id"""),
         {"nil": UUID(int=0), "lo": datetime.combine(start, time(), UTC), "hi": datetime.combine(end, time(), UTC)})
+
+
+async def rebuild_content_day(session: AsyncSession, start: date, end: date) -> None:
+    """The range's day totals from the rebuilt author_day rows."""
+    await session.execute(text("DELETE FROM content_day WHERE day >= :s AND day < :e"), {"s": start, "e": end})
+    await session.execute(text("""
+        INSERT INTO content_day (day, posts, organic_posts, comments, reach, responded)
+        SELECT day, sum(posts), sum(organic_posts), sum(comments), sum(reach), sum(responded) FROM author_day
+        WHERE day >= :s AND day < :e GROUP BY day ORDER BY day"""), {"s": start, "e": end})

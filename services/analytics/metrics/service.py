@@ -58,11 +58,15 @@ WITH a AS (SELECT author_id, posts, organic * (NOT official)::int AS organic, re
            UNION ALL
            SELECT author_id, 0, 0, -count(*), 0 FROM ({NON_MEMBER_VIEWS}) n GROUP BY author_id)
 SELECT author_id, sum(posts)::int, sum(organic)::int, sum(reach)::int, sum(responded)::int FROM a GROUP BY author_id"""
-# The same numbers summed over every author.
+# The same numbers summed over every author: the day totals, less official accounts' organic content
+# (a few authors' rows of author_day) and the views of non-members.
+OFFICIAL_ORGANIC = """
+SELECT coalesce(sum(a.organic_posts + a.comments), 0) FROM people o JOIN author_day a ON a.author_id = o.id
+WHERE o.official AND a.day >= $1 AND a.day < $2"""
 CONTENT_TOTALS = f"""
-SELECT coalesce(sum(posts), 0), coalesce(sum(organic) FILTER (WHERE NOT official), 0),
+SELECT coalesce(sum(posts), 0), coalesce(sum(organic_posts + comments), 0) - ({OFFICIAL_ORGANIC}),
        coalesce(sum(reach), 0) - (SELECT count(*) FROM ({NON_MEMBER_VIEWS}) n), coalesce(sum(responded), 0)
-FROM ({CONTENT_DAYS}) d"""
+FROM content_day WHERE day >= $1 AND day < $2"""
 
 
 # Per member (by position in the member list, sent as the array $4): one bytea, no per-author Python objects.
@@ -85,7 +89,8 @@ async def content_by_member(session: AsyncSession, window: Window, act: Activity
 
 
 # Organic content alone (the previous window's, for growth): no reach or responses to work out.
-ORGANIC = f"SELECT coalesce(sum(organic) FILTER (WHERE NOT official), 0) FROM ({CONTENT_DAYS}) d"
+ORGANIC = f"""SELECT coalesce(sum(organic_posts + comments), 0) - ({OFFICIAL_ORGANIC})
+FROM content_day WHERE day >= $1 AND day < $2"""
 
 
 async def organic_content(session: AsyncSession, window: Window) -> int:
