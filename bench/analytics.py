@@ -11,11 +11,13 @@ the 2-core machine; the size reached is printed (`ingest: N events`) and every l
 Starts its own embedded PostgreSQL (durable settings) in a temporary folder unless --database-url
 names a server. Events are generated as the broker would hand them over (JSON bytes with valid
 payloads, ordered roughly by time, 2 % late by up to 7 days, 0.5 % redelivered); the ingest figure
-covers decoding the envelopes (`Envelope.from_bytes`, as the consumer does) and
+covers decoding the envelopes (`RawEnvelope.from_bytes`, as the consumer does) and
 `services.analytics.ingest.service.ingest` in batches (event log insert with dedupe, rollups), with
 --workers concurrent writers as several consumer partitions would be. Generation is timed separately
-and left out. The live consumer path (`EventConsumer` batch mode: decode, typed payload, the
-processed_events rows and `ingest` in one transaction per 500-record fetch) is measured on a sample.
+and left out; CPU seconds per million events (this process without generation, and the embedded
+PostgreSQL's) are printed too, the figure a shared machine distorts least. The live consumer path
+(`EventConsumer` batch mode: decode, the processed_events rows and `ingest` in one transaction per
+500-record fetch) is measured on a sample.
 Latencies are HTTP requests to the analytics app in-process (auth, query, JSON), not over a socket:
 `cached` is what repeated dashboard requests get (the answer is reused until the rollups change),
 `cold` clears the cache before every request (a new window, or the first request after a change).
