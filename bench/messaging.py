@@ -404,7 +404,7 @@ async def relay_stage(stack: Stack) -> list[float]:
     try:
         rows = await conn.fetch("SELECT extract(epoch FROM published_at - created_at) * 1000 AS ms FROM outbox "
                                 "WHERE published_at IS NOT NULL AND convert_from(payload, 'UTF8') LIKE "
-                                "'%hearth.message.sent%bench message%'")
+                                "'%hearth.message.sent%' AND convert_from(payload, 'UTF8') LIKE '%bench message%'")
     finally:
         await conn.close()
     return [float(r["ms"]) for r in rows]

@@ -14,8 +14,8 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from sqlalchemy import (BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Table, Text, bindparam, func,
-                        insert, literal, select, text)
+from sqlalchemy import (BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Table, Text, bindparam, cast,
+                        func, insert, literal, select, text, true)
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,17 +79,27 @@ async def add_event(session: AsyncSession, payload: EventData, *, subject: Any, 
     return envelope
 
 
-_ADD_EVENT_SQL = (f"WITH notify AS (SELECT pg_notify('{NOTIFY_CHANNEL}', '')) INSERT INTO outbox (event_id, topic, key, payload) "
-                  "SELECT $1::uuid, $2::varchar, $3::text, $4::bytea FROM notify")
+def add_event_cte(source, *, payload_json=None, name: str = "event"):
+    """`add_event` as a CTE of the caller's own statement (a change and its event in one statement, which
+    in autocommit is its own transaction): an outbox row if `source` selects a row (nothing: no event),
+    with the relay's wake-up. The values are parameters, `event_params(envelope, payload)`; `payload_json`
+    is a JSONB expression of the whole envelope when the statement fills something in (e.g.
+    ``jsonb_set(<the envelope>, '{data,recipients}', ...)``), else the row holds `Envelope.to_bytes()`.
+    Add the returned CTE to the statement (`.add_cte(...)`): PostgreSQL runs it even when nothing reads it."""
+    notify = select(func.pg_notify(NOTIFY_CHANNEL, literal("")).label("notified")).cte(f"{name}_notify")
+    body = bindparam("o_payload", type_=LargeBinary) if payload_json is None else \
+        func.convert_to(cast(payload_json, Text), literal("UTF8"))
+    row = select(bindparam("o_event_id", type_=PG_UUID(as_uuid=True)), bindparam("o_topic", type_=String),
+                 bindparam("o_key", type_=Text), body).select_from(source).join(notify, true()).limit(1)
+    return insert(outbox_table).from_select(["event_id", "topic", "key", "payload"], row).cte(name)
 
 
-async def add_event_on(connection: asyncpg.Connection, payload: EventData, *, service: str, subject: Any,
-                       actor: UUID | None = None, client: str | None = None) -> Envelope:
-    """`add_event` on a plain asyncpg connection, in the transaction the caller holds open on it (a hot path
-    that does its unit of work without the ORM): the same row, the same envelope, the same wake-up."""
-    envelope = Envelope.wrap(payload, source=service, subject=subject, actor=actor, client=client)
-    await connection.execute(_ADD_EVENT_SQL, envelope.id, payload.TOPIC, envelope.subject, envelope.to_bytes())
-    return envelope
+def event_params(envelope: Envelope, payload: EventData, *, with_bytes: bool = True) -> dict[str, Any]:
+    """The parameters of `add_event_cte` for this envelope."""
+    params = {"o_event_id": envelope.id, "o_topic": payload.TOPIC, "o_key": envelope.subject}
+    if with_bytes:
+        params["o_payload"] = envelope.to_bytes()
+    return params
 
 
 async def add_events(session: AsyncSession, payloads: list[tuple[EventData, Any]], *, actor: UUID | None = None,

@@ -259,6 +259,7 @@ async def test_a_plain_socket_send_stores_the_message_its_frames_and_its_event_t
     """The socket's common case skips the ORM (messages.send_plain): the same rows as the general path."""
     from sqlalchemy import func, select
     from shared.db import make_sessionmaker
+    from shared.events import Envelope
     from shared.outbox import outbox_table
     from services.messaging.conversations import service as conversations
     from services.messaging.messages.models import Message
@@ -292,9 +293,11 @@ async def test_a_plain_socket_send_stores_the_message_its_frames_and_its_event_t
             assert stored["data"]["id"] == first["data"]["id"] and stored["data"]["seq"] == 1
         events = (await session.execute(select(outbox_table.c.payload)
                                         .where(outbox_table.c.key == str(conversation.id)))).scalars().all()
-    sent = [json.loads(e) for e in events if b"hearth.message.sent" in e]
-    assert len(sent) == 1 and sent[0]["data"]["message_id"] == first["data"]["id"]
-    assert sorted(sent[0]["data"]["recipients"]) == sorted([str(ana), str(ben)])
+    sent = [Envelope.from_bytes(e) for e in events if b"hearth.message.sent" in e]
+    assert len(sent) == 1 and sent[0].source == "messaging" and sent[0].actor == ana
+    payload = sent[0].payload()  # what every consumer reads: the typed payload, members filled in
+    assert str(payload.message_id) == first["data"]["id"] and payload.excerpt == "*hi*"
+    assert sorted(payload.recipients) == sorted([ana, ben])
     # Someone else's conversation: refused as not found, and nothing is written.
     intruder = await _hello(url, keys.token(eve), ping_interval=None)
     await intruder.send(json.dumps(send | {"client_msg_id": "e1", "id": 3}))

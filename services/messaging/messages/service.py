@@ -27,7 +27,8 @@ from shared.errors import Conflict, Forbidden, InvalidInput
 from shared.events.messaging import (MessageDeleted, MessageEdited, MessageReactionAdded, MessageReactionRemoved,
                                      MessageSent)
 from shared.markdown import render
-from shared.outbox import add_event, add_event_on
+from shared.events import Envelope
+from shared.outbox import add_event, add_event_cte, event_params
 
 EXCERPT = 200
 
@@ -104,7 +105,7 @@ async def _by_client_id(session, conversation_id, sender_id, client_msg_id) -> M
         Message.client_msg_id == client_msg_id))
 
 
-def _send_statement(*, with_frame: bool):
+def _send_statement(*, with_frame: bool, with_event: bool = False):
     """Built once (statement construction costs more CPU than the database's work for it): bump the
     conversation's counter (locking its row, so seq follows commit order, the order every reader sees)
     if the sender is a member and the client_msg_id is new, store the message at that seq, move the
@@ -133,7 +134,13 @@ def _send_statement(*, with_frame: bool):
     data = func.jsonb_set(bindparam("m_frame", type_=JSONB), literal_column("'{seq}'::text[]"), func.to_jsonb(store.c.seq))
     wanted = select(Member.person_id.label("person_id"), data.label("data")) \
         .join_from(store, Member, Member.conversation_id == p["conversation_id"])
-    return statement.add_cte(frames.append_cte(wanted, kind="message.created", name="frame"))
+    statement = statement.add_cte(frames.append_cte(wanted, kind="message.created", name="frame"))
+    if not with_event:
+        return statement
+    # ... and its hearth.message.sent event, the envelope given with the members filled in here.
+    envelope = func.jsonb_set(bindparam("o_envelope", type_=JSONB), literal_column("'{data,recipients}'::text[]"),
+                              func.to_jsonb(members.scalar_subquery()))
+    return statement.add_cte(add_event_cte(store, payload_json=envelope))
 
 
 _SEND = _send_statement(with_frame=False)  # a message with attachments: its frame lists them, stored after
@@ -192,7 +199,7 @@ class _Compiled:
         return [params[name] for name in self.compiled.positiontup]
 
 
-_SEND_WITH_FRAME_SQL = _Compiled(_SEND_WITH_FRAME)
+_SEND_PLAIN = _Compiled(_send_statement(with_frame=True, with_event=True))
 
 
 def can_send_plain(*, body: str, reply_to_id: UUID | None, attachment_ids) -> bool:
@@ -202,29 +209,27 @@ def can_send_plain(*, body: str, reply_to_id: UUID | None, attachment_ids) -> bo
 
 async def send_plain(engine: AsyncEngine, *, service: str, conversation_id: UUID, sender_id: UUID, body: str,
                      client_msg_id: str | None) -> dict | None:
-    """`send` of a plain message (see `can_send_plain`) as its own unit of work straight on asyncpg: the
-    statement of `send` (message, read marker, members' frames) and the outbox row, in one transaction of
-    two statements, without ORM objects; the new message's frame data, or None when nothing was written
-    (not a member, or a retried client_msg_id), for `send` to answer."""
+    """`send` of a plain message (see `can_send_plain`) as ONE statement straight on asyncpg, in autocommit
+    (a statement is its own transaction): the message, the sender's read marker, every member's frame
+    and the hearth.message.sent outbox row (its recipients filled in by the statement), without ORM
+    objects; the new message's frame data, or None when nothing was written (not a member, or a retried
+    client_msg_id), for `send` to answer."""
     message = SimpleNamespace(id=uuid7(), conversation_id=conversation_id, seq=None, sender_id=sender_id,
                               client_msg_id=client_msg_id, body=body, body_html=render(body), reply_to_id=None,
                               created_at=utcnow(), edited_at=None, deleted_at=None)
     data = frame_data(message)
+    event = MessageSent(message_id=message.id, conversation_id=conversation_id, sender_id=sender_id,
+                        excerpt=body[:EXCERPT], created_at=message.created_at, recipients=[])
+    envelope = Envelope.wrap(event, source=service, subject=conversation_id, actor=sender_id)
     values = {f"m_{c}": getattr(message, c) for c in ("id", "conversation_id", "sender_id", "client_msg_id", "body",
                                                        "body_html", "reply_to_id", "created_at")}
-    values["m_frame"] = json.dumps(data)  # (the driver's JSONB parameter is the text)
+    # (the driver's JSONB parameters are JSON text)
+    values |= {"m_frame": json.dumps(data), "o_envelope": envelope.model_dump_json()} | \
+        event_params(envelope, event, with_bytes=False)
     async with engine.connect() as connection:
         raw = (await connection.get_raw_connection()).driver_connection
         try:
-            async with raw.transaction():
-                stored = await raw.fetchrow(_SEND_WITH_FRAME_SQL.sql, *_SEND_WITH_FRAME_SQL.args(values))
-                if stored is None:
-                    return None
-                seq, recipients = stored
-                await add_event_on(raw, MessageSent(
-                    message_id=message.id, conversation_id=conversation_id, sender_id=sender_id, excerpt=body[:EXCERPT],
-                    created_at=message.created_at, recipients=recipients), service=service, subject=conversation_id,
-                    actor=sender_id)
+            stored = await raw.fetchrow(_SEND_PLAIN.sql, *_SEND_PLAIN.args(values))
         except asyncpg.UniqueViolationError as exc:  # the same client_msg_id committed concurrently
             raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
         except asyncpg.PostgresError:
@@ -232,7 +237,9 @@ async def send_plain(engine: AsyncEngine, *, service: str, conversation_id: UUID
         except BaseException:  # the connection may be broken (or left mid-statement): never reuse it
             await connection.invalidate()
             raise
-    return data | {"seq": seq}
+    if stored is None:
+        return None
+    return data | {"seq": stored[0]}
 
 
 async def get_for_member(session: AsyncSession, *, message_id: UUID, person_id: UUID) -> Message:
