@@ -193,10 +193,14 @@ class _Compiled:
     def __init__(self, statement):
         self.compiled = statement.compile(dialect=asyncpg_dialect())
         self.sql = str(self.compiled)
+        self.constants: dict | None = None  # the statement's own literals (taken once: construct_params is slow)
 
     def args(self, values: dict) -> list:
-        params = self.compiled.construct_params(values)
-        return [params[name] for name in self.compiled.positiontup]
+        if self.constants is None:
+            params = self.compiled.construct_params(values)
+            self.constants = {name: params[name] for name in self.compiled.positiontup if name not in values}
+        constants = self.constants
+        return [values[name] if name in values else constants[name] for name in self.compiled.positiontup]
 
 
 _SEND_PLAIN = _Compiled(_send_statement(with_frame=True, with_event=True))

@@ -84,7 +84,7 @@ def startup(settings: Settings):
         # Frame reads get connections of their own: a burst of writes must not starve delivery.
         app.state.frame_read_engine = read_engine = hot_engine(settings, pool_size=2)
         # Socket frames (each its own unit of work) too, so that their checkouts skip the ping.
-        app.state.socket_engine = socket_engine = hot_engine(settings, pool_size=settings.database_pool_size)
+        app.state.socket_engine = socket_engine = hot_engine(settings, pool_size=max(2, settings.database_pool_size // 2))
         app.state.socket_sessionmaker = make_sessionmaker(socket_engine, service=settings.service_name)
         hub = Hub(tables=frames, sessionmaker=make_sessionmaker(read_engine, service=settings.service_name),
                   settings=settings.realtime)
