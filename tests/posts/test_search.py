@@ -181,8 +181,9 @@ async def test_relevance_asks_the_text_index_when_the_newest_posts_hold_too_few_
     monkeypatch.setattr(service, "SAMPLE", 1)
     monkeypatch.setattr(service, "SCAN_MAX", 0)  # no scan by date: the windows of the text index
     windows = []
-    by_index = service._candidates_by_text_index
-    monkeypatch.setattr(service, "_candidates_by_text_index", lambda **kw: windows.append(kw["start"]) or by_index(**kw))
+    rank_page = service._ranked
+    monkeypatch.setattr(service, "_ranked", lambda *a, **kw: (kw["scan"] or windows.append(kw["start"]))
+                        and None or rank_page(*a, **kw))
     author, reader = await make_person(), await make_person()
     by_age = {}
     for days in (1, 20, 25, 200):
@@ -329,6 +330,23 @@ async def test_results_only_contain_posts_the_searcher_may_read(client, auth, hi
         for order in ("relevance", "date"):
             got = await found_ids(client, auth, people[who], "zebracorn", order=order)
             assert got == {posts[k] for k in readable}, (who, order)
+
+
+async def test_a_search_is_built_once_per_shape_and_each_caller_binds_their_own_id(client, auth, hidden_world,
+                                                                                   monkeypatch):
+    from services.posts.search import service
+    monkeypatch.setattr(service, "_RANKED", {})
+    built = []
+    build = service._ranked_statement
+    monkeypatch.setattr(service, "_ranked_statement", lambda **kw: built.append(kw["by_date"]) or build(**kw))
+    posts, people, _ = hidden_world
+    for n, who in enumerate(("outsider", "insider", "follower", "author")):
+        assert await found_ids(client, auth, people[who], "zebracorn") == {posts[k] for k in READABLE[who]}, who
+        assert await found_ids(client, auth, people[who], "zebracorn", kind="update") == {
+            posts[k] for k in READABLE[who]}, who
+        if n == 0:
+            first = list(built)
+    assert built == first and first  # built by the first caller, reused by the others
 
 
 async def test_filters_on_hidden_groups_and_authors_find_nothing(client, auth, hidden_world):
