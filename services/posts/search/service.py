@@ -314,7 +314,7 @@ _RANKED: dict[tuple, object] = {}  # ranked statements by shape, for every reque
 
 
 @dataclass(frozen=True)
-class _Viewer:
+class Viewer:
     id: object  # the `viewer` parameter, where a statement built once takes the caller's id
 
 
@@ -341,7 +341,7 @@ def _bound_ranked(*, user: CurrentUser, q: str, filters: PostFilters, by_date: b
                             bindparam("q_prefix", type_=String) if prefix is not None else None)
         shaped = PostFilters.model_construct(**bound, unanswered=filters.unanswered,
                                              has_attachment=filters.has_attachment)
-        stmt = _RANKED[shape] = _ranked_statement(user=_Viewer(bindparam("viewer", type_=Uuid)), query=query,
+        stmt = _RANKED[shape] = _ranked_statement(user=Viewer(bindparam("viewer", type_=Uuid)), query=query,
                                                   filters=shaped, by_date=by_date, after=bool(after), limit=limit)
     return stmt, params
 
