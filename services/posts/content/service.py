@@ -352,18 +352,20 @@ async def items(session: AsyncSession, rows: list, *, user: CurrentUser, now: da
     """Rows of `presentation_columns` as the API shows them, in their order (poll results: 3 more queries)."""
     now = now or utcnow()
     polls = await _polls(session, [r for r in rows if r.kind == "poll"], user, now)
-    return [_public(row, polls.get(row.id), now) for row in rows]
+    names = tuple(rows[0]._mapping.keys()) if rows else ()  # once: Row._asdict goes through a mapping per row
+    return [_public(dict(zip(names, row)), polls.get(row.id), now) for row in rows]
 
 
-def _public(row, poll: PollPublic | None, now: datetime) -> PostPublic:
-    out = row._asdict()  # one dict per row (row._mapping[...] builds a mapping per access)
+def _public(out: dict, poll: PollPublic | None, now: datetime) -> PostPublic:
+    """`out`: a row of `presentation_columns` as a dict, completed here into the post's public form."""
     out["author"] = {name: out[f"author__{name}"] for name in _AUTHOR_FIELDS}
-    must_ack = row.kind == "announcement" and row.must_read
+    announcement = out["kind"] == "announcement"
+    acked = out["acked_version"]
     out.update(
-        poll=poll, attachments=row.files or [],
-        reaction_counts={k: v for k, v in (row.reaction_counts or {}).items() if v},
-        acknowledged=(row.acked_version is not None and row.acked_version >= row.ack_version) if must_ack else None,
-        pinned=row.kind == "announcement" and row.pinned_until is not None and row.pinned_until > now)
+        poll=poll, attachments=out["files"] or [],
+        reaction_counts={k: v for k, v in (out["reaction_counts"] or {}).items() if v},
+        acknowledged=(acked is not None and acked >= out["ack_version"]) if announcement and out["must_read"] else None,
+        pinned=announcement and out["pinned_until"] is not None and out["pinned_until"] > now)
     return PostPublic.model_validate(out)  # the other columns are not fields of PostPublic: ignored
 
 
