@@ -282,10 +282,12 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
     t = time.monotonic()
     await open_all(clients)
     say(f"{len(clients)} sockets open ({pairs} on A, {pairs} on B) in {time.monotonic() - t:.1f}s")
-    await asyncio.sleep(2)
+    idle_before, idle_at = stack.cpu_seconds(), time.monotonic()
+    await asyncio.sleep(5)  # the replicas' CPU with the sockets open and nothing sent (heartbeats, polls)
+    idle_rate = (sum(stack.cpu_seconds()) - sum(idle_before)) / (time.monotonic() - idle_at)
 
     total = int(args.rate * args.seconds)
-    cpu_before, pg_before = stack.cpu_seconds(), stack.postgres_cpu_seconds()
+    cpu_before, pg_before, cpu_at = stack.cpu_seconds(), stack.postgres_cpu_seconds(), time.monotonic()
     profilers = stack.profile(args.py_spy, args.seconds + 5) if args.py_spy else []
     rng = random.Random(7)
     start_at = time.perf_counter()
@@ -315,6 +317,9 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
     lost = len(pending)
     cpu = [after - before for before, after in zip(cpu_before, stack.cpu_seconds())]
     pg = stack.postgres_cpu_seconds() - pg_before
+    idle = idle_rate * (time.monotonic() - cpu_at)
+    say(f"replicas idle: {idle_rate * 1000:.0f} ms of CPU per second together; net of that, "
+        f"{max(sum(cpu) - idle, 0) / max(total, 1) * 1000:.2f} ms per message")
     say(f"replica CPU per message: {sum(cpu) / max(total, 1) * 1000:.2f} ms (A {cpu[0]:.1f} s, B {cpu[1]:.1f} s "
         f"for {total} messages); PostgreSQL CPU per message: {pg / max(total, 1) * 1000:.2f} ms"
         + (f" (with {lost} messages not yet delivered: their remaining work is not counted)" if lost else ""))
