@@ -335,7 +335,7 @@ async def test_results_only_contain_posts_the_searcher_may_read(client, auth, hi
 async def test_a_search_is_built_once_per_shape_and_each_caller_binds_their_own_id(client, auth, hidden_world,
                                                                                    monkeypatch):
     from services.posts.search import service
-    monkeypatch.setattr(service, "_RANKED", {})
+    monkeypatch.setattr(service, "_STATEMENTS", {})
     built = []
     build = service._ranked_statement
     monkeypatch.setattr(service, "_ranked_statement", lambda **kw: built.append(kw["by_date"]) or build(**kw))

@@ -228,12 +228,23 @@ async def window_start(session: AsyncSession, where: list, *, as_of: datetime, n
     return EPOCH
 
 
-async def _newest_by_date(session: AsyncSession, where: list, after: list | None, page: PageParams):
-    stmt = select(posts.c.id, posts.c.created_at).where(*where)
+def _by_date_statement(*, user, query, filters: PostFilters, after: bool, limit: int):
+    stmt = select(posts.c.id, posts.c.created_at).where(posts.c.search_vector.op("@@")(query),
+                                                         *_visible_posts(user), *_post_filters(filters))
     if after:
-        stmt = stmt.where(tuple_(posts.c.created_at, posts.c.id) < tuple_(*after))
-    rows = (await session.execute(stmt.order_by(posts.c.created_at.desc(), posts.c.id.desc())
-                                  .limit(page.limit + 1))).all()
+        stmt = stmt.where(tuple_(posts.c.created_at, posts.c.id)
+                          < tuple_(bindparam("after_at", type_=DateTime(timezone=True)),
+                                   bindparam("after_id", type_=Uuid)))
+    return stmt.order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(limit)
+
+
+async def _newest_by_date(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
+                          after: list | None, page: PageParams):
+    stmt, params = _bound_search(user=user, q=q, filters=filters, key=("date", bool(after), page.limit + 1),
+                                 build=partial(_by_date_statement, after=bool(after), limit=page.limit + 1))
+    if after:
+        params |= {"after_at": after[0], "after_id": after[1]}
+    rows = (await session.execute(stmt, params)).all()
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     return [(r.id, None) for r in rows], (encode_cursor([rows[-1].created_at, rows[-1].id]) if more else None)
@@ -310,7 +321,7 @@ def _ranked_statement(*, user, query, filters: PostFilters, by_date: bool, after
 
 _BOUND_FILTERS = {"author_id": Uuid, "group_id": Uuid, "tag": String, "kind": String,
                   "since": DateTime(timezone=True), "until": DateTime(timezone=True)}
-_RANKED: dict[tuple, object] = {}  # ranked statements by shape, for every request (values are parameters)
+_STATEMENTS: dict[tuple, object] = {}  # search statements by shape, for every request (values are parameters)
 
 
 @dataclass(frozen=True)
@@ -318,13 +329,12 @@ class Viewer:
     id: object  # the `viewer` parameter, where a statement built once takes the caller's id
 
 
-def _bound_ranked(*, user: CurrentUser, q: str, filters: PostFilters, by_date: bool, after: list | None,
-                  limit: int):
-    """The ranked statement for this shape of search (which filters, phrase or prefix, by date or the text
-    index, first page or not), built once and kept: every value is a parameter — the caller (`viewer`, for
-    the one visibility rule), the words, the filters' values, the window. Building it applies the
-    visibility rule to a subquery, ~3-8 ms of Python, more than the SQL of most searches. Returns the
-    statement and its parameters."""
+def _bound_search(*, user: CurrentUser, q: str, filters: PostFilters, key: tuple, build) -> tuple:
+    """A search statement for this shape of search (`key`: its kind; which filters, phrase or prefix),
+    built once by `build(user=, query=, filters=)` and kept: every value is a parameter — the caller
+    (`viewer`, for the one visibility rule), the words, the filters' values. Building one applies the
+    visibility rule (to a subquery for relevance), ~2-8 ms of Python, more than the SQL of most searches.
+    Returns the statement and its parameters."""
     words, prefix = tsquery_parts(q)
     params = {"viewer": user.id, "q_words": words, "q_prefix": prefix}
     bound = {}
@@ -332,18 +342,23 @@ def _bound_ranked(*, user: CurrentUser, q: str, filters: PostFilters, by_date: b
         if (value := getattr(filters, name)) is not None:
             params[f"f_{name}"] = value.lower().lstrip("#") if name == "tag" else value
             bound[name] = bindparam(f"f_{name}", type_=type_)
-    if after:
-        params |= {"after_score": after[0], "after_id": after[1]}
-    shape = (by_date, words is not None, prefix is not None, tuple(bound), filters.unanswered,
-             filters.has_attachment, bool(after), limit, CANDIDATES)
-    if (stmt := _RANKED.get(shape)) is None:
+    shape = (*key, words is not None, prefix is not None, tuple(bound), filters.unanswered, filters.has_attachment)
+    if (stmt := _STATEMENTS.get(shape)) is None:
         query = _tsquery_of(bindparam("q_words", type_=String) if words is not None else None,
                             bindparam("q_prefix", type_=String) if prefix is not None else None)
         shaped = PostFilters.model_construct(**bound, unanswered=filters.unanswered,
                                              has_attachment=filters.has_attachment)
-        stmt = _RANKED[shape] = _ranked_statement(user=Viewer(bindparam("viewer", type_=Uuid)), query=query,
-                                                  filters=shaped, by_date=by_date, after=bool(after), limit=limit)
+        stmt = _STATEMENTS[shape] = build(user=Viewer(bindparam("viewer", type_=Uuid)), query=query, filters=shaped)
     return stmt, params
+
+
+def _bound_ranked(*, user: CurrentUser, q: str, filters: PostFilters, by_date: bool, after: list | None,
+                  limit: int):
+    """The ranked statement (see _ranked_statement) of this shape of search, and its parameters."""
+    stmt, params = _bound_search(
+        user=user, q=q, filters=filters, key=("ranked", by_date, bool(after), limit, CANDIDATES),
+        build=partial(_ranked_statement, by_date=by_date, after=bool(after), limit=limit))
+    return stmt, params | ({"after_score": after[0], "after_id": after[1]} if after else {})
 
 
 async def _ranked(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters, as_of: datetime,
@@ -415,11 +430,9 @@ def _window(as_of: datetime, days: float, found: int, *, wider_than: float = 0) 
 
 async def _post_page(session: AsyncSession, *, user: CurrentUser, q: str, filters: PostFilters,
                      order: PostOrder, page: PageParams) -> tuple[list[tuple[UUID, float | None]], str | None]:
-    query = tsquery(q)
     after = decode(page.cursor, _post_cursor_columns(order))
     if order == "date":
-        where = [posts.c.search_vector.op("@@")(query), *_visible_posts(user), *_post_filters(filters)]
-        return await _newest_by_date(session, where, after, page)
+        return await _newest_by_date(session, user=user, q=q, filters=filters, after=after, page=page)
     rank = partial(_ranked, session, user=user, q=q, filters=filters, after=after, limit=page.limit + 1)
     if after:  # the candidates the first page settled on
         as_of, start, scan = after[2], after[3], after[4]
