@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, exists, func, insert, literal_column, select, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
 from services.messaging.attachments import service as attachments
@@ -211,7 +211,7 @@ def can_send_plain(*, body: str, reply_to_id: UUID | None, attachment_ids) -> bo
     return reply_to_id is None and not attachment_ids and "@" not in body
 
 
-async def send_plain(engine: AsyncEngine, *, service: str, conversation_id: UUID, sender_id: UUID, body: str,
+async def send_plain(pool: asyncpg.Pool, *, service: str, conversation_id: UUID, sender_id: UUID, body: str,
                      client_msg_id: str | None) -> dict | None:
     """`send` of a plain message (see `can_send_plain`) as ONE statement straight on asyncpg, in autocommit
     (a statement is its own transaction): the message, the sender's read marker, every member's frame
@@ -230,17 +230,12 @@ async def send_plain(engine: AsyncEngine, *, service: str, conversation_id: UUID
     # (the driver's JSONB parameters are JSON text)
     values |= {"m_frame": json.dumps(data), "o_envelope": envelope.model_dump_json()} | \
         event_params(envelope, event, with_bytes=False)
-    async with engine.connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
+    # (asyncpg's pool drops a connection that broke or was left mid-statement)
+    async with pool.acquire() as connection:
         try:
-            stored = await raw.fetchrow(_SEND_PLAIN.sql, *_SEND_PLAIN.args(values))
+            stored = await connection.fetchrow(_SEND_PLAIN.sql, *_SEND_PLAIN.args(values))
         except asyncpg.UniqueViolationError as exc:  # the same client_msg_id committed concurrently
             raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
-        except asyncpg.PostgresError:
-            raise
-        except BaseException:  # the connection may be broken (or left mid-statement): never reuse it
-            await connection.invalidate()
-            raise
     if stored is None:
         return None
     return data | {"seq": stored[0]}

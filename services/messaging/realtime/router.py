@@ -92,7 +92,7 @@ async def handle_frame(conn: Connection, raw: dict) -> dict | None:
             and messages.can_send_plain(body=frame.body, reply_to_id=frame.reply_to_id, attachment_ids=frame.attachment_ids):
         # The common case, without the ORM (its own unit of work too); what it does not write (not a
         # member, a retried client_msg_id) the general path below answers.
-        sent = await messages.send_plain(app.state.socket_engine, service=app.state.settings.service_name,
+        sent = await messages.send_plain(app.state.send_pool, service=app.state.settings.service_name,
                                          conversation_id=frame.conversation_id, sender_id=conn.person_id,
                                          body=frame.body, client_msg_id=frame.client_msg_id)
         if sent is not None:

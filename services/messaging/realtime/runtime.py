@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from itertools import islice
 from uuid import UUID
 
+import asyncpg
 import structlog
 from fastapi import FastAPI
 from sqlalchemy import any_, literal, select
@@ -62,6 +63,12 @@ def install(app: FastAPI, settings: Settings) -> None:
             engine = getattr(app.state, name, None)
             if engine is not None:  # absent when start-up failed before the hook
                 await engine.dispose()
+        pool = getattr(app.state, "send_pool", None)
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except Exception:
+                pool.terminate()
 
     app.router.lifespan_context = lifespan
 
@@ -78,6 +85,10 @@ def hot_engine(settings: Settings, *, pool_size: int) -> AsyncEngine:
                                pool_pre_ping=False)
 
 
+async def _no_reset(connection) -> None:
+    """asyncpg's default reset is a round trip per release (UNLISTEN, RESET ALL, ...): nothing to undo here."""
+
+
 def startup(settings: Settings):
     """A start-up hook (runs before the supervisor starts): the hub, presence and their supervised jobs."""
     async def hook(app: FastAPI) -> None:
@@ -86,6 +97,13 @@ def startup(settings: Settings):
         # Socket frames (each its own unit of work) too, so that their checkouts skip the ping.
         app.state.socket_engine = socket_engine = hot_engine(settings, pool_size=max(2, settings.database_pool_size // 2))
         app.state.socket_sessionmaker = make_sessionmaker(socket_engine, service=settings.service_name)
+        # Plain sends (one statement each, messages.send_plain) straight on asyncpg's own pool: no
+        # SQLAlchemy connection objects and no reset query per use (nothing they run leaves state behind:
+        # autocommit statements, no SET/LISTEN). Connections are opened on first use.
+        app.state.send_pool = await asyncpg.create_pool(
+            settings.service_database_url.replace("postgresql+asyncpg://", "postgresql://", 1), min_size=0,
+            max_size=max(2, settings.database_pool_size // 2), reset=_no_reset,
+            server_settings={"application_name": f"hearth-{settings.service_name}:sends"})
         hub = Hub(tables=frames, sessionmaker=make_sessionmaker(read_engine, service=settings.service_name),
                   settings=settings.realtime)
         watchers: dict[UUID, set[Connection]] = {}
