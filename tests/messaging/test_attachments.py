@@ -3,12 +3,17 @@
 import io
 
 import pytest
+from fastapi import Request
 from PIL import Image
+from sqlalchemy import func, select
+
+from services.messaging.attachments.models import Attachment
 
 from services.messaging.attachments.router import storage
 from shared.storage import LocalStorage
 from tests.messaging.factories import people
 from tests.messaging.test_conversations import API, group
+from tests.posts.test_attachments import CommitLost, failing_client, files_under
 
 
 @pytest.fixture
@@ -73,3 +78,21 @@ async def test_uploads_are_limited_by_type_size_and_content(client, keys, sessio
     assert (await upload(client, keys, ana, conv["id"], big, "text/plain", "big.txt")).status_code == 413
     empty = await client.post(f"{API}/{conv['id']}/messages", headers=keys.headers(ana), json={"body": "  "})
     assert empty.status_code == 422  # nothing to send
+
+
+async def test_an_upload_whose_commit_fails_leaves_neither_file_nor_row(app, client, keys, sessionmaker, files):
+    ana, ben = await people(sessionmaker, 2)
+    conv = await group(client, keys, ana, [ben])
+
+    async def session_that_cannot_commit(request: Request):
+        async with sessionmaker() as session:
+            request.state.unit_of_work = session
+            yield session
+            raise CommitLost()  # instead of committing: what the route wrote rolls back
+
+    async with failing_client(app, session_that_cannot_commit) as client:
+        response = await upload(client, keys, ana, conv["id"], png())
+    assert response.status_code == 500
+    assert files_under(files) == []
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(Attachment)) == 0

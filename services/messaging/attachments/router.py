@@ -11,7 +11,7 @@ from services.messaging.db import SessionDep
 from shared.auth import CurrentUserDep
 from shared.idempotency import IdempotentRoute
 from shared.storage import Storage, storage_from_url
-from shared.uploads import upload_route
+from shared.uploads import RequestFiles, request_files, upload_route
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["messages"], route_class=IdempotentRoute)
 
@@ -26,12 +26,14 @@ def storage(request: Request) -> Storage:
 
 
 StorageDep = Annotated[Storage, Depends(storage)]
+# What an upload stores is removed again if its request fails (named before the session: shared/uploads.py).
+UploadFilesDep = Annotated[RequestFiles, request_files(storage)]
 
 
 @router.post("/{conversation_id}/attachments", response_model=AttachmentPublic, status_code=status.HTTP_201_CREATED)
 @upload_route  # the body may be as large as the attachment limit (shared/uploads.py)
-async def upload(conversation_id: UUID, file: UploadFile, request: Request, session: SessionDep, user: CurrentUserDep,
-                 files: StorageDep):
+async def upload(conversation_id: UUID, file: UploadFile, request: Request, files: UploadFilesDep, session: SessionDep,
+                 user: CurrentUserDep):
     """Upload a file (multipart field `file`); send it with a message's `attachment_ids`."""
     limit = request.app.state.settings.attachment_max_bytes
     data = await file.read(limit + 1)
