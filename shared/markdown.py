@@ -31,8 +31,17 @@ def sanitize(html: str) -> str:
                      url_schemes=set(URL_SCHEMES), link_rel=LINK_REL)
 
 
+# One line of words and harmless punctuation, starting with a letter: no Markdown construct can start or
+# happen in it (no list/heading/quote marker, no emphasis, code, link, entity or HTML character, no break),
+# so the parser would only wrap it in a paragraph. Most chat messages are this; the pure-Python parser was
+# the largest part of a message send's CPU. tests/unit/test_markdown.py checks the shortcut against the parser.
+_PLAIN = re.compile(r"[^\W\d_](?:[^\W_]|[ ,.;:'?!()/%@+=-])*")
+
+
 def render(text: str) -> str:
     """Markdown (the subset) to sanitized HTML."""
+    if _PLAIN.fullmatch(text) and not text.endswith(" "):
+        return sanitize(f"<p>{text}</p>\n")
     return sanitize(_parser().render(text))
 
 

@@ -1,3 +1,5 @@
+import random
+
 from shared.markdown import render
 
 
@@ -16,3 +18,23 @@ def test_raw_html_and_script_urls_never_survive():
 
 def test_images_are_not_embedded():
     assert "<img" not in render("![tracker](https://evil.example/pixel.png)")
+
+
+def test_the_plain_text_shortcut_renders_exactly_what_the_parser_does():
+    """render() skips the parser for one line of words: over many random texts built from the characters
+    Markdown cares about, every text the shortcut takes renders as the parser renders it."""
+    from shared.markdown import _PLAIN, _parser, sanitize
+
+    rng = random.Random(20261126)
+    pieces = ["word", "Ünïcode", "日本", "x2", "42", " ", "  ", ".", ",", ";", ":", "'", "?", "!", "(", ")", "/",
+              "%", "@ana", "+", "=", "-", "_", "*", "`", "~~", "#", ">", "<", "&", "&amp;", '"', "[", "]",
+              "\\", "\n", "\t", "1.", "2)", "http://x.y", "    ", "²", "ǅ"]
+    shortcut = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        if _PLAIN.fullmatch(text) and not text.endswith(" "):
+            shortcut += 1
+            assert render(text) == sanitize(_parser().render(text)), text
+    assert shortcut > 500  # the comparison covered the shortcut, not only texts it refuses
+    assert render("Lunch at 12:30?") == "<p>Lunch at 12:30?</p>\n"
+    assert render("- not a plain line") == "<ul>\n<li>not a plain line</li>\n</ul>\n"
