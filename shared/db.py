@@ -41,7 +41,8 @@ def utcnow() -> datetime:
 PING_AFTER_IDLE_SECONDS = 2.0
 
 
-def make_engine(url: str, *, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None,
+                ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> AsyncEngine:
     """An engine whose pool pings a connection before use only when it sat idle for `ping_after_idle` s.
 
     SQLAlchemy's `pool_pre_ping` pings on every checkout, and on asyncpg a ping is three round trips
@@ -49,7 +50,7 @@ def make_engine(url: str, *, pool_size: int = 10, ping_after_idle: float = PING_
     connection that waited in the pool (PostgreSQL restarted, an idle timeout closed it) is still checked
     and replaced before anyone uses it. One that dies between two busy checkouts fails its statement
     instead: SQLAlchemy then invalidates the pool's connections, and the request answers 503 (retry)."""
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size if max_overflow is None else max_overflow)
     dialect = engine.sync_engine.dialect
 
     @event.listens_for(engine.sync_engine.pool, "checkin")

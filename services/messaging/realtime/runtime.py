@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import any_, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
 
 from services.messaging.config import Settings
@@ -20,7 +20,7 @@ from services.messaging.realtime.models import frames
 from shared.events import Envelope
 from shared.fanout import FanoutReader
 from shared.kafka import make_producer
-from shared.db import make_sessionmaker, unit_of_work
+from shared.db import make_engine, make_sessionmaker, unit_of_work
 from shared.directory import directory_people
 from shared.realtime import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Connection, Hub, purge_loop
 
@@ -74,15 +74,12 @@ def install(app: FastAPI, settings: Settings) -> None:
 
 
 def hot_engine(settings: Settings, *, pool_size: int) -> AsyncEngine:
-    """An engine for the per-message paths (socket frames, frame reads): like shared.db.make_engine, without
-    the checkout ping - on asyncpg that is three round trips (BEGIN, ';', ROLLBACK) before every frame's
-    work. A connection that died (PostgreSQL restarted) fails its next statement instead: SQLAlchemy then
-    invalidates the pool's connections, that frame gets an error frame (the client retries it with its
-    client_msg_id) and delivery retries its read."""
+    """An engine for the per-message paths (socket frames, frame reads), apart from the request pool so a
+    burst of one cannot starve the other. Like every engine it pings only connections that sat idle
+    (shared.db.make_engine): under load a frame's work starts without the ping's three round trips."""
     # No overflow: connections opened beyond the pool are closed again on return, and under load that
     # is a connect (and prepared statements) per frame; waiting for a pooled one is the back-pressure.
-    return create_async_engine(settings.service_database_url, pool_size=pool_size, max_overflow=0,
-                               pool_pre_ping=False)
+    return make_engine(settings.service_database_url, pool_size=pool_size, max_overflow=0)
 
 
 async def _no_reset(connection) -> None:
