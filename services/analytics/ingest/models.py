@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import BigInteger, Column, DateTime, Index
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB
 from sqlmodel import Field
 
 from services.analytics.db import Table
@@ -162,6 +162,19 @@ class ContentDay(Table, table=True):
     comments: int = 0
     reach: int = Field(default=0, sa_type=BigInteger)
     responded: int = 0
+
+
+class ResponseDay(Table, table=True):
+    """Per UTC day of the posts' creation, the seconds to first response of the posts responded to within
+    24 hours, sorted: the overview's median (percentile_cont over the window's values, exact) reads one
+    compact row per day instead of every post. Kept by statement triggers on posts (new values minus old,
+    applied at the end of the transaction by response_day_flush(), days locked in order) and rebuilt by
+    recompute; migration 0009."""
+
+    __tablename__ = "response_day"
+
+    day: date = Field(primary_key=True)
+    seconds: list[float] = Field(sa_column=Column(ARRAY(DOUBLE_PRECISION), nullable=False))
 
 
 class PostViewer(Table, table=True):

@@ -69,6 +69,7 @@ async def recompute(session: AsyncSession, *, start: date, end: date,
     await rebuild_bits(session, start, end)
     await rebuild_author_day(session, start, end)
     await rebuild_content_day(session, start, end)
+    await rebuild_response_day(session, start, end)
     await bump_version(session)
     return done
 
@@ -116,3 +117,19 @@ async def rebuild_content_day(session: AsyncSession, start: date, end: date) -> 
         INSERT INTO content_day (day, posts, organic_posts, comments, reach, responded)
         SELECT day, sum(posts), sum(organic_posts), sum(comments), sum(reach), sum(responded) FROM author_day
         WHERE day >= :s AND day < :e GROUP BY day ORDER BY day"""), {"s": start, "e": end})
+
+
+async def rebuild_response_day(session: AsyncSession, start: date, end: date) -> None:
+    """The first-response times of the range's days from its posts (the replay's deltas for those days are
+    dropped: the rebuilt rows already hold them; other days' deltas are flushed by bump_version)."""
+    await session.execute(text("SELECT response_day_deltas()"))
+    await session.execute(text("DELETE FROM pg_temp.response_day_delta WHERE day >= :s AND day < :e"),
+                          {"s": start, "e": end})
+    await session.execute(text("DELETE FROM response_day WHERE day >= :s AND day < :e"), {"s": start, "e": end})
+    await session.execute(text(f"""
+        INSERT INTO response_day (day, seconds)
+        SELECT (created_at AT TIME ZONE 'UTC')::date, array_agg(seconds ORDER BY seconds)
+        FROM (SELECT created_at, extract(epoch FROM first_response_at - created_at)::float8 AS seconds FROM posts
+              WHERE created_at >= :lo AND created_at < :hi AND {RESPONDED}) p
+        GROUP BY 1 ORDER BY 1"""),
+        {"lo": datetime.combine(start, time(), UTC), "hi": datetime.combine(end, time(), UTC)})

@@ -125,6 +125,7 @@ async def bump_version(session: AsyncSession) -> None:
     cache the rollups changed. Last in the transaction: the row locks they take are held only while the
     transaction commits, and are taken in key order (one statement each), so writers cannot deadlock."""
     await session.execute(text("SELECT author_day_flush()"))
+    await session.execute(text("SELECT response_day_flush()"))  # the same for the first-response times
     await session.execute(text("INSERT INTO rollup_state (id, version) VALUES (1, 1) "
                                "ON CONFLICT (id) DO UPDATE SET version = rollup_state.version + 1"))
 

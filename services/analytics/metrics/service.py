@@ -104,10 +104,12 @@ async def content_totals(session: AsyncSession, window: Window) -> AuthorContent
 
 
 async def median_first_response_seconds(session: AsyncSession, window: Window) -> float | None:
-    value = await session.scalar(text(f"""
-        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at))
-        FROM posts WHERE created_at >= :lo AND created_at < :hi AND {RESPONDED}"""),
-        {"lo": window.lo, "hi": window.hi})
+    """Over the posts created in W and responded to within 24 h: each day's values come sorted from
+    response_day (ingest.models.ResponseDay), the same float8 seconds the posts give, so the same median."""
+    value = await session.scalar(text("""
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s)
+        FROM response_day r CROSS JOIN LATERAL unnest(r.seconds) s WHERE r.day >= :s AND r.day < :e"""),
+        {"s": window.start, "e": window.end})
     return round(float(value), 1) if value is not None else None
 
 
