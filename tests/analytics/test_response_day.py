@@ -65,7 +65,7 @@ def staff(keys):
 async def kept_days(sessionmaker):
     async with sessionmaker() as session:
         rows = (await session.execute(text("SELECT day, seconds FROM response_day ORDER BY day"))).all()
-    return {day: list(seconds) for day, seconds in rows if seconds}
+    return {day: sorted(seconds) for day, seconds in rows if seconds}
 
 
 async def medians(client, staff):
@@ -111,3 +111,29 @@ async def test_response_day_and_median_match_a_recount_whatever_the_order_duplic
         await session.commit()
     assert await kept_days(sessionmaker) == days
     assert await medians(client, staff) == [expected_median(days, s, e) for s, e in WINDOWS]
+
+
+async def test_merge_is_a_multiset_sum(sessionmaker):
+    async with sessionmaker() as session:
+        async def merge(current, seconds, n):
+            return sorted(await session.scalar(text("SELECT response_day_merge(CAST(:c AS float8[]), "
+                                                    "CAST(:s AS float8[]), CAST(:n AS int[]))"),
+                                               {"c": current, "s": seconds, "n": n}))
+        assert await merge([3.0, 1.0, 2.0], [2.0, 0.5], [2, 1]) == [0.5, 1.0, 2.0, 2.0, 2.0, 3.0]  # appended
+        assert await merge([2.0, 1.0, 2.0, 3.0], [2.0, 4.0], [-1, 2]) == [1.0, 2.0, 3.0, 4.0, 4.0]  # one 2 less
+        assert await merge([1.0], [1.0], [-1]) == []
+        assert await merge([], [7.25], [1]) == [7.25]
+
+
+async def test_an_earlier_first_response_arriving_late_replaces_the_value(deliver, sessionmaker, client, staff):
+    author, other, post_id = uuid7(), uuid7(), uuid7()
+    created = at("2026-11-03T10:00")
+    await deliver(*(f.person(p, time=at("2026-10-01T00:00"), department="Eng") for p in (author, other)))
+    await deliver(f.post(author, post_id, time=created))
+    await deliver(f.comment(other, post_id, time=created + timedelta(hours=2)))
+    assert await kept_days(sessionmaker) == {date(2026, 11, 3): [7200.0]}
+    await deliver(f.reaction(other, post_id, time=created + timedelta(hours=1)))  # earlier, delivered later
+    assert await kept_days(sessionmaker) == {date(2026, 11, 3): [3600.0]}
+    await deliver(f.comment(author, post_id, time=created + timedelta(minutes=1)))  # the author's own: no response
+    assert await kept_days(sessionmaker) == {date(2026, 11, 3): [3600.0]}
+    assert (await medians(client, staff))[0] == 3600.0

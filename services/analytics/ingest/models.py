@@ -166,7 +166,7 @@ class ContentDay(Table, table=True):
 
 class ResponseDay(Table, table=True):
     """Per UTC day of the posts' creation, the seconds to first response of the posts responded to within
-    24 hours, sorted: the overview's median (percentile_cont over the window's values, exact) reads one
+    24 hours (in no order): the overview's median (percentile_cont over the window's values, exact) reads one
     compact row per day instead of every post. Kept by statement triggers on posts (new values minus old,
     applied at the end of the transaction by response_day_flush(), days locked in order) and rebuilt by
     recompute; migration 0009."""

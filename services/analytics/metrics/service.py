@@ -104,7 +104,7 @@ async def content_totals(session: AsyncSession, window: Window) -> AuthorContent
 
 
 async def median_first_response_seconds(session: AsyncSession, window: Window) -> float | None:
-    """Over the posts created in W and responded to within 24 h: each day's values come sorted from
+    """Over the posts created in W and responded to within 24 h: each day's values come from
     response_day (ingest.models.ResponseDay), the same float8 seconds the posts give, so the same median."""
     value = await session.scalar(text("""
         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s)

@@ -1,4 +1,4 @@
-"""response_day: each day's first-response times (seconds, sorted), for the overview's exact median
+"""response_day: each day's first-response times (seconds), for the overview's exact median
 
 Revision ID: 0009_response_day
 Revises: 0008_content_day
@@ -64,15 +64,22 @@ END $$""")
     op.execute("CREATE TRIGGER response_day_posts_update AFTER UPDATE ON posts "
                "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
                "FOR EACH STATEMENT EXECUTE FUNCTION response_day_note()")
-    # A multiset: the day's values, plus the added ones, less the removed ones (a value counted n times).
+    # A multiset: the day's values (in no order), plus the added ones, less the removed ones (a value counted n
+    # times). Only additions (new posts, first responses): appended, O(n) copying; a removal (a first response
+    # that moved, a deleted post) recounts the day's values.
     op.execute("""
 CREATE FUNCTION response_day_merge(current float8[], delta_seconds float8[], delta_n int[]) RETURNS float8[]
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT coalesce(array_agg(v.s ORDER BY v.s), '{}') FROM (
-    SELECT s, sum(n) AS k FROM (SELECT c AS s, 1 AS n FROM unnest(current) c
-                                UNION ALL SELECT * FROM unnest(delta_seconds, delta_n)) t
-    GROUP BY s) v CROSS JOIN LATERAL generate_series(1, v.k::int) g
-$$""")
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF 0 < ALL(delta_n) THEN
+    RETURN current || ARRAY(SELECT u.s FROM unnest(delta_seconds, delta_n) u (s, n)
+                            CROSS JOIN LATERAL generate_series(1, u.n));
+  END IF;
+  RETURN ARRAY(SELECT v.s FROM (SELECT s, sum(n) AS k FROM (SELECT c AS s, 1 AS n FROM unnest(current) c
+                                                            UNION ALL SELECT * FROM unnest(delta_seconds, delta_n)) t
+                                GROUP BY s) v
+               CROSS JOIN LATERAL generate_series(1, v.k::int) g ORDER BY v.s);
+END $$""")
     # Applied last in the transaction (ingest's bump_version): only days whose values changed, rows locked
     # in day order, each merged with the row as it is once locked (UPDATE re-reads a row a writer changed).
     op.execute(f"""
