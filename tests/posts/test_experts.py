@@ -100,3 +100,10 @@ async def test_inactive_and_filtered_out_people_are_skipped_chunk_by_chunk(clien
         if not (cursor := page["next_cursor"]):
             break
     assert len(seen) == len(expected) and set(seen) == expected
+
+
+async def test_a_topic_that_is_no_tag_is_searched_as_text_only(client, make_person, auth):
+    """A topic with characters a hashtag cannot have (schemathesis found a 500 here): no tag condition."""
+    me = await make_person(skills=["x"])
+    assert (await experts(client, auth, me, "\x93&$\U0010225e\xff\U00031e00"))["items"] == []
+    assert (await experts(client, auth, me, "c++ & rust"))["items"] == []

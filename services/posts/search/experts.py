@@ -78,10 +78,13 @@ def _tag(topic: str) -> str | None:
     return tag if tag and tag.replace("_", "").isalnum() else None
 
 
-def _on_topic(topic: str, tag: str | None = None):
-    """The condition 'on the topic' (text or hashtag) for the posts table or a subquery of it; `topic` and
-    `tag` may be parameters (then `tag` says whether there is one)."""
-    query, tag = tsquery_exact(topic), (tag if tag is not None else _tag(topic))
+_FROM_TOPIC = object()
+
+
+def _on_topic(topic: str, tag=_FROM_TOPIC):
+    """The condition 'on the topic' (text or hashtag) for the posts table or a subquery of it. With `topic` a
+    parameter, pass `tag` too (a parameter, or None for a topic that is no tag): it cannot be read off then."""
+    query, tag = tsquery_exact(topic), (_tag(topic) if tag is _FROM_TOPIC else tag)
 
     def match(source):
         on_topic = source.c.search_vector.op("@@")(query)
