@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared.auth import TokenVerifier
 from shared.config import HearthSettings
 from shared.context import CLIENT_HEADER, client_var, parse_client, request_id_var
-from shared.db import make_engine, make_sessionmaker
+from shared.db import make_engine, make_sessionmaker, read_sessionmaker
 from shared.errors import install_error_handlers, problem
 from shared.faults import is_transient
 from shared.guards import install_guards
@@ -163,8 +163,8 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine, service=settings.service_name)
         # Transaction-free work: rate-limit counts (shared.ratelimit) and read_only routes (shared.db).
-        app.state.autocommit_engine = autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.read_sessionmaker = make_sessionmaker(autocommit, service=settings.service_name)
+        app.state.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        app.state.read_sessionmaker = read_sessionmaker(engine, service=settings.service_name)
         for hook in on_startup:
             await hook(app)
         supervisor: Supervisor = app.state.supervisor
