@@ -3,7 +3,6 @@
 import io
 
 import pytest
-from fastapi import Request
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -13,7 +12,7 @@ from services.messaging.attachments.router import storage
 from shared.storage import LocalStorage
 from tests.messaging.factories import people
 from tests.messaging.test_conversations import API, group
-from tests.posts.test_attachments import CommitLost, failing_client, files_under
+from tests.posts.test_attachments import failing_client, files_under, session_that_cannot_commit
 
 
 @pytest.fixture
@@ -84,13 +83,7 @@ async def test_an_upload_whose_commit_fails_leaves_neither_file_nor_row(app, cli
     ana, ben = await people(sessionmaker, 2)
     conv = await group(client, keys, ana, [ben])
 
-    async def session_that_cannot_commit(request: Request):
-        async with sessionmaker() as session:
-            request.state.unit_of_work = session
-            yield session
-            raise CommitLost()  # instead of committing: what the route wrote rolls back
-
-    async with failing_client(app, session_that_cannot_commit) as client:
+    async with failing_client(app, session_that_cannot_commit(sessionmaker)) as client:
         response = await upload(client, keys, ana, conv["id"], png())
     assert response.status_code == 500
     assert files_under(files) == []

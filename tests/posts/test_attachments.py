@@ -241,6 +241,17 @@ class CommitLost(Exception):
     """The request's transaction failing at its commit (the database went away, a serialization failure...)."""
 
 
+def session_that_cannot_commit(sessionmaker):
+    """A request session dependency whose commit fails: what the route wrote rolls back."""
+    async def dependency(request: Request):
+        async with sessionmaker() as session:
+            request.state.unit_of_work = session
+            yield session
+            raise CommitLost()  # instead of committing
+
+    return dependency
+
+
 @contextlib.asynccontextmanager
 async def failing_client(app, session_dependency):
     """A client whose requests use `session_dependency`; a server error is a 500 answer, not a raise."""
@@ -262,13 +273,7 @@ async def test_an_upload_whose_commit_fails_leaves_neither_file_nor_row(app, ses
     person = await make_person()
     headers = auth(person) | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
 
-    async def session_that_cannot_commit(request: Request):
-        async with sessionmaker() as session:
-            request.state.unit_of_work = session
-            yield session
-            raise CommitLost()  # instead of committing: what the route wrote rolls back
-
-    async with failing_client(app, session_that_cannot_commit) as client:
+    async with failing_client(app, session_that_cannot_commit(sessionmaker)) as client:
         response = await upload(client, headers, b"never saved", "text/plain", "lost.txt")
     assert response.status_code == 500
     assert files_under(tmp_path / "uploads") == []
