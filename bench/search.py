@@ -15,7 +15,8 @@ Starts its own embedded PostgreSQL (durable settings while measuring), migrates 
 seeds people, groups, memberships, follows and posts with bulk SQL (text drawn from a 3,000-word
 vocabulary with a Zipf-like law, so word frequencies span 90 % of posts down to a handful), and
 measures `search.service.search` / `suggest` / `experts` — the SQL, the Python that shapes the page
-and the outbox row of `search.performed` with the request's commit — for one ordinary member (in some
+and the outbox row of `search.performed` with the request's commit (suggest: read only, on an autocommit
+session like its `read_only` route, nothing recorded) — for one ordinary member (in some
 groups, following some people) at a fixed concurrency. No HTTP: that cost is the same for every route and is
 measured by bench/event_path.py. Not part of `make test`.
 """
@@ -46,7 +47,7 @@ from services.posts.search import experts as expert_finder  # noqa: E402
 from services.posts.search import service  # noqa: E402
 from services.posts.search.schemas import PeopleFilters, PostFilters  # noqa: E402
 from shared.auth import CurrentUser  # noqa: E402
-from shared.db import database_url, make_engine, make_sessionmaker  # noqa: E402
+from shared.db import database_url, make_engine, make_sessionmaker, read_sessionmaker  # noqa: E402
 from shared.devstack.postgres import EmbeddedPostgres  # noqa: E402
 from shared.devstack.stack import create_databases, upgrade  # noqa: E402
 from shared.pagination import PageParams  # noqa: E402
@@ -229,14 +230,17 @@ def _post_filters(raw: dict | None) -> PostFilters:
     return PostFilters(**raw)
 
 
-async def run_one(sessionmaker, user: CurrentUser, s: Scenario) -> int:
-    """One request's work: the service call, then the one commit the request's session makes."""
+async def run_one(sessionmakers, user: CurrentUser, s: Scenario) -> int:
+    """One request's work: the service call, then the one commit the request's session makes (suggest: its
+    route is `read_only`, an autocommit session closed without a commit)."""
     page = PageParams(limit=20, cursor=None)
+    sessionmaker, reading = sessionmakers
+    if s.kind == "suggest":
+        async with reading() as session:
+            found_people, found_groups, tags = await service.suggest(session, user=user, q=s.q, limit=5)
+            return len(found_people) + len(found_groups) + len(tags)
     async with sessionmaker() as session:
-        if s.kind == "suggest":
-            found_people, found_groups, tags, _ = await service.suggest(session, user=user, q=s.q, limit=5)
-            found = len(found_people) + len(found_groups) + len(tags)
-        elif s.kind == "experts":
+        if s.kind == "experts":
             items, _, _ = await expert_finder.experts(session, user=user, topic=s.q, filters=PeopleFilters(),
                                                       page=page)
             found = len(items)
@@ -272,12 +276,12 @@ def pct(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-async def measure(sessionmaker, user: CurrentUser, s: Scenario, requests: int, concurrency: int,
+async def measure(sessionmakers, user: CurrentUser, s: Scenario, requests: int, concurrency: int,
                   seconds: float, pg_dir: Path | None = None) -> dict:
     """`requests` requests, `concurrency` at a time, or as many as start within `seconds`; also the CPU
     each request cost this process (the service functions) and PostgreSQL, which the latencies under
     a shared machine do not show."""
-    await run_one(sessionmaker, user, s)  # warm the plan and the pages it touches
+    await run_one(sessionmakers, user, s)  # warm the plan and the pages it touches
     latencies: list[float] = []
     results = 0
     queue = list(range(requests))
@@ -288,7 +292,7 @@ async def measure(sessionmaker, user: CurrentUser, s: Scenario, requests: int, c
         while queue and time.perf_counter() < deadline:
             queue.pop()
             started = time.perf_counter()
-            results = await run_one(sessionmaker, user, s)
+            results = await run_one(sessionmakers, user, s)
             latencies.append((time.perf_counter() - started) * 1000)
 
     started, cpu, pg_cpu = time.perf_counter(), time.process_time(), postgres_cpu_seconds(pg_dir)
@@ -321,14 +325,14 @@ async def run_scenarios(url: str, words: list[str], requests: int, concurrency: 
     say(f"{label}: {posts:,} posts; matching posts per word: "
         + ", ".join(f"{w} {n:,} ({n / posts:.1%})" for w, n in frequency.items()))
     engine = make_engine(url, pool_size=concurrency)
-    sessionmaker = make_sessionmaker(engine, service="posts")
+    sessionmakers = (make_sessionmaker(engine, service="posts"), read_sessionmaker(engine, service="posts"))
     user = CurrentUser(id=searcher["id"], roles=frozenset(searcher["roles"]), scopes=None)
     rows = []
     try:
         for s in scenarios(words, str(group), str(author)):
             if only and not any(part in s.name for part in only):
                 continue
-            row = await measure(sessionmaker, user, s, requests, concurrency, seconds, pg_dir)
+            row = await measure(sessionmakers, user, s, requests, concurrency, seconds, pg_dir)
             rows.append(row)
             say(f"  {row['name']:<48} results {row['results']:>3}  p50 {row['p50']:7.2f}  p95 {row['p95']:7.2f}  "
                 f"p99 {row['p99']:7.2f} ms  {row['rps']:6.1f} req/s  ({row['requests']} requests)  "

@@ -465,6 +465,28 @@ async def test_opening_a_result_is_recorded(client, session, make_person, auth):
     assert str(payload.search_id) == search_id and payload.position == 2 and payload.person_id == reader.id
 
 
+async def test_suggest_records_nothing_and_a_picked_suggestion_is_reported_as_opened(client, session, make_person,
+                                                                                       auth):
+    reader = await make_person()
+    maria = await make_person(display_name="Maria Keystroke", email="mkey@corp.local")
+    await publish(client, auth, reader, "launch day #keystroketag")
+    for typed in ["m", "ma", "mar", "#keys"]:  # keystrokes are not searches: analytics never sees the prefixes
+        response = await client.get("/api/v1/search/suggest", headers=auth(reader), params={"q": typed})
+        assert response.status_code == 200, response.text
+        assert "search_id" not in response.json()
+    assert [t["tag"] for t in response.json()["tags"]] == ["keystroketag"]
+    assert await outbox_events(session, type="hearth.search.performed") == []
+    for result_type, result_id, typed in [("person", str(maria.id), "mar"), ("tag", "keystroketag", "#keys")]:
+        picked = await client.post("/api/v1/search/opened", headers=auth(reader),
+                                   json={"query": typed, "result_type": result_type, "result_id": result_id,
+                                         "position": 0})
+        assert picked.status_code == 204, picked.text
+    person, tag = [e.payload() for e in await outbox_events(session, type="hearth.search.result_opened")]
+    assert (person.search_id, person.query, person.result_type, person.result_id) == (None, "mar", "person",
+                                                                                      str(maria.id))
+    assert (tag.result_type, tag.result_id, tag.query, tag.person_id) == ("tag", "keystroketag", "#keys", reader.id)
+
+
 # --- input and access -----------------------------------------------------------------------------
 
 async def test_bad_input_is_a_problem_and_records_nothing(client, session, make_person, auth):

@@ -102,14 +102,13 @@ class TagHit(BaseModel):
 class Suggestions(BaseModel):
     people: list[PersonHit]
     groups: list[GroupHit]
-    tags: list[TagHit]
-    search_id: UUID
+    tags: list[TagHit]  # nothing is recorded for a keystroke: a picked suggestion is reported to /opened
 
 
 class ResultOpened(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    search_id: UUID | None = None
+    search_id: UUID | None = None  # none for a picked suggestion (suggest records nothing)
     query: SearchText | None = None
     result_type: Literal["post", "person", "group", "tag"]
     result_id: SafeText(100, blank=False)

@@ -705,17 +705,17 @@ async def suggest_tags(session: AsyncSession, *, user: CurrentUser, prefix: str,
 
 
 async def suggest(session: AsyncSession, *, user: CurrentUser, q: str, limit: int):
-    """Typeahead for mentions: people, groups and tags matching what was typed."""
-    await custom_plans(session)
+    """Typeahead for mentions: people, groups and tags matching what was typed; reads only (a keystroke is
+    not a search: nothing is recorded, the picked suggestion is reported through record_opened). Runs
+    without a transaction (`read_only` route), so no transaction-local settings: its statements read a
+    prefix from an index whatever the value, so a generic plan is the same plan."""
     # Typeahead: what was typed so far starts a word of the name or handle (no typo tolerance: the next
     # keystroke narrows it anyway), each served by an index that reads a prefix directly.
     typed = q.lstrip("@")
     found_people = await suggest_people(session, q=typed, limit=limit)
     found_groups = await suggest_groups(session, user=user, q=typed, limit=limit)
     tags = await suggest_tags(session, user=user, prefix=q, limit=limit)
-    search_id = await record_search(session, user=user, q=q, search_type="suggest",
-                                 result_count=len(found_people) + len(found_groups) + len(tags))
-    return found_people, found_groups, tags, search_id
+    return found_people, found_groups, tags
 
 
 async def record_opened(session: AsyncSession, *, user: CurrentUser, search_id: UUID | None, query: str | None,
