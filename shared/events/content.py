@@ -23,6 +23,11 @@ class PostUpdated(EventData):
     excerpt: str
     hashtags: list[str] = []
     requires_acknowledgement: bool = False  # a must-read announcement that readers must acknowledge again
+    # What the edit changed, of body, title, attachment_ids, cover_attachment_id, pinned_until, remind_at
+    # ([] from producers before it was carried).
+    changed: list[str] = []
+    attachment_ids: list[UUID] | None = None  # the attachments after the edit, in order, when they changed
+    cover_attachment_id: UUID | None = None  # the cover after the edit (see `changed`: None may mean removed)
 
 
 class PostDeleted(EventData):
@@ -103,6 +108,7 @@ class CommentReactionAdded(EventData):
     person_id: UUID
     kind: str
     previous_kind: str | None = None
+    excerpt: str | None = None  # the comment's text, shortened; None from producers before it was carried
 
 
 class CommentReactionRemoved(EventData):

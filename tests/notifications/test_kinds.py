@@ -1,17 +1,25 @@
 """What becomes a notification, and what makes one disappear."""
 
+import pytest
 from sqlalchemy import func, select
 from uuid6 import uuid7
 
 from services.notifications.audience.models import CommentReaction
-
-from shared.db import utcnow
+from services.notifications.inbox.consumers import SOCIAL_HANDLERS
+from services.posts.content import engagement
+from services.posts.content import service as posts
+from services.posts.content.schemas import CommentCreate, PostCreate
+from services.posts.people import service as people
+from services.posts.people.schemas import PersonCreate
+from shared.auth import CurrentUser
+from shared.db import database_url, make_engine, utcnow
 from shared.events import (AnnouncementAcknowledged, AnnouncementReminderDue, BestAnswerAccepted, CommentCreated,
                            CommentDeleted, CommentReactionAdded, CommentReactionRemoved, GroupCreated,
                            GroupJoinRequested, GroupMemberAdded, GroupMemberRemoved, GroupSnapshot, PostCreated,
                            PostDeleted, PraiseGiven, ReactionAdded, ReactionRemoved)
-from shared.testing import outbox_events
-from tests.notifications.builders import add_person, inbox, send
+from shared.testing import outbox_events, savepoint_sessionmaker
+from tests.conftest import TEST_PREFIX
+from tests.notifications.builders import add_person, apply, inbox, send, wrap
 
 
 def post(author, **fields):
@@ -228,6 +236,64 @@ async def test_comment_reactions_are_one_grouped_row_for_the_comments_author(set
     for person in (others[0], ana):
         await send(settings, sessionmaker, comment_reaction(c, person, removed=True))
     assert await inbox(client, keys, commenter) == []
+
+
+async def test_comment_reactions_show_the_comments_excerpt_and_accept_events_without_it(settings, sessionmaker,
+                                                                                        client, keys):
+    author, commenter = uuid7(), uuid7()
+    p = post(author)
+    await send(settings, sessionmaker, p)
+    c = comment(p, commenter)
+    await send(settings, sessionmaker, c)
+    older = wrap(comment_reaction(c, uuid7()))
+    del older.data["excerpt"]  # as a producer from before the field sends it
+    await apply(settings, sessionmaker, older)
+    [row] = await inbox(client, keys, commenter)
+    assert row["kind"] == "comment_reaction" and row["excerpt"] == ""
+    await send(settings, sessionmaker, comment_reaction(c, uuid7(), excerpt="Ship it on Friday"))
+    [row] = await inbox(client, keys, commenter)
+    assert (row["actor_count"], row["excerpt"]) == (2, "Ship it on Friday")
+    await send(settings, sessionmaker, comment_reaction(c, uuid7()))  # without one: the row keeps its text
+    await send(settings, sessionmaker, comment_reaction(c, uuid7(), removed=True))
+    [row] = await inbox(client, keys, commenter)
+    assert (row["actor_count"], row["excerpt"]) == (3, "Ship it on Friday")
+    await send(settings, sessionmaker, comment_reaction(c, uuid7(), excerpt="Ship it on Monday"))  # edited since
+    [row] = await inbox(client, keys, commenter)
+    assert (row["actor_count"], row["excerpt"]) == (4, "Ship it on Monday")
+
+
+@pytest.fixture
+async def posts_sessionmaker(migrated_server):
+    """Sessions on the posts service's own database (rolled back afterwards), to run posts' code as it runs."""
+    engine = make_engine(database_url(migrated_server, TEST_PREFIX + "posts"), pool_size=1)
+    try:
+        async with savepoint_sessionmaker(engine, service="posts") as maker:
+            yield maker
+    finally:
+        await engine.dispose()
+
+
+async def test_a_reaction_on_a_comment_brings_the_comments_text_from_posts_to_the_inbox(
+        settings, sessionmaker, client, keys, posts_sessionmaker):
+    async with posts_sessionmaker() as s:
+        author, commenter, fan = [await people.create(s, data=PersonCreate(
+            email=f"{name}-{uuid7()}@corp.local", display_name=name.title(), password="correct-horse"), actor=None)
+            for name in ("author", "commenter", "fan")]
+
+        def as_user(person):
+            return CurrentUser(id=person.id, roles=frozenset(), scopes=None)
+
+        shared = await posts.create(s, data=PostCreate(body="Quarterly plan"), author=as_user(author))
+        said = await engagement.create_comment(s, post_id=shared.id, data=CommentCreate(body="Ship  it\non Friday"),
+                                               user=as_user(commenter))
+        await engagement.react_to_comment(s, post_id=shared.id, comment_id=said.id, kind="like", user=as_user(fan))
+        events = [e for e in await outbox_events(s) if e.type in SOCIAL_HANDLERS]
+    assert [e.type for e in events] == ["hearth.post.created", "hearth.comment.created",
+                                        "hearth.comment.reaction_added"]
+    for envelope in events:  # what the relay publishes, through the consumer's handlers
+        await apply(settings, sessionmaker, envelope)
+    [row] = await inbox(client, keys, commenter.id, "?kind=comment_reaction")
+    assert (row["comment_id"], row["excerpt"]) == (str(said.id), "Ship it on Friday")
 
 
 async def test_reactions_on_two_comments_are_two_rows(settings, sessionmaker, client, keys):

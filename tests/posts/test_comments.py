@@ -159,6 +159,7 @@ async def test_comment_reactions_are_counted_by_kind_with_my_reaction(client, se
     assert [(e.payload().person_id, e.payload().kind, e.payload().previous_kind) for e in added] == [
         (alice.id, "like", None), (bob.id, "like", None), (carol.id, "funny", None), (bob.id, "insightful", "like")]
     assert {(e.payload().comment_author_id, e.payload().comment_id) for e in added} == {(author.id, UUID(liked["id"]))}
+    assert {e.payload().excerpt for e in added} == {"react to me"}  # the comment's text, for its author's inbox
     [gone] = await outbox_events(session, type="hearth.comment.reaction_removed")
     assert (gone.payload().person_id, gone.payload().kind) == (carol.id, "funny")
     # reactions on comments are not the post's reactions

@@ -114,16 +114,17 @@ async def on_reaction_removed(session: AsyncSession, envelope: Envelope, reactio
 
 
 async def _comment_reaction(session: AsyncSession, envelope: Envelope, reaction, *, present: bool,
-                            new: bool) -> None:
+                            new: bool, excerpt: str = "") -> None:
     if reaction.person_id == reaction.comment_author_id:
         return
     count, newest = await audience.set_comment_reaction(session, comment_id=reaction.comment_id,
                                                         post_id=reaction.post_id, person_id=reaction.person_id,
                                                         present=present)
-    # no excerpt: this service keeps no comment text (the ids let the client show the comment)
+    # The comment's text travels in the reaction event (this service keeps none); "" from older producers.
     source = Source(kind="comment_reaction", actor_id=newest[0] if newest else reaction.person_id,
-                    subject_type="comment", subject_id=reaction.comment_id, post_id=reaction.post_id,
-                    comment_id=reaction.comment_id, group_id=await _post_group(session, reaction.post_id))
+                    subject_type="comment", subject_id=reaction.comment_id, excerpt=excerpt,
+                    post_id=reaction.post_id, comment_id=reaction.comment_id,
+                    group_id=await _post_group(session, reaction.post_id))
     await upsert_grouped(session, envelope, source, recipient=reaction.comment_author_id,
                          group_key=f"comment_reaction:{reaction.comment_id}", actor_count=count, actor_ids=newest,
                          bump=present and new)
@@ -131,7 +132,8 @@ async def _comment_reaction(session: AsyncSession, envelope: Envelope, reaction,
 
 async def on_comment_reaction_added(session: AsyncSession, envelope: Envelope, reaction) -> None:
     """Reactions on a comment are one notification for its author, updated like a post's."""
-    await _comment_reaction(session, envelope, reaction, present=True, new=reaction.previous_kind is None)
+    await _comment_reaction(session, envelope, reaction, present=True, new=reaction.previous_kind is None,
+                            excerpt=reaction.excerpt or "")
 
 
 async def on_comment_reaction_removed(session: AsyncSession, envelope: Envelope, reaction) -> None:

@@ -217,7 +217,8 @@ async def upsert_grouped(session: AsyncSession, envelope: Envelope, source: Sour
                          group_key: str, actor_count: int, actor_ids: list[UUID], bump: bool) -> None:
     """One row per recipient and group key ("Ana and 4 others reacted"), updated in place; none when count is 0.
 
-    The group key is what the row is about (reactions on one post, or on one comment)."""
+    The group key is what the row is about (reactions on one post, or on one comment). A newer event's excerpt
+    replaces the row's (a comment edited since shows its new text); an empty one keeps it."""
     if actor_count <= 0:
         await session.execute(delete(Notification).where(Notification.recipient_id == recipient,
                                                          Notification.group_key == group_key))
@@ -235,6 +236,7 @@ async def upsert_grouped(session: AsyncSession, envelope: Envelope, source: Sour
                 CAST(:group_id AS uuid), :event_id, clock_timestamp(), clock_timestamp())
             ON CONFLICT (recipient_id, group_key) WHERE group_key IS NOT NULL DO UPDATE SET
                 actor_id = EXCLUDED.actor_id, actor_count = EXCLUDED.actor_count, actor_ids = EXCLUDED.actor_ids,
+                excerpt = COALESCE(NULLIF(EXCLUDED.excerpt, ''), notifications.excerpt),
                 source_event_id = EXCLUDED.source_event_id, updated_at = clock_timestamp(), read_at = NULL"""),
             dict(recipient=recipient, kind=source.kind, actor=source.actor_id, count=actor_count, actors=actor_ids,
                  subject_type=source.subject_type, subject_id=source.subject_id, excerpt=source.excerpt[:300],

@@ -231,7 +231,7 @@ async def react_to_comment(session: AsyncSession, *, post_id: UUID, comment_id: 
     if changed:
         await add_event(session, CommentReactionAdded(
             comment_id=comment.id, post_id=comment.post_id, comment_author_id=comment.author_id, person_id=user.id,
-            kind=kind, previous_kind=previous), subject=comment.post_id, actor=user.id)
+            kind=kind, previous_kind=previous, excerpt=excerpt(comment.body)), subject=comment.post_id, actor=user.id)
     return comment
 
 
