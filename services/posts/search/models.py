@@ -1,5 +1,5 @@
 """Search columns and indexes on the content, people and groups tables (migrations 0006_search, 0008_search_content,
-0014, 0015, 0016), and the hashtag counts typeahead reads (`search_tags`, kept by triggers: migration 0015).
+0014, 0015, 0016, 0020), and the hashtag counts typeahead reads (`search_tags`, kept by triggers: migration 0015).
 
 The generated columns are added to the tables here, not mapped on the Post and Person classes: Alembic
 sees them, while loading a post or a person never reads a document that only search queries need.
@@ -41,7 +41,9 @@ people.append_column(Column("search_text", Text, Computed(
     "public.hearth_person_document(display_name, handle, title, department, location, skills::text[])",
     persisted=True)))
 
-Index("ix_posts_search_vector", posts.c.search_vector, postgresql_using="gin")
+# The document and the hashtags in one GIN index: a search with a tag filter intersects the word's and the
+# tag's entries inside the index (migration 0020); conditions on the document alone use it too.
+Index("ix_posts_search_hashtags", posts.c.search_vector, posts.c.hashtags, postgresql_using="gin")
 # Tag suggestions read the newest live posts with hashtags (migration 0014).
 Index("ix_posts_tagged_created", posts.c.created_at,
       postgresql_where=text("hashtags <> '{}' AND deleted_at IS NULL"))
