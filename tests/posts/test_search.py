@@ -210,12 +210,12 @@ async def test_a_window_that_falls_short_widens_to_the_next_not_to_all_time(
     monkeypatch.setattr(service, "_ranked", by_index_windows)
     author, reader = await make_person(), await make_person()
     by_age = {}
-    for days in (1, 2, 50, 60, 200):
+    for days in (0.5, 1, 20, 25, 200):
         by_age[days] = await publish(client, auth, author, f"Budget review, {days} days old")
         await age(sessionmaker, by_age[days], days)
-    # the newest post says 30 days hold three; they hold two, which say 365 days do (not all time)
-    assert await found_ids(client, auth, reader, "budget") == {by_age[1], by_age[2], by_age[50]}
-    assert len(windows) == 2 and windows[0] - windows[1] == timedelta(days=335)
+    # the newest post says 7 days hold three; they hold two, which say 90 days do (not all time)
+    assert await found_ids(client, auth, reader, "budget") == {by_age[0.5], by_age[1], by_age[20]}
+    assert len(windows) == 2 and windows[0] - windows[1] == timedelta(days=83)
 
 
 async def test_relevance_reads_a_common_word_newest_first_and_pages_through_the_same_candidates(
