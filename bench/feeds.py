@@ -116,32 +116,39 @@ async def seed_people_and_groups(conn, people: int, groups: int) -> None:
 async def seed_posts(conn, *, first: int, count: int, people: int, groups: int) -> None:
     """Posts `first`..`first+count-1`: 70% outside groups, 5% followers-only, 1 in 2,000 a company announcement."""
     say(f"seeding posts {first:,}..{first + count - 1:,} (bulk SQL)")
-    step = 100_000
-    for start in range(first, first + count, step):
-        end = min(start + step, first + count) - 1
+    # Row by row, the home timelines' fan-out trigger would cost more than the posts themselves: off while the
+    # posts go in, then every timeline is rebuilt from its sources (as migration 0018 fills them).
+    async with conn.transaction():  # the trigger is back on whatever happens
+        await conn.execute("ALTER TABLE posts DISABLE TRIGGER hearth_home_post_added")
+        step = 100_000
+        for start in range(first, first + count, step):
+            end = min(start + step, first + count) - 1
+            await conn.execute(f"""
+                INSERT INTO posts (id, author_id, kind, body, body_html, audience, group_id, mentions, group_mentions,
+                                   hashtags, recipients, poll_multiple, must_read, ack_version, version, comment_count,
+                                   reaction_count, seen_by_count, created_at, updated_at, pinned_until)
+                SELECT gen_random_uuid(), {PERSON_SQL.format(n=f'1 + (i * 7907) % {people}')},
+                       CASE WHEN i % 2000 = 0 THEN 'announcement' ELSE 'update' END,
+                       'Post number ' || i || ' #topic' || (i % 50), '<p>Post number ' || i || '</p>',
+                       CASE WHEN i % 10 < 3 AND i % 2000 <> 0 THEN 'group'
+                            WHEN i % 20 = 1 THEN 'followers' ELSE 'company' END,
+                       CASE WHEN i % 10 < 3 AND i % 2000 <> 0
+                            THEN {PERSON_SQL.format(n=f'1000000 + 1 + (i * 13) % {groups}')} END,
+                       '{{}}', '{{}}', ARRAY['topic' || (i % 50)], '{{}}', false, false, 1, 1,
+                       (i * 17) % 7, (i * 11) % 13, (i * 5) % 40, ts, ts,
+                       CASE WHEN i % 20000 = 0 THEN now() + interval '7 days' END
+                FROM (SELECT i, now() - (random() * interval '180 days') AS ts
+                      FROM generate_series({start}::bigint, {end}::bigint) i) s""")
         await conn.execute(f"""
-            INSERT INTO posts (id, author_id, kind, body, body_html, audience, group_id, mentions, group_mentions,
-                               hashtags, recipients, poll_multiple, must_read, ack_version, version, comment_count,
-                               reaction_count, seen_by_count, created_at, updated_at, pinned_until)
-            SELECT gen_random_uuid(), {PERSON_SQL.format(n=f'1 + (i * 7907) % {people}')},
-                   CASE WHEN i % 2000 = 0 THEN 'announcement' ELSE 'update' END,
-                   'Post number ' || i || ' #topic' || (i % 50), '<p>Post number ' || i || '</p>',
-                   CASE WHEN i % 10 < 3 AND i % 2000 <> 0 THEN 'group'
-                        WHEN i % 20 = 1 THEN 'followers' ELSE 'company' END,
-                   CASE WHEN i % 10 < 3 AND i % 2000 <> 0
-                        THEN {PERSON_SQL.format(n=f'1000000 + 1 + (i * 13) % {groups}')} END,
-                   '{{}}', '{{}}', ARRAY['topic' || (i % 50)], '{{}}', false, false, 1, 1,
-                   (i * 17) % 7, (i * 11) % 13, (i * 5) % 40, ts, ts,
-                   CASE WHEN i % 20000 = 0 THEN now() + interval '7 days' END
-            FROM (SELECT i, now() - (random() * interval '180 days') AS ts
-                  FROM generate_series({start}::bigint, {end}::bigint) i) s""")
-    await conn.execute(f"""
-        INSERT INTO reactions (post_id, person_id, kind, created_at)
-        SELECT p.id, {PERSON_SQL.format(n=f'1 + (abs(hashtext(p.id::text)::bigint) + k * 37) % {people}')},
-               (ARRAY['like','celebrate','support','insightful','funny'])[1 + k % 5], now()
-        FROM (SELECT id FROM posts ORDER BY created_at DESC LIMIT {max(1, count // 10)}) p,
-             generate_series(1, 3) k
-        ON CONFLICT DO NOTHING""")
+            INSERT INTO reactions (post_id, person_id, kind, created_at)
+            SELECT p.id, {PERSON_SQL.format(n=f'1 + (abs(hashtext(p.id::text)::bigint) + k * 37) % {people}')},
+                   (ARRAY['like','celebrate','support','insightful','funny'])[1 + k % 5], now()
+            FROM (SELECT id FROM posts ORDER BY created_at DESC LIMIT {max(1, count // 10)}) p,
+                 generate_series(1, 3) k
+            ON CONFLICT DO NOTHING""")
+        await conn.execute("ALTER TABLE posts ENABLE TRIGGER hearth_home_post_added")
+    say("rebuilding every person's home timeline")
+    await conn.execute("SELECT hearth_home_rebuild(id) FROM people")
     say("ANALYZE")
     await conn.execute("ANALYZE")
 

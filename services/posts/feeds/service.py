@@ -37,6 +37,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    exists,
     false,
     func,
     literal,
@@ -54,7 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.posts.content.models import Bookmark, Post
 from services.posts.content.schemas import PostPublic
 from services.posts.content.service import items, present, presentation_columns, readable_by
-from services.posts.feeds.models import GroupMute, TagFollow
+from services.posts.feeds.models import GroupMute, HomeEntry, HomeTimeline, TagFollow
 from services.posts.graph.models import Follow
 from services.posts.groups import service as groups
 from services.posts.groups.models import Group, GroupMember
@@ -107,30 +108,56 @@ def _not_pinned(t0: datetime):
     return or_(Post.kind != _ANNOUNCEMENT, Post.pinned_until.is_(None), Post.pinned_until <= t0)
 
 
-def _home_sources(me, t0, after, limit, top: bool) -> list[Select]:
-    shared = [*_window(me, t0, after, top), _not_pinned(t0)]
+def _timeline(me, t0, after, limit):
+    """The newest `limit` entries of my materialized home timeline (followed people, joined groups, my own
+    posts) after the cursor that I may read — the entries above its horizon only, the complete part."""
+    entry = tuple_(HomeEntry.created_at, HomeEntry.post_id)
+    conditions = [HomeEntry.person_id == me, HomeEntry.created_at <= t0, readable_by(me), _not_pinned(t0),
+                  or_(HomeTimeline.horizon_at.is_(None),
+                      entry > tuple_(HomeTimeline.horizon_at, HomeTimeline.horizon_id))]
+    if after is not None:
+        conditions.append(entry < tuple_(*after))
+    return (select(HomeEntry.post_id.label("id"), HomeEntry.created_at)
+            .join(HomeTimeline, HomeTimeline.person_id == HomeEntry.person_id)
+            .join(Post, Post.id == HomeEntry.post_id).where(*conditions)
+            .order_by(HomeEntry.created_at.desc(), HomeEntry.post_id.desc()).limit(limit).cte("timeline"))
 
-    def source(where, name: str, via=None, correlate=None):
+
+def _home_sources(me, t0, after, limit, top: bool) -> list[Select]:
+    """Recent order reads followed people, joined groups and my own posts from my timeline when it holds the
+    whole page (it is complete, or has `limit` entries above its horizon), and from their sources otherwise;
+    `top` reads them from their sources (its window is 14 days of every source, not the newest entries)."""
+    shared = [*_window(me, t0, after, top), _not_pinned(t0)]
+    timeline = None if top else _timeline(me, t0, after, limit)
+    covered = None if top else exists().where(
+        HomeTimeline.person_id == me,
+        or_(HomeTimeline.horizon_at.is_(None), select(func.count()).select_from(timeline).scalar_subquery() >= limit))
+
+    def source(where, name: str, via=None, correlate=(), materialized=False):
+        gate = [~covered] if materialized and covered is not None else []
         inner = _newest(select(Post.id, Post.created_at).where(*where, *shared), limit)
         if via is None:
             plain = inner.subquery()
-            return select(plain.c.id, plain.c.created_at, literal(AFFINITY[name]).label("aff"))
+            return select(plain.c.id, plain.c.created_at, literal(AFFINITY[name]).label("aff")).where(*gate)
         lateral = inner.lateral()
         return (select(lateral.c.id, lateral.c.created_at, literal(AFFINITY[name]).label("aff"))
-                .select_from(via).join(lateral, true()).where(*correlate))
+                .select_from(via).join(lateral, true()).where(*correlate, *gate))
 
     muted = select(GroupMute.group_id).where(GroupMute.person_id == me)
     all_company = select(Group.id).where(Group.all_company).scalar_subquery()
-    return [
+    sources = [
         source([Post.author_id == Follow.followee_id, Post.group_id.is_(None)], "follow", Follow,
-               [Follow.follower_id == me]),
+               [Follow.follower_id == me], materialized=True),
         source([Post.group_id == GroupMember.group_id], "group", GroupMember,
-               [GroupMember.person_id == me, GroupMember.group_id.not_in(muted)]),
+               [GroupMember.person_id == me, GroupMember.group_id.not_in(muted)], materialized=True),
         source([Post.group_id == all_company, all_company.not_in(muted)], "company"),
         source([Post.kind == _ANNOUNCEMENT, Post.group_id.is_(None)], "announcement"),
         source([Post.hashtags.contains(array([TagFollow.tag]))], "tag", TagFollow, [TagFollow.person_id == me]),
-        source([Post.author_id == me], "own"),
+        source([Post.author_id == me], "own", materialized=True),
     ]
+    if timeline is not None:
+        sources.append(select(timeline.c.id, timeline.c.created_at, literal(AFFINITY["own"]).label("aff")))
+    return sources
 
 
 def _merged(me, t0, after, limit, top: bool):
