@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from services.posts.content import announcements
 from shared.testing import outbox_events
 from tests.posts.content_helpers import invite_in, make_group, publish, secret_post
+from tests.posts.test_attachments import storage_at, uploads  # noqa: F401  (storage_at is a fixture)
 
 SOON = (datetime.now(UTC) + timedelta(days=3)).isoformat()
 
@@ -148,3 +149,27 @@ async def test_post_created_says_whether_an_announcement_is_must_read(client, se
     update = await publish(client, auth(comms), body="Just an update")
     flags = {str(e.subject): e.payload().must_read for e in await outbox_events(session, type="hearth.post.created")}
     assert flags == {required["id"]: True, optional["id"]: False, update["id"]: False}
+
+
+async def test_changing_a_must_reads_attachments_asks_again_only_when_the_author_says_so(client, session,
+                                                                                        make_person, auth,
+                                                                                        storage_at):
+    """The rule a text edit follows: acknowledgements stand unless the edit requires acknowledging again."""
+    comms, reader = await make_person(roles=["communications"]), await make_person()
+    v1, fixed, v2 = await uploads(client, auth(comms), "v1", "fixed", "v2")
+    post = await must_read(client, auth(comms), attachment_ids=[v1])
+    await client.post(f"/api/v1/posts/{post['id']}/acknowledge", headers=auth(reader))
+    url = f"/api/v1/posts/{post['id']}"
+    quiet = await client.patch(url, headers=auth(comms), json={"attachment_ids": [fixed]})
+    assert (quiet.json()["version"], quiet.json()["ack_version"]) == (2, 1)
+    assert (await client.get(url, headers=auth(reader))).json()["acknowledged"] is True
+    asked = await client.patch(url, headers=auth(comms), json={"attachment_ids": [v2],
+                                                                "require_reacknowledgement": True})
+    assert (asked.json()["version"], asked.json()["ack_version"]) == (3, 3)
+    assert (await client.get(url, headers=auth(reader))).json()["acknowledged"] is False
+    events = [e.payload() for e in await outbox_events(session, type="hearth.post.updated")]
+    assert [(e.changed, e.requires_acknowledgement) for e in events] == [
+        (["attachment_ids"], False), (["attachment_ids"], True)]
+    # asking again with nothing else changed is still an edit (a new acknowledgement round)
+    again = await client.patch(url, headers=auth(comms), json={"require_reacknowledgement": True})
+    assert (again.json()["version"], again.json()["ack_version"]) == (4, 4)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 import boto3
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from fastapi import Request
 from PIL import Image
 from sqlalchemy import func, select, update
+from uuid6 import uuid7
 
 from services.posts.attachments.models import Attachment
 from services.posts.attachments.service import orphan_sweeper, sweep_orphans
@@ -21,6 +23,7 @@ from services.posts.attachments.service import orphan_sweeper, sweep_orphans
 from shared.db import get_session, unit_of_work
 from shared.devstack.ports import free_port, wait_for_port
 from shared.storage import LocalStorage, S3Storage, StoredObjectNotFound, storage_from_url
+from shared.testing import outbox_events
 from shared.uploads import MULTIPART_ENVELOPE_BYTES
 from tests.posts.content_helpers import make_group, publish
 
@@ -319,3 +322,105 @@ async def test_removing_a_file_also_removes_what_an_interrupted_write_left(tmp_p
     (tmp_path / "attachments" / "a.partial").write_bytes(b"half")
     await storage.delete("attachments/a")
     assert files_under(tmp_path) == []
+
+
+# --- edits change attachments ----------------------------------------------------------------------------
+
+async def uploads(client, headers, *names) -> list[str]:
+    return [(await upload(client, headers, name.encode(), "text/plain", f"{name}.txt")).json()["id"] for name in names]
+
+
+async def edit(client, headers, post, **fields):
+    return await client.patch(f"/api/v1/posts/{post['id']}", headers=headers, json=fields)
+
+
+async def downloadable(client, headers, attachment_id) -> bool:
+    return (await client.get(f"/api/v1/posts/attachments/{attachment_id}", headers=headers)).status_code == 200
+
+
+async def test_an_edit_replaces_the_attachments_in_order_and_the_history_keeps_the_old_list(
+        client, app, session, sessionmaker, make_person, auth, storage_at):
+    author, reader = await make_person(), await make_person()
+    a, b, c = await uploads(client, auth(author), "a", "b", "c")
+    post = await publish(client, auth(author), body="slides", attachment_ids=[b, a])
+    assert [x["id"] for x in post["attachments"]] == [b, a]  # the order given, not the upload order
+    edited = await edit(client, auth(author), post, attachment_ids=[c, a])
+    assert edited.status_code == 200, edited.text
+    assert [x["id"] for x in edited.json()["attachments"]] == [c, a] and edited.json()["version"] == 2
+    assert [await downloadable(client, auth(reader), x) for x in (a, b, c)] == [True, False, True]
+    assert await downloadable(client, auth(author), b)  # an unused upload of the author's again
+    history = (await client.get(f"/api/v1/posts/{post['id']}/edits", headers=auth(reader))).json()
+    assert [(h["version"], h["attachment_ids"], h["body"]) for h in history] == [(1, [b, a], "slides")]
+    [event] = await outbox_events(session, type="hearth.post.updated")
+    assert event.payload().changed == ["attachment_ids"] and event.payload().attachment_ids == [UUID(c), UUID(a)]
+    # the same edit again (a retry) changes nothing: no version, no history entry, no event
+    again = await edit(client, auth(author), post, attachment_ids=[c, a])
+    assert again.status_code == 200 and again.json()["version"] == 2
+    assert len((await client.get(f"/api/v1/posts/{post['id']}/edits", headers=auth(reader))).json()) == 1
+    assert len(await outbox_events(session, type="hearth.post.updated")) == 1
+    # the removed file goes the way of every unused upload: the orphan sweeper deletes it and its file
+    async with sessionmaker() as s:
+        await s.execute(update(Attachment).values(created_at=datetime.now(UTC) - timedelta(days=2)))
+        await s.commit()
+    storage = storage_from_url(app.state.settings.storage_url)
+    assert await sweep_orphans(sessionmaker, storage=storage, older_than=datetime.now(UTC) - timedelta(days=1)) == 1
+    with pytest.raises(StoredObjectNotFound):
+        await storage.get(f"attachments/{b}")
+    assert [await downloadable(client, auth(reader), x) for x in (a, c)] == [True, True]
+    emptied = await edit(client, auth(author), post, attachment_ids=[])
+    assert emptied.json()["attachments"] == [] and not await downloadable(client, auth(reader), a)
+
+
+async def test_an_edit_attaches_only_the_authors_unused_uploads(client, session, make_person, auth, storage_at):
+    author, thief = await make_person(), await make_person()
+    [mine, used] = await uploads(client, auth(author), "mine", "used")
+    [own] = await uploads(client, auth(thief), "own")
+    await publish(client, auth(author), body="first", attachment_ids=[used])
+    post = await publish(client, auth(thief), body="second", attachment_ids=[own])
+    for ids in ([own, mine], [used], [str(uuid7())]):  # someone else's, on another post, unknown
+        refused = await edit(client, auth(thief), post, attachment_ids=ids, body="changed too")
+        assert refused.status_code == 422, ids
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "invalid-attachments"
+    too_many = await edit(client, auth(thief), post, attachment_ids=[str(uuid7()) for _ in range(11)])
+    assert too_many.status_code == 422 and too_many.json()["code"] == "validation-failed"
+    shown = (await client.get(f"/api/v1/posts/{post['id']}", headers=auth(thief))).json()
+    assert ([x["id"] for x in shown["attachments"]], shown["body"], shown["version"]) == ([own], "second", 1)
+    assert await outbox_events(session, type="hearth.post.updated") == []
+    assert not await downloadable(client, auth(thief), mine)
+    other = await edit(client, auth(author), post, attachment_ids=[mine])  # only the author edits
+    assert other.status_code == 403 and other.json()["code"] == "not-post-author"
+
+
+async def test_an_edit_changes_or_removes_an_articles_cover(client, session, make_person, auth, storage_at):
+    author, reader = await make_person(), await make_person()
+    old, new, file = await uploads(client, auth(author), "old", "new", "file")
+    article = await publish(client, auth(author), kind="article", title="Launch", body="story",
+                            cover_attachment_id=old, attachment_ids=[file])
+    changed = await edit(client, auth(author), article, cover_attachment_id=new)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["cover_attachment_id"] == new and [x["id"] for x in changed.json()["attachments"]] == [file]
+    assert [await downloadable(client, auth(reader), x) for x in (old, new, file)] == [False, True, True]
+    removed = await edit(client, auth(author), article, cover_attachment_id=None)
+    assert removed.json()["cover_attachment_id"] is None and not await downloadable(client, auth(reader), new)
+    history = (await client.get(f"/api/v1/posts/{article['id']}/edits", headers=auth(reader))).json()
+    assert [(h["cover_attachment_id"], h["attachment_ids"]) for h in history] == [(new, [file]), (old, [file])]
+    events = [e.payload() for e in await outbox_events(session, type="hearth.post.updated")]
+    assert [(e.changed, e.cover_attachment_id) for e in events] == [
+        (["cover_attachment_id"], UUID(new)), (["cover_attachment_id"], None)]
+    update_post = await publish(client, auth(author), body="not an article")
+    refused = await edit(client, auth(author), update_post, cover_attachment_id=old)
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid-input"
+
+
+async def test_the_history_of_attachments_is_for_those_who_may_read_the_post(client, make_person, auth, storage_at):
+    author, outsider = await make_person(), await make_person()
+    group_id = await make_group(client, auth(author), "secret")
+    [secret] = await uploads(client, auth(author), "secret")
+    post = await publish(client, auth(author), body="inside", group_id=group_id, attachment_ids=[secret])
+    assert (await edit(client, auth(author), post, attachment_ids=[])).status_code == 200
+    for who, status in ((author, 200), (outsider, 404)):
+        response = await client.get(f"/api/v1/posts/{post['id']}/edits", headers=auth(who))
+        assert response.status_code == status
+    assert (await client.get(f"/api/v1/posts/{post['id']}/edits", headers=auth(author))).json()[0][
+        "attachment_ids"] == [secret]

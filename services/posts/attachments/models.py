@@ -19,6 +19,7 @@ class Attachment(Table, table=True):
     id: UUID = Field(default_factory=uuid7, primary_key=True)
     owner_id: UUID = Field(foreign_key="people.id", index=True)
     post_id: UUID | None = Field(default=None, foreign_key="posts.id", index=True)
+    position: int | None = None  # its place in the post's `attachment_ids` (1-based); None: upload order
     storage_key: str = Field(max_length=300)
     filename: str = Field(max_length=FILENAME_MAX)
     content_type: str = Field(max_length=100)

@@ -5,6 +5,7 @@ then on whoever may read the post may read the file (`content.service.readable_b
 Image types are checked and measured by Pillow in a worker thread (decoding is CPU work).
 Uploads no post took within `attachment_orphan_hours` are swept away by a background job; an upload
 request that fails after storing its file removes the file again (the route's `shared.uploads.RequestFiles`).
+An edit that leaves an attachment out of its post detaches it: an unused upload again, swept the same way.
 """
 
 from datetime import datetime, timedelta

@@ -18,6 +18,7 @@ POLL_OPTION_MAX = 200
 BADGE_MAX = 32
 REACTION_MAX = 16
 HASHTAG_MAX = 100
+ATTACHMENTS_MAX = 10  # files on a post (an article's cover apart), on create and on edit
 
 
 class Post(Table, table=True):
@@ -93,6 +94,10 @@ class PostEdit(Table, table=True):
     version: int
     title: str | None = Field(default=None, max_length=TITLE_MAX)
     body: str = Field(sa_column=Column(Text, nullable=False))
+    # The version's attachments in order, its cover apart (None: an edit made before they were recorded).
+    attachment_ids: list[UUID] | None = Field(default=None, sa_column=Column(ARRAY(PG_UUID(as_uuid=True)),
+                                                                             nullable=True))
+    cover_attachment_id: UUID | None = None
     edited_by: UUID = Field(foreign_key="people.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 

@@ -4,7 +4,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from services.posts.content.models import BODY_MAX, COMMENT_MAX, POLL_OPTION_MAX, REACTION_KINDS, TITLE_MAX
+from services.posts.content.models import (ATTACHMENTS_MAX, BODY_MAX, COMMENT_MAX, POLL_OPTION_MAX, REACTION_KINDS,
+                                           TITLE_MAX)
 from services.posts.people.api import PersonSummary
 from shared.types import SafeStr, check_text
 
@@ -59,7 +60,7 @@ class PostCreate(BaseModel):
     audience: Literal["company", "followers", "group"] | None = None
     group_id: UUID | None = None
     cover_attachment_id: UUID | None = None
-    attachment_ids: list[UUID] = Field(default_factory=list, max_length=10)
+    attachment_ids: list[UUID] = Field(default_factory=list, max_length=ATTACHMENTS_MAX)  # shown in this order
     poll: PollCreate | None = None
     recipients: list[UUID] = Field(default_factory=list, max_length=50)  # praise; default: the @mentioned
     badge: Badge | None = None
@@ -98,6 +99,11 @@ class PostUpdate(BaseModel):
 
     title: SafeStr | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
     body: SafeStr | None = Field(default=None, min_length=1, max_length=BODY_MAX)
+    # The complete new list, in the order to show ([] removes them all; omitted or null: unchanged): your own
+    # unused uploads and the post's current attachments. Those left out are detached from the post.
+    attachment_ids: list[UUID] | None = Field(default=None, max_length=ATTACHMENTS_MAX)
+    # Articles: a new cover (the old one is detached unless listed in attachment_ids); null removes it.
+    cover_attachment_id: UUID | None = None
     pinned_until: datetime | None = None
     remind_at: datetime | None = None
     # A must-read announcement's edit can ask everyone to acknowledge it again.
@@ -177,6 +183,9 @@ class PostEditPublic(BaseModel):
     version: int
     title: str | None
     body: str
+    # The version's attachments in order, its cover apart (null: an edit from before they were recorded).
+    attachment_ids: list[UUID] | None = None
+    cover_attachment_id: UUID | None = None
     edited_by: UUID
     created_at: datetime
 

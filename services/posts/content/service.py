@@ -166,14 +166,36 @@ async def _default_audience(session: AsyncSession, author: CurrentUser) -> str:
     return "followers" if protected else "company"
 
 
-async def _attach(session: AsyncSession, *, post: Post, ids: list[UUID], owner_id: UUID) -> None:
-    if not ids:
-        return
-    attached = await session.execute(update(Attachment).where(
-        Attachment.id.in_(ids), Attachment.owner_id == owner_id, Attachment.post_id.is_(None))
-        .values(post_id=post.id).returning(Attachment.id))
-    if len(set(attached.scalars())) != len(set(ids)):
-        raise InvalidAttachments()
+# A post's attachments in the order its author listed them (upload order for those from before positions).
+ATTACHMENT_ORDER = (Attachment.position, Attachment.created_at, Attachment.id)
+
+
+async def _attach(session: AsyncSession, *, post: Post, files: list[UUID], cover: UUID | None, owner_id: UUID) -> None:
+    """`files` (shown in this order) and `cover` on `post`: each the owner's unused upload or already the post's."""
+    ids = set(files) | ({cover} if cover else set())
+    if ids:
+        order = bindparam("files", list(files), type_=ARRAY(PG_UUID(as_uuid=True)))
+        attached = await session.scalars(update(Attachment).where(
+            Attachment.id.in_(ids), or_(Attachment.post_id == post.id,
+                                        and_(Attachment.post_id.is_(None), Attachment.owner_id == owner_id)))
+            .values(post_id=post.id, position=func.array_position(order, Attachment.id)).returning(Attachment.id))
+        if len(set(attached)) != len(ids):
+            raise InvalidAttachments(field="attachment_ids")
+    post.cover_attachment_id = cover
+
+
+async def _detach_all_but(session: AsyncSession, *, post: Post, keep: set[UUID]) -> None:
+    """The post's other attachments become unused uploads again: nobody reads them through the post any more,
+    and the orphan sweeper removes them with their files (`attachments.service.sweep_orphans`)."""
+    await session.execute(update(Attachment).where(Attachment.post_id == post.id, Attachment.id.not_in(keep))
+                          .values(post_id=None, position=None))
+
+
+async def _files(session: AsyncSession, post: Post) -> list[UUID]:
+    """The post's attachments but its cover, in order."""
+    return list(await session.scalars(select(Attachment.id).where(
+        Attachment.post_id == post.id, Attachment.id.is_distinct_from(post.cover_attachment_id))
+        .order_by(*ATTACHMENT_ORDER)))
 
 
 async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser) -> Post:
@@ -204,9 +226,8 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
     if data.poll is not None:
         session.add_all([PollOption(post_id=post.id, position=i, label=label)
                          for i, label in enumerate(data.poll.options)])
-    await _attach(session, post=post, owner_id=author.id,
-                  ids=data.attachment_ids + ([data.cover_attachment_id] if data.cover_attachment_id else []))
-    post.cover_attachment_id = data.cover_attachment_id
+    await _attach(session, post=post, files=list(dict.fromkeys(data.attachment_ids)), cover=data.cover_attachment_id,
+                  owner_id=author.id)
     readers = [p for p in await readers_among(session, post, [p.id for p in mentioned]) if p != author.id]
     await add_event(session, PostCreated(post_id=post.id, author_id=author.id, kind=post.kind, audience=post.audience,
                                          group_id=post.group_id, excerpt=excerpt(post.body), mentions=readers,
@@ -221,15 +242,36 @@ async def create(session: AsyncSession, *, data: PostCreate, author: CurrentUser
 
 
 async def edit(session: AsyncSession, *, post_id: UUID, data: PostUpdate, user: CurrentUser) -> Post:
-    """The author edits; the text before is kept as a version. Must-read edits may ask for a new acknowledgement."""
+    """The author edits; the text and attachments before are kept as a version. Must-read edits may ask for a new
+    acknowledgement. An edit that changes nothing (a retried PATCH) makes no version and no event."""
     post = await get_readable(session, post_id=post_id, user=user, for_update=True)
     if post.author_id != user.id:
         raise NotPostAuthor()
     if data.title is not None and post.kind != "article":
         raise InvalidInput("Only articles have a title.", field="title")
+    if data.cover_attachment_id is not None and post.kind != "article":
+        raise InvalidInput("Only articles have a cover.", field="cover_attachment_id")
     if data.pinned_until is not None and post.kind != "announcement":
         raise InvalidInput("Only announcements are pinned.", field="pinned_until")
-    session.add(PostEdit(post_id=post.id, version=post.version, title=post.title, body=post.body, edited_by=user.id))
+    files, cover = await _files(session, post), post.cover_attachment_id
+    new_cover = data.cover_attachment_id if "cover_attachment_id" in data.model_fields_set else cover
+    new_files = [f for f in (files if data.attachment_ids is None else dict.fromkeys(data.attachment_ids))
+                 if f != new_cover]
+    changed = [name for name, differs in (
+        ("body", data.body is not None and data.body != post.body),
+        ("title", data.title is not None and data.title != post.title),
+        ("attachment_ids", new_files != files), ("cover_attachment_id", new_cover != cover),
+        ("pinned_until", data.pinned_until is not None and data.pinned_until != post.pinned_until),
+        ("remind_at", data.remind_at is not None)) if differs]
+    # One rule for asking again, whatever changed (text, attachments): the author asks for it explicitly.
+    reack = data.require_reacknowledgement and post.kind == "announcement" and post.must_read
+    if not changed and not reack:
+        return post
+    session.add(PostEdit(post_id=post.id, version=post.version, title=post.title, body=post.body,
+                         attachment_ids=files, cover_attachment_id=cover, edited_by=user.id))
+    if new_files != files or new_cover != cover:
+        await _detach_all_but(session, post=post, keep=set(new_files) | ({new_cover} if new_cover else set()))
+        await _attach(session, post=post, files=new_files, cover=new_cover, owner_id=user.id)
     if data.body is not None:
         mentioned, post.group_mentions = await resolve_mentions(session, body=data.body, user=user)
         post.body, post.body_html = data.body, render(data.body)
@@ -242,7 +284,6 @@ async def edit(session: AsyncSession, *, post_id: UUID, data: PostUpdate, user: 
         if not post.must_read:
             raise InvalidInput("Only must-read announcements have reminders.", field="remind_at")
         post.remind_at, post.reminded_at = data.remind_at, None
-    reack = data.require_reacknowledgement and post.kind == "announcement" and post.must_read
     post.version += 1
     if reack:
         post.ack_version, post.reminded_at = post.version, None  # a new round: reminders go out again
@@ -250,7 +291,10 @@ async def edit(session: AsyncSession, *, post_id: UUID, data: PostUpdate, user: 
     await session.flush()
     await add_event(session, PostUpdated(post_id=post.id, author_id=post.author_id, editor_id=user.id,
                                          version=post.version, excerpt=excerpt(post.body), hashtags=post.hashtags,
-                                         requires_acknowledgement=reack), subject=post.id, actor=user.id)
+                                         requires_acknowledgement=reack, changed=changed,
+                                         attachment_ids=new_files if "attachment_ids" in changed else None,
+                                         cover_attachment_id=post.cover_attachment_id),
+                    subject=post.id, actor=user.id)
     return post
 
 
@@ -302,10 +346,10 @@ def _viewer_columns(viewer_id: UUID) -> list:
 
 
 def _files_column():
-    """The post's attachments but its cover, oldest first, as a JSON array (NULL when none)."""
+    """The post's attachments but its cover, in order, as a JSON array (NULL when none)."""
     summary = func.json_build_object(*[part for name in AttachmentSummary.model_fields
                                        for part in (literal(name), getattr(Attachment, name))])
-    return (select(func.json_agg(aggregate_order_by(summary, Attachment.created_at, Attachment.id)))
+    return (select(func.json_agg(aggregate_order_by(summary, *ATTACHMENT_ORDER)))
             .where(Attachment.post_id == Post.id, Attachment.id.is_distinct_from(Post.cover_attachment_id))
             .scalar_subquery().label("files"))
 
