@@ -124,6 +124,13 @@ def relay_lock_key(service: str) -> int:
     return zlib.crc32(f"hearth-outbox-relay:{service}".encode())
 
 
+_MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+_MARK_AND_SELECT = (
+    f"WITH marked AS ({_MARK}) "
+    "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL AND NOT id = ANY($1::bigint[]) "
+    "ORDER BY id LIMIT $2")
+
+
 class LeaseLost(Exception):
     """The relay's lock session is gone (frozen or cut off long enough): stop publishing at once."""
 
@@ -146,6 +153,7 @@ class OutboxRelay:
         self.topic_map, self.batch_size, self.poll_seconds, self.retention = topic_map, batch_size, poll_seconds, retention
         self.processed_retention, self.lease_seconds, self.flush_seconds = processed_retention, lease_seconds, flush_seconds
         self._wake = asyncio.Event()
+        self._acked: list[int] = []  # ids published (acked by the broker) but not yet marked so
         self.published = 0
         self.pending = 0
         self.oldest_pending_seconds = 0.0
@@ -245,6 +253,7 @@ class OutboxRelay:
             if producer is not None:
                 await self._flush(conn, producer, guard)
         finally:
+            await self._mark_acked_quietly(conn)
             await self._drop_producer(producer)
 
     async def _flush(self, conn: asyncpg.Connection, producer, guard: "_LeaseGuard") -> None:
@@ -279,9 +288,10 @@ class OutboxRelay:
         return None
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer, guard: "_LeaseGuard") -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            self.batch_size)
+        # Marks the previous batch published (acked, not yet marked) and reads the next one in ONE round
+        # trip: the statement's SELECT sees the rows as they were before its UPDATE, hence the exclusion.
+        rows = await conn.fetch(_MARK_AND_SELECT, self._acked, self.batch_size)
+        self._acked = []
         if not rows:
             return 0
         await guard.check()  # a holder that was frozen finds out here, before sending anything
@@ -289,9 +299,28 @@ class OutboxRelay:
         futures = [await producer.send(self.topic_map[r["topic"]], value=r["payload"], key=r["key"].encode())
                    for r in rows]
         await asyncio.gather(*futures)
-        await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        self._acked = [r["id"] for r in rows]
         self.published += len(rows)
+        if not self._wake.is_set():
+            # Nothing new is waiting: mark now (metrics and the launcher's re-publishing read the marks).
+            # When rows are waiting, the next batch's read marks these in the same round trip.
+            await self._mark_acked(conn)
         return len(rows)
+
+    async def _mark_acked(self, conn: asyncpg.Connection) -> None:
+        if self._acked:
+            await conn.execute(_MARK, self._acked)
+            self._acked = []
+
+    async def _mark_acked_quietly(self, conn: asyncpg.Connection) -> None:
+        """On the way out (a stop, a lost lease or connection): rows left unmarked are published again by
+        the next holder, which consumers absorb, so a failure here only costs duplicates."""
+        try:
+            await asyncio.wait_for(self._mark_acked(conn), timeout=2)
+        except Exception as exc:
+            log.info("outbox relay could not mark its last batch published", error=repr(exc))
+        finally:
+            self._acked = []
 
 
 class _LeaseGuard:
@@ -303,19 +332,26 @@ class _LeaseGuard:
         self.conn, self.timeout = conn, timeout
         self.lock = asyncio.Lock()
         self.lost: BaseException | None = None
+        self.confirmed_at = float("-inf")  # (loop time) when the last successful ping was sent
 
     async def ping(self) -> None:
         async with self.lock:
+            sent_at = asyncio.get_running_loop().time()
             try:
                 await asyncio.wait_for(self.conn.fetchval("SELECT 1"), timeout=self.timeout)
             except Exception as exc:
                 self.lost = exc
                 raise LeaseLost(repr(exc)) from exc
+            self.confirmed_at = sent_at
 
     async def check(self) -> None:
+        """Before a batch: the lease still held. The session's idle timer restarted after the last ping was
+        sent, so within half the lease of that no round trip is needed (the keep-alive pings every second);
+        a holder that was frozen finds its last ping old (the monotonic clock ran on) and pings."""
         if self.lost is not None:
             raise LeaseLost(repr(self.lost))
-        await self.ping()
+        if asyncio.get_running_loop().time() - self.confirmed_at >= self.timeout / 2:
+            await self.ping()
 
     async def keep_alive(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and self.lost is None:

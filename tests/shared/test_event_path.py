@@ -10,7 +10,7 @@ from uuid6 import uuid7
 
 from shared.events import Envelope
 from shared.kafka import DLQ_SUFFIX, EventConsumer, make_producer, topic_map
-from shared.outbox import OutboxRelay, add_event, outbox_table
+from shared.outbox import LeaseLost, OutboxRelay, _LeaseGuard, add_event, outbox_table
 from tests.events import post_created
 from tests.shared.conftest import create_topics
 from tests.waiting import until
@@ -115,6 +115,74 @@ async def test_relay_keeps_each_aggregates_events_in_commit_order_and_never_publ
         pending = await session.scalar(select(func.count()).select_from(outbox_table)
                                        .where(outbox_table.c.published_at.is_(None)))
     assert pending == 0 and relay.published == 12
+
+
+class CommitDuringFirstSend:
+    """A producer whose first send waits for a row committed meanwhile to wake the relay, so the relay
+    finds new rows waiting when its batch is acked (it carries that batch's mark into the next read)."""
+
+    def __init__(self, producer, relay: OutboxRelay, commit):
+        self.producer, self.relay, self.commit, self.first = producer, relay, commit, True
+
+    def __getattr__(self, name):
+        return getattr(self.producer, name)
+
+    async def send(self, *args, **kwargs):
+        if self.first:
+            self.first = False
+            await self.commit()
+            await until(lambda: _async(self.relay._wake.is_set()), message="the NOTIFY of the row committed mid-batch")
+        return await self.producer.send(*args, **kwargs)
+
+
+async def test_relay_marks_a_batch_in_its_next_read_and_never_publishes_it_again(scratch, scratch_engine, settings_for):
+    settings = settings_for("relay-carry")
+    await create_topics(settings)
+    first = await queue_posts(scratch, 3, subject="aggregate-a")
+    later: list = []
+
+    async def commit_more():
+        later.extend(await queue_posts(scratch, 2, subject="aggregate-a"))
+
+    relay = relay_for(settings, scratch_engine)
+    relay.producer_factory = lambda: CommitDuringFirstSend(make_producer(settings), relay, commit_more)
+    await run_until(relay.run, lambda: _async(relay.published >= 5), "relay to publish both batches")
+    records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
+    # Each row once (the batch marked in the read that followed was not read again), in commit order.
+    assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in first + later]
+    async with scratch() as session:
+        pending = await session.scalar(select(func.count()).select_from(outbox_table)
+                                       .where(outbox_table.c.published_at.is_(None)))
+    assert pending == 0 and relay.published == 5
+
+
+class CountingConnection:
+    def __init__(self, fail: bool = False):
+        self.pings, self.fail = 0, fail
+
+    async def fetchval(self, sql):
+        self.pings += 1
+        if self.fail:
+            raise ConnectionResetError("the lease session is gone")
+        return 1
+
+
+async def test_lease_check_pings_only_when_the_last_ping_is_older_than_half_the_lease():
+    conn = CountingConnection()
+    guard = _LeaseGuard(conn, timeout=5.0)
+    await guard.check()  # never confirmed: a round trip
+    await guard.check()  # confirmed just now: the session cannot have timed out since
+    assert conn.pings == 1
+    guard.confirmed_at -= 2.5  # as after a freeze: the monotonic clock ran on
+    await guard.check()
+    assert conn.pings == 2
+    conn.fail = True
+    guard.confirmed_at -= 2.5
+    with pytest.raises(LeaseLost):
+        await guard.check()
+    with pytest.raises(LeaseLost):  # lost for good, without asking again
+        await guard.check()
+    assert conn.pings == 3
 
 
 class ObservedWake(asyncio.Event):
