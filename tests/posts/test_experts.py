@@ -79,13 +79,10 @@ async def test_experts_input_and_access(client, keys, make_person, auth):
     assert (await client.get("/api/v1/search/experts", headers=wrong, params={"topic": "x"})).status_code == 403
 
 
-async def test_inactive_and_filtered_out_people_are_skipped_chunk_by_chunk(client, session, make_person, auth,
-                                                                         monkeypatch):
+async def test_inactive_and_filtered_out_people_are_skipped_on_every_page(client, session, make_person, auth):
     from sqlalchemy import update
 
     from services.posts.people.models import Person
-    from services.posts.search import experts as finder
-    monkeypatch.setattr(finder, "ELIGIBLE_CHUNK", 2)  # eligibility is asked for two candidates at a time
     reader = await make_person()
     people = [await make_person(skills=["Elixir"], department="Platform" if n % 3 else "Sales") for n in range(9)]
     gone = people[1::4]
