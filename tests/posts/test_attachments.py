@@ -240,6 +240,36 @@ def files_under(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
 
 
+async def test_a_file_the_sweeper_failed_to_delete_is_deleted_by_the_next_sweep(client, sessionmaker, make_person,
+                                                                               auth, storage_at, tmp_path):
+    person = await make_person()
+    first, second = await uploads(client, auth(person), "first", "second")
+    async with sessionmaker() as s:
+        await s.execute(update(Attachment).values(created_at=datetime.now(UTC) - timedelta(days=2)))
+        await s.commit()
+
+    class DeleteFailsOnce(LocalStorage):
+        """A storage whose first delete times out without deleting anything."""
+        failed = False
+
+        async def delete(self, key):
+            if not self.failed:
+                self.failed = True
+                raise TimeoutError("no answer from the storage")
+            await super().delete(key)
+
+    storage, root = DeleteFailsOnce(tmp_path / "uploads"), tmp_path / "uploads"
+    older_than = datetime.now(UTC) - timedelta(days=1)
+    assert await sweep_orphans(sessionmaker, storage=storage, older_than=older_than) == 1
+    async with sessionmaker() as s:
+        [kept] = await s.scalars(select(Attachment.id))  # the upload whose file is still there keeps its row
+    assert files_under(root) == [f"attachments/{kept}"] and str(kept) in (first, second)
+    assert await sweep_orphans(sessionmaker, storage=storage, older_than=older_than) == 1
+    assert files_under(root) == []
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(Attachment)) == 0
+
+
 class CommitLost(Exception):
     """The request's transaction failing at its commit (the database went away, a serialization failure...)."""
 

@@ -8,9 +8,11 @@ request that fails after storing its file removes the file again (the route's `s
 An edit that leaves an attachment out of its post detaches it: an unused upload again, swept the same way.
 """
 
+import asyncio
 from datetime import datetime, timedelta
 from uuid import UUID
 
+import structlog
 from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
@@ -26,6 +28,8 @@ from shared.storage import Storage
 from shared.uploads import check_upload
 
 ORPHAN_BATCH = 100
+
+log = structlog.get_logger("hearth.attachments")
 
 
 class AttachmentNotFound(NotFound):
@@ -62,18 +66,26 @@ async def read(session: AsyncSession, *, storage: Storage, attachment_id: UUID,
 
 
 async def sweep_orphans(sessionmaker, *, storage: Storage, older_than: datetime) -> int:
-    """Delete uploads created before `older_than` that no post uses (a batch); returns how many."""
-    stale = (select(Attachment.id).where(Attachment.post_id.is_(None), Attachment.created_at < older_than)
+    """Delete uploads created before `older_than` that no post uses (a batch) with their files; returns how many.
+
+    Each row stays, locked, until its file is gone: a post attaching one meanwhile waits on the lock and then
+    finds it gone (422), and an upload whose file could not be deleted keeps its row for the next sweep."""
+    stale = (select(Attachment.id, Attachment.storage_key)
+             .where(Attachment.post_id.is_(None), Attachment.created_at < older_than)
              .order_by(Attachment.created_at).limit(ORPHAN_BATCH).with_for_update(skip_locked=True))
-    async with sessionmaker() as session:
-        keys = list(await session.scalars(delete(Attachment).where(Attachment.id.in_(stale))
-                                          .returning(Attachment.storage_key)))
-        # A job owns its session. Rows go first: a post attaching one meanwhile waits on the row lock and
-        # then finds it gone (422), and a file whose row is gone is never served.
+    async with sessionmaker() as session:  # a job owns its session
+        rows = (await session.execute(stale)).all()
+        outcomes = await asyncio.gather(*(storage.delete(key) for _, key in rows), return_exceptions=True)
+        gone = []
+        for (attachment_id, key), outcome in zip(rows, outcomes):
+            if isinstance(outcome, BaseException):
+                log.warning("attachment_file_delete_failed", key=key, error=repr(outcome))
+            else:
+                gone.append(attachment_id)
+        if gone:
+            await session.execute(delete(Attachment).where(Attachment.id.in_(gone)))
         await session.commit()
-    for key in keys:
-        await storage.delete(key)
-    return len(keys)
+    return len(gone)
 
 
 def orphan_sweeper(sessionmaker, *, storage: Storage, max_age: timedelta, interval: float = 600.0):
@@ -81,6 +93,7 @@ def orphan_sweeper(sessionmaker, *, storage: Storage, max_age: timedelta, interv
 
     async def run(stop) -> None:
         while not stop.is_set():
+            # A batch with a failed file delete ends the round: storage in trouble waits for the next one.
             while await sweep_orphans(sessionmaker, storage=storage, older_than=utcnow() - max_age) == ORPHAN_BATCH:
                 pass
             await sleep_or_stop(stop, interval)
