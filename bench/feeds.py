@@ -10,15 +10,17 @@ written with bulk SQL (people, follows, groups, memberships, posts spread over 1
 through the service functions. With `--data DIR` the PostgreSQL data folder is kept there and what is
 already seeded is reused (a second run seeds nothing, or only the posts a larger size adds); without it
 a temporary folder is removed at the end. For each size:
-- HTTP: GET /api/v1/feeds/home?limit=20 as random people (aiohttp, keep-alive), `--concurrency` at a
-  time, for `--seconds` after a 3 s warm-up: req/s, p50, p99, errors (non-200 or an empty page);
+- HTTP: GET /api/v1/feeds/home?limit=20 as random people (keep-alive), `--concurrency` at a time, for
+  `--seconds` after a 3 s warm-up: req/s, p50, p99, errors (non-200 or an empty page). The load comes from
+  wrk (`apt-get install wrk`; a Lua script rotates the viewers' tokens) when it is installed, else from an
+  aiohttp client (`--client` chooses): the client shares the cores, and wrk costs far less CPU per request;
 - pgbench: the feed's statement of one home page (the page's posts, pinned announcements first, with their
   authors, counts, viewer state and attachments) for random people of the same population, as a prepared
   statement (`-M prepared`, as the service runs it), `--concurrency` clients, for the same time:
   transactions/s. ratio = HTTP req/s / pgbench tps (the target is >= 0.5; each HTTP request also runs
   the token guard and the rate-limit count, which pgbench does not);
-- CPU per request, from /proc: the service's processes, PostgreSQL's and the client's during the HTTP
-  measure, and PostgreSQL's per pgbench transaction. These depend far less than the throughput on what
+- CPU per request, from /proc: the service's processes, PostgreSQL's and the client's (wrk's or this
+  process's) during the HTTP measure, and PostgreSQL's per pgbench transaction. These depend far less than the throughput on what
   else runs on the machine, so they are the figures to compare between small runs on a busy machine.
 The client, the service and PostgreSQL share the machine's cores, so throughput figures are lower bounds.
 """
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -268,6 +271,48 @@ async def load(url: str, tokens: list[str], *, seconds: float, concurrency: int)
     return len(latencies) / elapsed, latencies, errors
 
 
+WRK_SCRIPT = """
+local tokens, threads = {}, {}
+errors = 0  -- a global: done() reads each thread's with thread:get
+function setup(thread) table.insert(threads, thread) end
+function init(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  math.randomseed(tonumber(args[2]))
+end
+function request()
+  return wrk.format("GET", "/api/v1/feeds/home?limit=PAGE",
+                    {Authorization = "Bearer " .. tokens[math.random(#tokens)]})
+end
+function response(status, headers, body)  -- an empty page is an error too: every bench viewer has a feed
+  if status ~= 200 or body:sub(1, 11) ~= '{"items":[{' then errors = errors + 1 end
+end
+function done(summary, latency, requests)
+  local failed = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  for _, thread in ipairs(threads) do failed = failed + thread:get("errors") end
+  io.write(string.format("HEARTH %d %d %.3f %.3f %d\\n", summary.requests, summary.duration,
+                         latency:percentile(50) / 1000, latency:percentile(99) / 1000, failed))
+end
+""".replace("PAGE", str(PAGE))
+
+
+def load_wrk(url: str, tokens: list[str], *, seconds: float, concurrency: int, work: Path
+             ) -> tuple[float, float, float, int, int, float]:
+    """wrk (C, one thread, `concurrency` keep-alive connections each one request at a time: the same closed
+    loop as the aiohttp client) with a Lua script rotating the viewers' tokens. Returns req/s, p50 and p99
+    (ms), requests, errors, and wrk's own CPU seconds (it shares the cores with the service)."""
+    script, token_file = work / "home.lua", work / "tokens.txt"
+    script.write_text(WRK_SCRIPT)
+    token_file.write_text("\n".join(tokens) + "\n")
+    command = ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "30s", "-s", str(script),
+               f"{url}/", "--", str(token_file), "1"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    requests, micros, p50, p99, errors = next(line for line in out.splitlines() if line.startswith("HEARTH")).split()[1:]
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return int(requests) / (int(micros) / 1e6), float(p50), float(p99), int(requests), int(errors), cpu
+
+
 def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -301,12 +346,16 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (stateless replicas)")
+    parser.add_argument("--client", choices=["auto", "wrk", "aiohttp"], default="auto",
+                        help="HTTP load generator: wrk (C, cheaper, so more of the cores go to the service) when "
+                             "installed, else the aiohttp client")
     parser.add_argument("--data", type=Path, help="keep PostgreSQL's data folder here and reuse what it holds")
     parser.add_argument("--py-spy", type=Path, metavar="FILE",
                         help="profile the service during the HTTP measure with py-spy (installed separately) into "
                              "FILE (.svg flame graph, .txt collapsed stacks, else speedscope JSON)")
     args = parser.parse_args()
 
+    client = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "aiohttp")
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-feeds-"))
     pg = EmbeddedPostgres(args.data or work / "pgdata")
     began = time.monotonic()
@@ -340,14 +389,24 @@ async def main() -> None:
                 posts = size
             if service is None:
                 service = start_service(server, pem, port, work / "posts.log", args.workers)
-            say(f"{size:,} posts: HTTP home feed, {args.concurrency} concurrent, {args.seconds} s")
+            say(f"{size:,} posts: HTTP home feed ({client}), {args.concurrency} concurrent, {args.seconds} s")
             profiler = profile(service.pid, args.py_spy, args.seconds + 3) if args.py_spy else None
-            cpu = cpu_seconds(service.pid), cpu_seconds(postmaster), time.process_time()
-            rps, latencies, errors = await load(f"http://127.0.0.1:{port}", tokens, seconds=args.seconds,
-                                                concurrency=args.concurrency)
-            n = len(latencies) * (args.seconds + 3) / args.seconds  # the warm-up's requests used CPU too
-            http_cpu = ((cpu_seconds(service.pid) - cpu[0]) / n * 1000, (cpu_seconds(postmaster) - cpu[1]) / n * 1000,
-                        (time.process_time() - cpu[2]) / n * 1000)
+            if client == "wrk":
+                load_wrk(f"http://127.0.0.1:{port}", tokens, seconds=3, concurrency=args.concurrency, work=work)
+                cpu = cpu_seconds(service.pid), cpu_seconds(postmaster)
+                rps, p50, p99, n, errors, client_seconds = load_wrk(
+                    f"http://127.0.0.1:{port}", tokens, seconds=args.seconds, concurrency=args.concurrency,
+                    work=work)
+                spent = n  # the warm-up ran before the CPU was read
+            else:
+                cpu = cpu_seconds(service.pid), cpu_seconds(postmaster), time.process_time()
+                rps, latencies, errors = await load(f"http://127.0.0.1:{port}", tokens, seconds=args.seconds,
+                                                    concurrency=args.concurrency)
+                client_seconds = time.process_time() - cpu[2]
+                n, p50, p99 = len(latencies), percentile(latencies, 50), percentile(latencies, 99)
+                spent = n * (args.seconds + 3) / args.seconds  # the warm-up's requests used CPU too
+            http_cpu = ((cpu_seconds(service.pid) - cpu[0]) / spent * 1000,
+                        (cpu_seconds(postmaster) - cpu[1]) / spent * 1000, client_seconds / spent * 1000)
             if profiler is not None:
                 profiler.wait(timeout=60)
                 say(f"py-spy profile of the service: {args.py_spy}")
@@ -355,8 +414,7 @@ async def main() -> None:
             before = cpu_seconds(postmaster)
             tps = run_pgbench(pg_bin, pg.port, script, args.seconds, args.concurrency)
             pgbench_cpu = (cpu_seconds(postmaster) - before) / (tps * args.seconds) * 1000
-            results.append((size, rps, percentile(latencies, 50), percentile(latencies, 99), len(latencies), errors,
-                            tps, *http_cpu, pgbench_cpu))
+            results.append((size, rps, p50, p99, n, errors, tps, *http_cpu, pgbench_cpu))
             say(f"{size:,} posts: {rps:.1f} req/s, p50 {results[-1][2]:.2f} ms, p99 {results[-1][3]:.2f} ms, "
                 f"{errors} errors; pgbench {tps:.1f} tps; ratio {rps / tps:.2f}")
         await conn.close()
@@ -369,7 +427,8 @@ async def main() -> None:
 
     print()
     print(f"home feed, pages of {PAGE}, {args.people:,} people, {args.groups} groups, concurrency {args.concurrency}, "
-          f"{args.workers} uvicorn worker(s), {args.seconds} s per measure, {time.monotonic() - began:.0f} s in all "
+          f"{args.workers} uvicorn worker(s), {client} client, {args.seconds} s per measure, "
+          f"{time.monotonic() - began:.0f} s in all "
           f"({os.cpu_count()} CPUs shared by client, service and PostgreSQL; load average "
           f"{os.getloadavg()[0]:.1f})")
     print(f"{'posts':>10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7} "
