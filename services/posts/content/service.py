@@ -180,7 +180,7 @@ async def _attach(session: AsyncSession, *, post: Post, files: list[UUID], cover
                                         and_(Attachment.post_id.is_(None), Attachment.owner_id == owner_id)))
             .values(post_id=post.id, position=func.array_position(order, Attachment.id)).returning(Attachment.id))
         if len(set(attached)) != len(ids):
-            raise InvalidAttachments(field="attachment_ids")
+            raise InvalidAttachments()
     post.cover_attachment_id = cover
 
 
