@@ -95,6 +95,16 @@ def _ranked_by_date(with_tag: bool, department: bool, location: bool, after: boo
 
 
 @cache
+def _evidence_count(with_tag: bool):
+    """How many of the newest `scan` posts before `as_of` are on the topic and readable by `viewer` (at most
+    EVIDENCE_POSTS)."""
+    return select(func.count()).select_from(newest_readable(
+        user=Viewer(bindparam("viewer", type_=Uuid)), match=_topic_param(with_tag), filters=[],
+        as_of=bindparam("as_of", type_=DateTime(timezone=True)), need=EVIDENCE_POSTS, columns=("id",),
+        scan=bindparam("scan", type_=Integer)))
+
+
+@cache
 def _ranked_in_window(with_tag: bool, department: bool, location: bool, after: bool):
     """The experts statement on the newest `EVIDENCE_POSTS` readable posts on the topic in (start, as_of],
     found through the text index."""
@@ -166,14 +176,12 @@ async def _ranked(session: AsyncSession, *, user: CurrentUser, topic: str, filte
               "department": filters.department, "location": filters.location}
     if after:
         params |= {"after_score": after[0], "after_id": after[1]}
-    by_date = _ranked_by_date(*shape)
-    rows = (await session.execute(by_date, params | {"scan": SAMPLE})).all()
-    found = rows[0].evidence_posts if rows else 0
-    if found >= EVIDENCE_POSTS:
-        return rows
-    if scan := sampled_scan(found, EVIDENCE_POSTS):
-        rows = (await session.execute(by_date, params | {"scan": scan})).all()
-        if rows and rows[0].evidence_posts >= EVIDENCE_POSTS:
+    # how many readable posts on the topic the newest SAMPLE hold says how to find EVIDENCE_POSTS of them: a
+    # count, so that the ranking (and its scan of people's skills) runs once for all but the rarest topics
+    found = await session.scalar(_evidence_count(tag is not None), params | {"scan": SAMPLE})
+    if scan := SAMPLE if found >= EVIDENCE_POSTS else sampled_scan(found, EVIDENCE_POSTS):
+        rows = (await session.execute(_ranked_by_date(*shape), params | {"scan": scan})).all()
+        if scan == SAMPLE or (rows and rows[0].evidence_posts >= EVIDENCE_POSTS):
             return rows
     start = await window_start(session, [_on_topic(topic)(posts), readable_by(user.id)], as_of=as_of,
                                need=EVIDENCE_POSTS)
