@@ -115,8 +115,8 @@ async def test_deleted_posts_leave_every_timeline(client, session, make_person, 
 
 
 async def test_paging_past_the_cap_reads_the_sources_with_no_gap_or_repeat(client, session, make_person, auth):
-    """CAP + 60 posts of two followed people, interleaved; the timeline keeps the newest CAP (its horizon is
-    set); paging the whole home in pages of 50 gives every post once, newest first — the pages below the
+    """CAP + 60 posts of two followed people, interleaved, in one INSERT; the timeline keeps the newest CAP (its
+    horizon is set); paging the whole home in pages of 50 gives every post once, newest first — the pages below the
     horizon come from the sources — and the first pages are the ones the sources give."""
     me, a, b = await make_person(), await make_person(), await make_person()
     await follow(client, auth, me, a)
@@ -129,8 +129,7 @@ async def test_paging_past_the_cap_reads_the_sources_with_no_gap_or_repeat(clien
                '<p>bulk ' || i || '</p>', 'company', '{}', '{}', '{}', '{}', false, false, 1, 1, 0, 0, 0,
                now() - (i || ' minutes')::interval, now()
         FROM generate_series(1, :n) i"""), {"a": a.id, "b": b.id, "n": CAP + 60})
-    await session.execute(text("SELECT hearth_home_trim(:p)"), {"p": me.id})  # as one post in 16 does
-    await session.commit()
+    await session.commit()  # one statement of more than 16 posts trims every recipient's timeline
     horizon = (await session.execute(text("SELECT horizon_at FROM home_timelines WHERE person_id = :p"),
                                      {"p": me.id})).scalar_one()
     assert horizon is not None and len(await entries(session, me)) == CAP
