@@ -10,6 +10,14 @@ followed people's posts outside groups, posts of joined groups that are not mute
 company announcements, posts with followed hashtags, and one's own posts. Announcements pinned at the
 time of the first page come first on that page, and stay out of the rest of the feed.
 
+The per-person sources (followed people, joined groups, one's own posts) are materialized, fan-out on
+write, in `home_entries` (migrations 0018 and 0021: triggers on posts, follows, group_members, group_mutes
+and people keep them in the same transaction as the change; about the newest 400 per person, with a
+horizon above which they are complete). Recent pages read that timeline when it holds the whole page, the
+sources otherwise (beyond the cap, or no timeline): the choice is made inside the one statement. An entry
+is a candidate, never a permission: every entry read goes through `readable_by`. All company, company
+announcements and followed tags are read from their sources as before, and so is `order=top`.
+
 Cursors are stable under concurrent inserts: the first page fixes a time `t0` that rides in every cursor;
 posts created after it never enter that pagination (a new first page shows them), and the keyset
 `(created_at, id)` continues exactly where the previous page stopped.
