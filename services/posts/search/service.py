@@ -331,6 +331,10 @@ _STATEMENTS: dict[tuple, object] = {}  # search statements by shape, for every r
 @dataclass(frozen=True)
 class Viewer:
     id: object  # the `viewer` parameter, where a statement built once takes the caller's id
+    admin: bool = False
+
+    def has_role(self, *roles: str) -> bool:  # as CurrentUser's: an admin has every role
+        return self.admin
 
 
 def _bound_search(*, user: CurrentUser, q: str, filters: PostFilters, key: tuple, build) -> tuple:
@@ -636,43 +640,67 @@ def _prefix_pattern(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _folded_once(value: str, before: str = ""):
-    """`before` + the folded `value`, computed once per statement (a scalar subquery, an InitPlan). Suggest runs
-    without a transaction, so without custom plans: in a generic plan the folding of a parameter is not a
-    constant, and in a row's condition (the trigram index's recheck, the ranking) it ran for every row (+1 ms
-    of PostgreSQL CPU for the 1,100 people matching 'ma')."""
-    return select(literal(before).op("||")(unaccented(literal(value)))).scalar_subquery()
+def _folded_once(value, before: str = ""):
+    """`before` + the folded `value` (a parameter), computed once per statement (a scalar subquery, an InitPlan).
+    Suggest runs without a transaction, so without custom plans: in a generic plan the folding of a parameter
+    is not a constant, and in a row's condition (the trigram index's recheck, the ranking) it ran for every
+    row (+1 ms of PostgreSQL CPU for the 1,100 people matching 'ma')."""
+    return select(literal(before).op("||")(unaccented(value))).scalar_subquery()
 
 
-def _word_prefixes(document, q: str):
-    """Every word of `q` starts a word of `document` (' ' + folded text, see search.models.name_words):
-    `LIKE '% pre%'` reads the trigram index by the trigrams of a word start (' pr', '  p')."""
-    words = [w.strip('"') for w in _words(q)]
-    return and_(*(document.like(_folded_once(_prefix_pattern(w), "% ")) for w in words if w)) if any(words) else false()
+def _typed_words(q: str) -> dict:
+    """The words typed, as the prefix patterns `_word_prefixes` takes (w0, w1, ...)."""
+    words = [w for w in (w.strip('"') for w in _words(q)) if w]
+    return {f"w{i}": _prefix_pattern(w) for i, w in enumerate(words)}
+
+
+def _word_prefixes(document, words: int):
+    """Each of the `words` parameters w0, w1, ... (see _typed_words) starts a word of `document` (' ' + folded
+    text, see search.models.name_words): `LIKE '% pre%'` reads the trigram index by the trigrams of a word
+    start (' pr', '  p')."""
+    return and_(*(document.like(_folded_once(bindparam(f"w{i}", type_=String), "% ")) for i in range(words))) \
+        if words else false()
+
+
+# Suggest's statements are built once per shape (how many words, admin or not), every value a parameter:
+# building them was a third of a keystroke's service CPU.
+
+@cache
+def _suggest_people_statement(words: int):
+    start = bindparam("start", type_=String)
+    name_starts = PERSON_NAME_WORDS.like(_folded_once(bindparam("start_pattern", type_=String), " "))
+    first = case((name_starts, 1), else_=0) + case((func.starts_with(func.lower(Person.handle), start), 1), else_=0)
+    order = (first.desc(), PERSON_NAME_WORDS.collate("C"), people.c.id)
+    # ranked on the index's rows alone; only the page's people are read whole (a row is ~3 kB)
+    ranked = (select(people.c.id, func.row_number().over(order_by=order).label("position"))
+              .where(people.c.active.is_(True), _word_prefixes(PERSON_NAME_WORDS, words))
+              .order_by(*order).limit(bindparam("limit", type_=Integer)).subquery("ranked"))
+    return select(Person).join(ranked, ranked.c.id == Person.id).order_by(ranked.c.position)
 
 
 async def suggest_people(session: AsyncSession, *, q: str, limit: int) -> list[PersonHit]:
     """Active people a word of whose name or handle starts with each word typed; those whose name or
     handle starts with it first, then by folded name (byte order: a thousand matches of a two-letter prefix
     sort in a millisecond, where the language's collation took three)."""
-    start = q.strip('"').lower()
-    name_starts = PERSON_NAME_WORDS.like(_folded_once(_prefix_pattern(start), " "))
-    first = case((name_starts, 1), else_=0) + case((func.starts_with(func.lower(Person.handle), start), 1), else_=0)
-    order = (first.desc(), PERSON_NAME_WORDS.collate("C"), people.c.id)
-    # ranked on the index's rows alone; only the page's people are read whole (a row is ~3 kB)
-    ranked = (select(people.c.id, func.row_number().over(order_by=order).label("position"))
-              .where(people.c.active.is_(True), _word_prefixes(PERSON_NAME_WORDS, q))
-              .order_by(*order).limit(limit).subquery("ranked"))
-    stmt = select(Person).join(ranked, ranked.c.id == Person.id).order_by(ranked.c.position)
-    return [PersonHit.model_validate(p) for p in await session.scalars(stmt)]
+    start, words = q.strip('"').lower(), _typed_words(q)
+    params = words | {"start": start, "start_pattern": _prefix_pattern(start), "limit": limit}
+    return [PersonHit.model_validate(p) for p in await session.scalars(_suggest_people_statement(len(words)), params)]
+
+
+@cache
+def _suggest_groups_statement(words: int, admin: bool):
+    caller = Viewer(bindparam("viewer", type_=Uuid), admin=admin)
+    first = case((func.starts_with(unaccented(Group.name), _folded_once(bindparam("start", type_=String))), 1), else_=0)
+    return (select(Group).where(visible_groups(caller), _word_prefixes(GROUP_NAME_WORDS, words))
+            .order_by(first.desc(), Group.name, Group.id).limit(bindparam("limit", type_=Integer)))
 
 
 async def suggest_groups(session: AsyncSession, *, user: CurrentUser, q: str, limit: int) -> list[GroupHit]:
     """Groups `user` can see a word of whose name starts with each word typed, those starting with it first."""
-    first = case((func.starts_with(unaccented(Group.name), _folded_once(q.strip('"'))), 1), else_=0)
-    stmt = (select(Group).where(visible_groups(user), _word_prefixes(GROUP_NAME_WORDS, q))
-            .order_by(first.desc(), Group.name, Group.id).limit(limit))
-    return [GroupHit.model_validate(g) for g in await session.scalars(stmt)]
+    words = _typed_words(q)
+    stmt = _suggest_groups_statement(len(words), user.has_role("admin"))
+    params = words | {"start": q.strip('"'), "viewer": user.id, "limit": limit}
+    return [GroupHit.model_validate(g) for g in await session.scalars(stmt, params)]
 
 
 @cache
@@ -689,6 +717,20 @@ def _readable_tag_posts():
             .where(readable_by(bindparam("viewer", type_=Uuid), seen)).group_by(candidates.c.tag))
 
 
+@cache
+def _suggest_tags_statement():
+    """Tags starting with `pattern`: the `limit` most used on posts everyone may read, with that count, and the
+    `restricted` most used only on posts some may read, with 0 (to be checked)."""
+    tags, pattern = search_tags.c, bindparam("pattern", type_=String)
+    open_tags = (select(tags.tag, tags.open_posts.label("posts"))
+                 .where(tags.tag.like(pattern), tags.open_posts > 0)
+                 .order_by(tags.open_posts.desc(), tags.tag).limit(bindparam("limit", type_=Integer)))
+    restricted = (select(tags.tag, literal(0).label("posts"))
+                  .where(tags.tag.like(pattern), tags.open_posts == 0, tags.restricted_posts > 0)
+                  .order_by(tags.restricted_posts.desc(), tags.tag).limit(bindparam("restricted", type_=Integer)))
+    return union_all(open_tags, restricted)
+
+
 async def suggest_tags(session: AsyncSession, *, user: CurrentUser, prefix: str, limit: int) -> list[TagHit]:
     """Hashtags starting with `prefix`, most used first, from `search_tags` (kept by triggers with the posts).
 
@@ -700,14 +742,8 @@ async def suggest_tags(session: AsyncSession, *, user: CurrentUser, prefix: str,
     needle = prefix.lower().lstrip("#")
     if not needle:
         return []
-    tags, pattern = search_tags.c, _prefix_pattern(needle)
-    open_tags = (select(tags.tag, tags.open_posts.label("posts"))
-                 .where(tags.tag.like(pattern), tags.open_posts > 0)
-                 .order_by(tags.open_posts.desc(), tags.tag).limit(limit))
-    restricted = (select(tags.tag, literal(0).label("posts"))
-                  .where(tags.tag.like(pattern), tags.open_posts == 0, tags.restricted_posts > 0)
-                  .order_by(tags.restricted_posts.desc(), tags.tag).limit(RESTRICTED_TAGS * limit))
-    rows = (await session.execute(union_all(open_tags, restricted))).all()
+    rows = (await session.execute(_suggest_tags_statement(), {"pattern": _prefix_pattern(needle), "limit": limit,
+                                                               "restricted": RESTRICTED_TAGS * limit})).all()
     found = [r for r in rows if r.posts]
     if to_check := [r.tag for r in rows if not r.posts]:
         found += (await session.execute(_readable_tag_posts(), {"tags": to_check, "viewer": user.id})).all()
