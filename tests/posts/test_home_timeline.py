@@ -33,6 +33,27 @@ async def from_sources(client, session, headers, person, **params) -> dict:
         await session.commit()
 
 
+async def bulk_posts(session, authors, n: int) -> None:
+    """`n` posts in one INSERT, newest first `bulk 1`..`bulk n` a minute apart, by `authors` in turn."""
+    await session.execute(text("""
+        INSERT INTO posts (id, author_id, kind, body, body_html, audience, mentions, group_mentions, hashtags,
+                           recipients, poll_multiple, must_read, ack_version, version, comment_count,
+                           reaction_count, seen_by_count, created_at, updated_at)
+        SELECT gen_random_uuid(), (CAST(:authors AS uuid[]))[1 + i % cardinality(CAST(:authors AS uuid[]))],
+               'update', 'bulk ' || i, '<p>bulk ' || i || '</p>', 'company', '{}', '{}', '{}', '{}', false, false,
+               1, 1, 0, 0, 0, now() - (i || ' minutes')::interval, now()
+        FROM generate_series(1, :n) i"""), {"authors": [a.id for a in authors], "n": n})
+
+
+async def every_page(client, headers, limit: int) -> list[str]:
+    seen, cursor = [], None
+    while True:
+        page = await feed(client, headers, limit=limit, **({"cursor": cursor} if cursor else {}))
+        seen += bodies(page)
+        if not (cursor := page["next_cursor"]):
+            return seen
+
+
 async def test_a_new_person_has_a_complete_empty_timeline(session, make_person):
     me = await make_person()
     row = (await session.execute(text("SELECT horizon_at FROM home_timelines WHERE person_id = :p"),
@@ -121,14 +142,7 @@ async def test_paging_past_the_cap_reads_the_sources_with_no_gap_or_repeat(clien
     me, a, b = await make_person(), await make_person(), await make_person()
     await follow(client, auth, me, a)
     await follow(client, auth, me, b)
-    await session.execute(text("""
-        INSERT INTO posts (id, author_id, kind, body, body_html, audience, mentions, group_mentions, hashtags,
-                           recipients, poll_multiple, must_read, ack_version, version, comment_count,
-                           reaction_count, seen_by_count, created_at, updated_at)
-        SELECT gen_random_uuid(), CASE WHEN i % 3 = 0 THEN CAST(:a AS uuid) ELSE CAST(:b AS uuid) END, 'update', 'bulk ' || i,
-               '<p>bulk ' || i || '</p>', 'company', '{}', '{}', '{}', '{}', false, false, 1, 1, 0, 0, 0,
-               now() - (i || ' minutes')::interval, now()
-        FROM generate_series(1, :n) i"""), {"a": a.id, "b": b.id, "n": CAP + 60})
+    await bulk_posts(session, [a, b, b], CAP + 60)
     await session.commit()  # one statement of more than 16 posts trims every recipient's timeline
     horizon = (await session.execute(text("SELECT horizon_at FROM home_timelines WHERE person_id = :p"),
                                      {"p": me.id})).scalar_one()
@@ -145,3 +159,16 @@ async def test_paging_past_the_cap_reads_the_sources_with_no_gap_or_repeat(clien
     assert seen == [f"bulk {i}" for i in range(1, CAP + 61)]
     first = await feed(client, auth(me), limit=50)
     assert first["items"] == (await from_sources(client, session, auth(me), me, limit=50))["items"]
+
+
+async def test_following_someone_with_more_posts_than_the_cap_keeps_home_whole(client, session, make_person, auth):
+    """The merge takes the followee's newest CAP + 1 posts and trims back to CAP (the horizon below them):
+    paging the whole home still gives every post once, the older ones from the sources."""
+    me, prolific = await make_person(), await make_person()
+    await bulk_posts(session, [prolific], CAP + 30)
+    await session.commit()
+    await follow(client, auth, me, prolific)
+    horizon = (await session.execute(text("SELECT horizon_at FROM home_timelines WHERE person_id = :p"),
+                                     {"p": me.id})).scalar_one()
+    assert horizon is not None and len(await entries(session, me)) == CAP
+    assert await every_page(client, auth(me), 100) == [f"bulk {i}" for i in range(1, CAP + 31)]
