@@ -332,6 +332,29 @@ async def test_results_only_contain_posts_the_searcher_may_read(client, auth, hi
             assert got == {posts[k] for k in readable}, (who, order)
 
 
+async def test_candidates_from_the_text_index_are_the_newest_posts_the_searcher_may_read(client, auth, hidden_world,
+                                                                                          monkeypatch):
+    """Through the text index the rule is checked on the matches newest first until CANDIDATES pass: the
+    candidates are the newest readable matches, never hidden ones, and never fewer for the hidden ones."""
+    from services.posts.search import service
+    monkeypatch.setattr(service, "CANDIDATES", 2)
+    monkeypatch.setattr(service, "SAMPLE", 1)  # a one-post sample and no scan by date: the text index
+    monkeypatch.setattr(service, "SCAN_MAX", 0)
+    windows = []
+    rank_page = service._ranked
+
+    async def by_index(*args, **kw):
+        windows.append(kw["scan"])
+        return await rank_page(*args, **kw)
+    monkeypatch.setattr(service, "_ranked", by_index)
+    posts, people, _ = hidden_world
+    published = list(posts)  # oldest first
+    for who, readable in READABLE.items():
+        newest = [k for k in published if k in readable][-2:]
+        assert await found_ids(client, auth, people[who], "zebracorn") == {posts[k] for k in newest}, who
+    assert 0 in windows  # the text index was asked
+
+
 async def test_a_search_is_built_once_per_shape_and_each_caller_binds_their_own_id(client, auth, hidden_world,
                                                                                    monkeypatch):
     from services.posts.search import service

@@ -256,12 +256,21 @@ async def _newest_by_date(session: AsyncSession, *, user: CurrentUser, q: str, f
 
 def _candidates_by_text_index(*, user: CurrentUser, query, filters: PostFilters, as_of: datetime,
                               start: datetime):
-    """The newest `CANDIDATES` readable matches in (start, as_of], found through the text index."""
-    return (select(posts.c.id, posts.c.created_at, posts.c.search_vector, posts.c.reaction_count,
-                   posts.c.comment_count)
-            .where(posts.c.search_vector.op("@@")(query), *_visible_posts(user), *_post_filters(filters),
-                   posts.c.created_at > start, posts.c.created_at <= as_of)
-            .order_by(posts.c.created_at.desc()).limit(CANDIDATES).subquery("candidates"))
+    """The newest `CANDIDATES` readable matches in (start, as_of], found through the text index.
+
+    The visibility rule is checked on the matches newest first, only until CANDIDATES pass, not on every match
+    (a typed word and a tag: 5,000 matches at 1,000,000 posts, each a few index lookups): the matches are a
+    subquery with OFFSET 0, which PostgreSQL neither merges into the outer query nor pushes the rule into."""
+    matches = (select(posts.c.id, posts.c.created_at, posts.c.search_vector, posts.c.reaction_count,
+                      posts.c.comment_count, posts.c.author_id, posts.c.group_id, posts.c.audience, posts.c.deleted_at)
+               .where(posts.c.search_vector.op("@@")(query), posts.c.deleted_at.is_(None), *_post_filters(filters),
+                      posts.c.created_at > start, posts.c.created_at <= as_of)
+               .order_by(posts.c.created_at.desc()).offset(0).subquery("matches"))
+    seen = aliased(Post, matches)  # the one visibility rule, on each match read
+    return (select(matches.c.id, matches.c.created_at, matches.c.search_vector, matches.c.reaction_count,
+                   matches.c.comment_count)
+            .where(readable_by(user.id, seen))
+            .order_by(matches.c.created_at.desc()).limit(CANDIDATES).subquery("candidates"))
 
 
 def newest_readable(*, user: CurrentUser, match, filters: list, as_of: datetime, scan: int, need: int,
