@@ -98,6 +98,10 @@ class Stack:
         say(f"PostgreSQL {self.server_url} ({'not ' if self.args.no_durable else ''}durable), Tansu {self.bootstrap}, databases migrated")
         env = os.environ | {"HEARTH_DATABASE_URL": self.server_url, "HEARTH_DATABASE_PREFIX": DB_PREFIX,
                             "HEARTH_KAFKA_BOOTSTRAP": self.bootstrap, "HEARTH_KAFKA_FETCH_MAX_WAIT_MS": "20",
+                            # Tansu answers a waiting fetch only when the wait ends: the fan-out reader's wait is
+                            # the chat's latency floor, the directory's a poll that nothing here waits for.
+                            "HEARTH_MESSAGING_FANOUT_FETCH_MAX_WAIT_MS": str(self.args.fanout_wait_ms),
+                            "HEARTH_MESSAGING_DIRECTORY_FETCH_MAX_WAIT_MS": "100",
                             "HEARTH_JWKS_JSON": self.jwks, "HEARTH_ENV": "dev", "HEARTH_LOG_LEVEL": "WARNING",
                             "HEARTH_DATABASE_POOL_SIZE": str(self.args.pool_size),
                             # REST rate limits cost a write per request in the set-up (sockets are not REST)
@@ -342,7 +346,7 @@ async def latency_phase(stack: Stack, args) -> tuple[list[float], int, int]:
 
 
 async def raw_kafka_phase(stack: Stack, args) -> list[float]:
-    """One producer (the relay's settings) and one assigned consumer (the services' 20 ms fetch wait)."""
+    """One producer (the relay's settings) and one assigned consumer (the fan-out readers' fetch wait)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -356,7 +360,7 @@ async def raw_kafka_phase(stack: Stack, args) -> list[float]:
     await admin.close()
     producer = make_producer(HearthSettings(kafka_bootstrap=stack.bootstrap))
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None, enable_auto_commit=False,
-                                fetch_max_wait_ms=20)
+                                fetch_max_wait_ms=args.fanout_wait_ms)
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
     await producer.start()
@@ -437,12 +441,13 @@ async def main_async(stack: Stack, args) -> None:
     print(f"machine: {os.cpu_count()} cores shared by PostgreSQL, Tansu, both replicas and this client "
           f"(and by other people's work on this machine)")
     print(f"load: {args.sockets} sockets, {args.rate:g} msg/s for {args.seconds:g} s "
-          f"(each message crosses replicas); raw probe {args.rate:g} msg/s for {args.raw_seconds:g} s")
+          f"(each message crosses replicas); raw probe {args.rate:g} msg/s for {args.raw_seconds:g} s; "
+          f"fan-out fetch wait {args.fanout_wait_ms} ms (Tansu answers a waiting fetch when the wait ends)")
     print()
     print("| | samples | p50 | p90 | p99 | max (ms) |")
     print("|---|---|---|---|---|---|")
     print(row("sender socket -> recipient socket on the other replica", latencies))
-    print(row("raw aiokafka produce -> consume, same broker (20 ms fetch wait)", raw))
+    print(row(f"raw aiokafka produce -> consume, same broker ({args.fanout_wait_ms} ms fetch wait, as the fan-out)", raw))
     print(row("of the chat path: transaction start -> relay has published", relay))
     print()
     print(f"lost (no frame within {args.wait:g} s of the end): {lost}; send errors: {send_errors}")
@@ -474,6 +479,8 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=10_000)
     parser.add_argument("--wait", type=float, default=15, help="seconds to wait for the last frames after the sends")
     parser.add_argument("--pool-size", type=int, default=10, help="each replica's database pool (+ as much overflow)")
+    parser.add_argument("--fanout-wait-ms", type=int, default=10,
+                        help="the replicas' fan-out fetch wait (Tansu holds a fetch this long; 20 = the dev stack's)")
     parser.add_argument("--no-durable", action="store_true", help="PostgreSQL without fsync (to tell disk waits apart)")
     parser.add_argument("--keep-temp", action="store_true")
     parser.add_argument("--py-spy", metavar="DIR", help="record each replica with py-spy during the latency phase")

@@ -105,6 +105,8 @@ class EventConsumer:
     # attributes and raise ValueError for any record it does not read exactly as `Envelope` would: the
     # batch then takes the careful path, record by record with `Envelope`.
     decode: Callable[[bytes], object] | None = None
+    # The broker's fetch wait for this consumer when it differs from HEARTH_KAFKA_FETCH_MAX_WAIT_MS (None).
+    fetch_max_wait_ms: int | None = None
     max_attempts: int = 5
     retry_base_seconds: float = 0.1
     max_backoff_seconds: float = 5.0
@@ -122,7 +124,8 @@ class EventConsumer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=self.name, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=500,
-            max_poll_records=self.batch_size, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, **(consumer_options or {}))
+            max_poll_records=self.batch_size,
+            fetch_max_wait_ms=self.fetch_max_wait_ms or settings.kafka_fetch_max_wait_ms, **(consumer_options or {}))
         dlq = make_producer(settings)
         try:
             await _start_with_retry(consumer, dlq, stop=stop, name=self.name)

@@ -3,6 +3,7 @@
 import asyncio
 import re
 import time
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from services.messaging.main import create_app
 from services.messaging.realtime import presence
 from shared.devstack.broker import TansuBroker
 from shared.devstack.ports import free_port
+from shared import fanout, kafka
 from shared.kafka import ensure_topics
 
 BOUND = 60.0  # fails a hung test; not a speed check
@@ -41,8 +43,14 @@ def broker():
 @pytest.fixture
 async def background_server(settings, broker):
     """The messaging app with its background work on, under a real uvicorn, on the test database and a broker."""
+    async with serving(settings, broker) as server:
+        yield server
+
+
+@asynccontextmanager
+async def serving(settings, broker, **overrides):
     app_settings = settings.model_copy(update={"run_background": True, "kafka_bootstrap": broker.bootstrap,
-                                               "kafka_fetch_max_wait_ms": 20})
+                                               "kafka_fetch_max_wait_ms": 20} | overrides)
     await ensure_topics(broker.bootstrap, app_settings.topics)
     app = create_app(app_settings)
     port = free_port()
@@ -84,3 +92,27 @@ async def test_a_crashed_background_job_is_restarted_and_readyz_reports_it_while
     metrics = (await http.get("/metrics")).text
     assert re.search(r'hearth_background_restarts_total\{job="messaging.presence"\} [1-9]', metrics)
     assert re.search(r'hearth_background_up\{job="messaging.fanout",kind="fanout"\} 1.0', metrics)
+
+
+async def test_the_fanout_reader_and_the_directory_consumer_fetch_with_their_own_waits(settings, broker, monkeypatch):
+    # (Tansu holds a fetch for its whole wait: the fan-out's is the chat's latency floor, the directory's a poll)
+    waits: dict[str, int] = {}
+
+    class Recorded(kafka.AIOKafkaConsumer):
+        def __init__(self, *topics, **options):
+            waits["directory" if options.get("group_id") else "fanout"] = options["fetch_max_wait_ms"]
+            super().__init__(*topics, **options)
+
+    monkeypatch.setattr(kafka, "AIOKafkaConsumer", Recorded)
+    monkeypatch.setattr(fanout, "AIOKafkaConsumer", Recorded)
+    async def both_started():
+        return dict(waits)
+
+    async with serving(settings, broker, messaging_fanout_fetch_max_wait_ms=10,
+                       messaging_directory_fetch_max_wait_ms=100):
+        assert await eventually(both_started, lambda w: len(w) == 2, "both readers started") == \
+            {"fanout": 10, "directory": 100}
+    waits.clear()
+    async with serving(settings, broker):  # unset: the service-wide wait, as before
+        assert await eventually(both_started, lambda w: len(w) == 2, "both readers started") == \
+            {"fanout": 20, "directory": 20}

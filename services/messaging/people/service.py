@@ -6,8 +6,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging.config import Settings
 from services.messaging.people.models import PersonHandle
-from shared.config import HearthSettings
 from shared.directory import PERSON_SNAPSHOT_EVENTS, people_consumer, upsert_person
 from shared.events import Envelope, EventData
 from shared.markdown import parse_mentions
@@ -39,8 +39,9 @@ async def _on_person(session: AsyncSession, envelope: Envelope, payload: EventDa
                                                      PersonHandle.updated_at < person.updated_at))
 
 
-def people_and_handles_consumer(settings: HearthSettings) -> EventConsumer:
+def people_and_handles_consumer(settings: Settings) -> EventConsumer:
     """The shared directory consumer, whose person events also keep the handles."""
     consumer = people_consumer(settings)
     consumer.handlers |= {t: _on_person for t in PERSON_SNAPSHOT_EVENTS}
+    consumer.fetch_max_wait_ms = settings.messaging_directory_fetch_max_wait_ms
     return consumer

@@ -112,9 +112,11 @@ def startup(settings: Settings):
         if not settings.run_background:
             return
         supervisor = app.state.supervisor
+        fanout_settings = settings if settings.messaging_fanout_fetch_max_wait_ms is None else settings.model_copy(
+            update={"kafka_fetch_max_wait_ms": settings.messaging_fanout_fetch_max_wait_ms})
         app.state.fanout = reader = FanoutReader(
             name="messaging.fanout", topics=[settings.topic_messaging], deliver=make_deliver(hub, watchers),
-            settings=settings, on_start=lambda: hub.wake(list(hub.connections)))
+            settings=fanout_settings, on_start=lambda: hub.wake(list(hub.connections)))
         supervisor.add(reader.name, reader.run, kind="fanout", source=reader)
         supervisor.add("messaging.presence", tracker.run)
         supervisor.add("messaging.frame-purge", lambda stop: purge_loop(frames, app.state.sessionmaker,
