@@ -1,9 +1,17 @@
 """Messages over REST: dedupe by client_msg_id, Markdown, replies, edits with history, tombstones,
 reactions, history both ways and around the unread marker, search in my own conversations."""
 
+import asyncio
+
+import asyncpg
+from sqlalchemy import text
 from uuid6 import uuid7
 
+from services.messaging.conversations.service import get_or_create_direct
+from services.messaging.messages import service as messages
+from shared.db import make_sessionmaker
 from shared.testing import outbox_events
+from tests.waiting import until
 from tests.messaging.factories import people
 from tests.messaging.test_conversations import API, group, send
 
@@ -135,3 +143,57 @@ async def test_a_member_added_later_starts_with_nothing_unread(client, keys, ses
     await send(client, keys, ana, conv["id"], "after cara")
     assert (await client.get(f"{API}/unread", headers=keys.headers(cara))).json()["unread"] == 1
     _ = uuid7
+
+
+async def _blocked_on_a_lock(engine) -> bool:
+    async with engine.connect() as connection:
+        return await connection.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")) > 0
+
+
+async def _racing_its_original(engine, retry):
+    """The original send holds its transaction open until `retry` (the same client_msg_id) waits on it; then
+    it commits. Returns the original message and what the retry gave."""
+    committed = make_sessionmaker(engine, service="messaging")  # real transactions, as two requests have
+    ana, ben = await people(committed, 2)
+    async with committed() as session:
+        conversation = await get_or_create_direct(session, me=ana, other=ben)
+        await session.commit()
+    async with committed() as original_session:
+        original, created = await messages.send(original_session, conversation_id=conversation.id, sender_id=ana,
+                                                body="once", client_msg_id="phone-1:7")
+        assert created
+        racing = asyncio.create_task(retry(conversation.id, ana))
+        await until(lambda: _blocked_on_a_lock(engine), message="the retry to wait for the original's transaction")
+        await original_session.commit()
+    return original, await asyncio.wait_for(racing, 20)
+
+
+async def test_a_retry_racing_its_original_gets_the_first_message(engine):
+    async def retry(conversation_id, sender_id):
+        async with make_sessionmaker(engine, service="messaging")() as session:
+            message, created = await messages.send(session, conversation_id=conversation_id, sender_id=sender_id,
+                                                   body="once", client_msg_id="phone-1:7")
+            await session.commit()
+            return message.id, created
+
+    original, (message_id, created) = await _racing_its_original(engine, retry)
+    assert (message_id, created) == (original.id, False)  # the first message, not a 409 nor a second one
+
+
+async def test_a_plain_socket_send_racing_its_original_leaves_the_answer_to_the_general_path(engine, settings):
+    pool = await asyncpg.create_pool(settings.service_database_url.replace("postgresql+asyncpg", "postgresql"),
+                                     min_size=1, max_size=1)
+    try:
+        async def retry(conversation_id, sender_id):
+            return await messages.send_plain(pool, service="messaging", conversation_id=conversation_id,
+                                             sender_id=sender_id, body="once", client_msg_id="phone-1:7")
+
+        original, plain = await _racing_its_original(engine, retry)
+    finally:
+        await pool.close()
+    assert plain is None  # nothing written, nothing raised: the socket handler then answers as a retry
+    async with make_sessionmaker(engine, service="messaging")() as session:
+        again, created = await messages.send(session, conversation_id=original.conversation_id,
+                                             sender_id=original.sender_id, body="once", client_msg_id="phone-1:7")
+    assert (again.id, created) == (original.id, False)

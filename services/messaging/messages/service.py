@@ -23,7 +23,7 @@ from services.messaging.people.service import resolve_mentions
 from services.messaging.realtime.models import frames
 from services.messaging.realtime.service import publish
 from shared.db import utcnow
-from shared.errors import Conflict, Forbidden, InvalidInput
+from shared.errors import Forbidden, InvalidInput
 from shared.events.messaging import (MessageDeleted, MessageEdited, MessageReactionAdded, MessageReactionRemoved,
                                      MessageSent)
 from shared.markdown import render
@@ -37,8 +37,10 @@ class NotTheSender(Forbidden):
     code, title = "not-the-sender", "Only the sender may do this"
 
 
-class SendInProgress(Conflict):
-    code, title = "send-in-progress", "The same message is being sent"
+def _same_client_msg_id(error) -> bool:
+    """The driver's error is the unique index on (conversation, sender, client_msg_id)."""
+    return getattr(error, "constraint_name", None) == "uq_messages_client_msg_id" or \
+        "uq_messages_client_msg_id" in str(error)
 
 
 class MessageDeletedAlready(InvalidInput):
@@ -158,12 +160,22 @@ async def _insert(session: AsyncSession, *, conversation_id: UUID, sender_id: UU
     with_frame = not attachment_ids
     if with_frame:
         values["m_frame"] = frame_data(message)
-    try:
-        # On the session's connection (its transaction), without the ORM's execution layer: a Core statement.
-        connection = await session.connection()
-        stored = (await connection.execute(_SEND_WITH_FRAME if with_frame else _SEND, values)).first()
-    except IntegrityError as exc:  # the same client_msg_id committed concurrently (a retry racing the first)
-        raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
+    # On the session's connection (its transaction), without the ORM's execution layer: a Core statement.
+    connection = await session.connection()
+    statement = _SEND_WITH_FRAME if with_frame else _SEND
+    if client_msg_id is None:
+        stored = (await connection.execute(statement, values)).first()
+    else:
+        # A retry racing its original: neither statement sees the other's uncommitted message, so the later
+        # one waits on the conversation's row and then fails the unique index once the first has committed.
+        # The savepoint keeps the transaction usable, and `send` answers with the first message.
+        try:
+            async with connection.begin_nested():
+                stored = (await connection.execute(statement, values)).first()
+        except IntegrityError as exc:
+            if not _same_client_msg_id(exc.orig):
+                raise
+            return None
     if stored is None:
         return None
     message.seq, recipients = stored
@@ -234,8 +246,10 @@ async def send_plain(pool: asyncpg.Pool, *, service: str, conversation_id: UUID,
     async with pool.acquire() as connection:
         try:
             stored = await connection.fetchrow(_SEND_PLAIN.sql, *_SEND_PLAIN.args(values))
-        except asyncpg.UniqueViolationError as exc:  # the same client_msg_id committed concurrently
-            raise SendInProgress("This client_msg_id was sent at the same moment; retry to get the message.") from exc
+        except asyncpg.UniqueViolationError as exc:
+            if not _same_client_msg_id(exc):
+                raise
+            return None  # a retry racing its original, committed first: `send` answers with that one
     if stored is None:
         return None
     return data | {"seq": stored[0]}
