@@ -1,10 +1,16 @@
 """Rate limits per person, per API token and per address, with stricter rules per route; 429 with headers."""
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from uuid import uuid4
+
+import asyncpg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from services.posts.main import create_app
-from shared.ratelimit import Rule, hit, parse_rule, peek, rate_limits_table
+from shared.db import make_engine
+from shared.ratelimit import Rule, _count_on_pooled_connection, count, hit, parse_rule, peek, rate_limits_table
 from shared.testing import client_for
 
 LIMITS = {"rate_limits_enabled": True, "rate_limit_person": "5/60", "rate_limit_address": "4/60",
@@ -76,3 +82,31 @@ def test_rules_are_settings_and_bad_ones_stop_start_up():
     for bad in ("0/60", "x/60", "5/0", "5/100000"):
         with pytest.raises(ValueError):
             parse_rule("rate_limit_post", bad)
+
+
+async def test_outside_tests_the_count_runs_on_a_pooled_connection_and_every_replica_sees_it(engine):
+    """The production path (no session override): committed at once, one shared count across two "replicas"
+    (two engines), the connection back in the pool, and a failed statement's connection not reused."""
+    replica = make_engine(str(engine.url.render_as_string(hide_password=False)), pool_size=1)
+    bucket = f"person:test-{uuid4()}"
+    rule = Rule("person", limit=2, period=60)
+
+    def request_to(app_engine):
+        return SimpleNamespace(app=SimpleNamespace(dependency_overrides={}, state=SimpleNamespace(engine=app_engine)))
+
+    try:
+        decisions = [await count(request_to(e), [(rule, bucket.removeprefix("person:"))])
+                     for e in (engine, replica, engine)]
+        assert [d[0].hits for d in decisions] == [1, 2, 3]
+        assert [d[0].allowed for d in decisions] == [True, True, False]
+        assert engine.sync_engine.pool.checkedout() == 0 and replica.sync_engine.pool.checkedout() == 0
+        # A statement that fails (two buckets, one window: a NULL window_start) leaves no connection out.
+        with pytest.raises(asyncpg.NotNullViolationError):
+            await _count_on_pooled_connection(replica, [bucket + ":a", bucket + ":b"], [datetime.now(UTC)],
+                                              datetime.now(UTC))
+        assert replica.sync_engine.pool.checkedout() == 0
+        assert (await count(request_to(replica), [(rule, bucket.removeprefix("person:"))]))[0].hits == 4
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(delete(rate_limits_table).where(rate_limits_table.c.bucket.like("%test-%")))
+        await replica.dispose()
