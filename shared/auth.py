@@ -7,6 +7,7 @@ import json
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -169,7 +170,7 @@ class KeysUnavailable(AppError):
     status, code, title = 503, "token-keys-unavailable", "Token keys unavailable"
 
 
-VERIFIED_CACHE_SIZE = 10_000  # tokens kept verified per process (cleared when full)
+VERIFIED_CACHE_SIZE = 10_000  # tokens kept verified per process (the least recently used goes first)
 
 
 class TokenVerifier:
@@ -193,15 +194,16 @@ class TokenVerifier:
         self._lock = asyncio.Lock()
         # Verified tokens until they expire: the rate limiter and the route both verify each request's
         # token, and a client sends the same token for minutes. Safe to keep: the cache is keyed by the
-        # whole signed string, and what can change before expiry (revocation, roles) is the guards' job.
-        self._verified: dict[str, tuple[CurrentUser, float]] = {}
+        # whole signed string, and what can change before expiry (revocation, roles) is the guards' job,
+        # which still run on every request. Least recently used first; an entry lives until its token's exp.
+        self._verified: OrderedDict[str, tuple[CurrentUser, float]] = OrderedDict()
         if jwks_json:
             self.load_jwks(json.loads(jwks_json))
             self._reachable = True
 
     def load_jwks(self, document: dict) -> None:
         self._keys = {k["kid"]: ECAlgorithm.from_jwk(json.dumps(k)) for k in document.get("keys", [])}
-        self._verified = {}  # a key may have been withdrawn
+        self._verified = OrderedDict()  # a key may have been withdrawn
 
     async def _fetch(self) -> None:
         try:
@@ -230,12 +232,15 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> CurrentUser:
         cached = self._verified.get(token)
-        if cached is not None and cached[1] > time.time():
-            return cached[0]
+        if cached is not None:
+            if cached[1] > time.time():
+                self._verified.move_to_end(token)
+                return cached[0]
+            del self._verified[token]  # expired: verified again below, which refuses it
         user, expires = await self._verify(token)
-        if len(self._verified) >= VERIFIED_CACHE_SIZE:
-            self._verified.clear()
         self._verified[token] = (user, expires)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
         return user
 
     async def _verify(self, token: str) -> tuple[CurrentUser, float]:

@@ -90,3 +90,18 @@ async def test_a_verified_token_is_remembered_until_it_expires_and_forgotten_on_
     verifier.load_jwks({"keys": [other.public_jwk()]})  # the signing key was withdrawn
     with pytest.raises(Unauthorized):
         await verifier.verify(token)
+
+
+async def test_the_verified_tokens_are_a_bounded_lru(monkeypatch):
+    monkeypatch.setattr(shared.auth, "VERIFIED_CACHE_SIZE", 2)
+    key = SigningKey(SigningKey.generate_pem())
+    verifier = verifier_for(key)
+    first, second, third = (key.sign(subject=uuid4(), roles=[], scopes=None, ttl=timedelta(minutes=5),
+                                     issuer="hearth", audience="hearth") for _ in range(3))
+    verified = {token: await verifier.verify(token) for token in (first, second)}
+    assert await verifier.verify(first) is verified[first]  # used again: now the most recent
+    await verifier.verify(third)  # over the bound: the least recently used (second) goes, not the first
+    assert list(verifier._verified) == [first, third]
+    assert await verifier.verify(first) is verified[first]
+    assert await verifier.verify(second) is not verified[second]  # verified again (an equal, new answer)
+    assert len(verifier._verified) == 2
