@@ -1,5 +1,7 @@
 """/metrics stays internal; with HEARTH_METRICS_TOKEN it also wants that bearer token."""
 
+import re
+
 from services.posts.main import create_app
 from shared.testing import client_for
 
@@ -16,3 +18,16 @@ async def test_metrics_want_the_configured_bearer_token(settings, sessionmaker):
 
 async def test_metrics_are_open_without_a_token_setting(client):
     assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_metrics_count_requests_and_their_latency_by_handler_method_and_status(client, make_person, auth):
+    me = await make_person()
+    assert (await client.get("/api/v1/feeds/home", headers=auth(me))).status_code == 200
+    assert (await client.get("/api/v1/feeds/home")).status_code == 401
+    text = (await client.get("/metrics")).text
+    for status in ("2xx", "4xx"):
+        labels = f'handler="/api/v1/feeds/home",method="GET",status="{status}"'
+        assert re.search(r"^http_requests_total\{" + re.escape(labels) + r"\} [1-9]", text, re.M), text
+        bucket = labels.replace(",method", ',le="+Inf",method')
+        assert re.search(r"^http_request_duration_seconds_bucket\{" + re.escape(bucket) + r"\} [1-9]", text, re.M), text
+    assert 'handler="/metrics"' not in text and 'handler="/healthz"' not in text  # not instrumented

@@ -14,7 +14,7 @@ from uuid6 import uuid7
 from services.posts.config import Settings as PostsSettings
 from services.posts.content.service import excerpt, parse_hashtags, parse_mentions
 from shared.app import RequestContextMiddleware
-from shared.context import parse_client
+from shared.context import client_var, parse_client, request_id_var
 from shared.errors import InvalidInput, install_error_handlers
 from shared.faults import is_transient
 from shared.pagination import decode_cursor, encode_cursor
@@ -119,3 +119,23 @@ def test_a_chatty_library_logs_one_line_per_state_not_per_retry():
     assert passed.count(True) == 1
     assert quiet.filter(record("aiokafka.cluster", "Failed fetch metadata"))  # another state: one line
     assert all(quiet.filter(record("hearth.outbox", "relay retry")) for _ in range(3))  # ours untouched
+
+
+async def test_request_context_takes_the_request_id_and_client_and_refuses_declared_oversized_bodies():
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=10)
+
+    @app.api_route("/seen", methods=["GET", "POST"])
+    async def seen():
+        return {"request_id": request_id_var.get(), "client": client_var.get()}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        given = await client.get("/seen", headers={"X-Request-Id": "req-1", "X-Hearth-Client": "iOS"})
+        assert given.json() == {"request_id": "req-1", "client": "ios"} and given.headers["x-request-id"] == "req-1"
+        made = await client.get("/seen")
+        assert made.json()["client"] is None and len(made.json()["request_id"]) == 32
+        assert made.headers["x-request-id"] == made.json()["request_id"]
+        too_big = await client.post("/seen", content=b"x" * 11)
+        assert too_big.status_code == 413 and too_big.json()["code"] == "payload-too-large"
+        assert (await client.post("/seen", content=b"x" * 10)).status_code == 200
