@@ -1,6 +1,7 @@
 """The frame every service app is built in: middleware, errors, health, metrics and the lifespan."""
 
 import asyncio
+import functools
 import uuid
 from datetime import timedelta
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
+from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -116,6 +118,25 @@ class RequestContextMiddleware:
         return problem(500, "internal-error", "Internal server error", "Something went wrong on our side.")
 
 
+class MetricsMiddleware(PrometheusInstrumentatorMiddleware):
+    """prometheus-fastapi-instrumentator's middleware, finding a request's handler (its route template) once
+    per method and path: the library matches the path against every route of the app on every request, which
+    cost more than the metrics themselves. A bounded LRU: paths carrying ids come and go, the app's routes
+    do not change once it serves."""
+
+    def __init__(self, app: ASGIApp, **options):
+        super().__init__(app, **options)
+        self._handler = functools.lru_cache(maxsize=4096)(self._resolve_handler)
+
+    def _resolve_handler(self, app, method: str, path: str, root_path: str) -> tuple[str, bool]:
+        scope = {"type": "http", "app": app, "method": method, "path": path, "root_path": root_path, "headers": []}
+        return super()._get_handler(Request(scope))
+
+    def _get_handler(self, request: Request) -> tuple[str, bool]:
+        scope = request.scope
+        return self._handler(scope.get("app"), scope["method"], scope["path"], scope.get("root_path", ""))
+
+
 def _health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -204,9 +225,9 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
     # Requests by handler, method and status, and their latency as one histogram with the same labels: the
     # library's default set also kept request and response size summaries and a second, label-less histogram
     # of 25 buckets, each observed on every request.
-    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"]) \
-        .add(metrics.requests(registry=registry), metrics.latency(registry=registry)) \
-        .instrument(app).expose(app, include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"],
+                       instrumentations=[metrics.requests(registry=registry), metrics.latency(registry=registry)])
+    Instrumentator(registry=registry).expose(app, include_in_schema=False)
     app.include_router(_health_router())
     for router in routers:
         app.include_router(router)
