@@ -82,3 +82,17 @@ async def test_a_new_password_ends_every_sign_in(client, sessionmaker, make_pers
         await people.set_password(s, person=await s.get(Person, person.id), password="another-horse")
         await s.commit()
     assert (await client.get("/api/v1/people/me", headers=bearer(tokens))).status_code == 401
+
+
+async def test_a_token_remembered_as_verified_is_still_refused_on_the_next_request_after_deactivation(
+        client, app, sessionmaker, make_person):
+    """The verifier keeps a token's signature check (shared.auth); the guard still runs on every request."""
+    person = await make_person(email="cached@corp.local")
+    tokens = await sign_in(client, "cached@corp.local")
+    assert (await client.get("/api/v1/people/me", headers=bearer(tokens))).status_code == 200
+    assert tokens["access_token"] in app.state.verifier._verified  # the next request skips the signature check
+    async with sessionmaker() as s:
+        await people.deactivate(s, person=await s.get(Person, person.id), actor=None)
+        await s.commit()
+    refused = await client.get("/api/v1/people/me", headers=bearer(tokens))
+    assert refused.status_code == 401 and refused.json()["code"] == "token-revoked"
