@@ -148,6 +148,9 @@ def service_processes(*, server_url: str, prefix: str, bootstrap: str, key_file:
                       extra_env: dict[str, str] | None = None, log_dir: Path | None = None) -> list[ServiceProcess]:
     common = {"HEARTH_DATABASE_URL": server_url, "HEARTH_DATABASE_PREFIX": prefix, "HEARTH_KAFKA_BOOTSTRAP": bootstrap,
               "HEARTH_JWT_PRIVATE_KEY_FILE": str(key_file), "HEARTH_KAFKA_FETCH_MAX_WAIT_MS": "20",
+              # Tansu answers a waiting fetch only when its wait ends: the chat fan-out's wait is its latency
+              # floor, the messaging directory's only an idle poll (the same settings bench/messaging.py measures)
+              "HEARTH_MESSAGING_FANOUT_FETCH_MAX_WAIT_MS": "10", "HEARTH_MESSAGING_DIRECTORY_FETCH_MAX_WAIT_MS": "100",
               "HEARTH_JWKS_URL": f"http://127.0.0.1:{ports['posts']}/.well-known/jwks.json"} | (extra_env or {})
     return [ServiceProcess(name, ports[name], common, log_file=(log_dir / f"{name}.log") if log_dir else None)
             for name in SERVICES]
