@@ -24,11 +24,11 @@ ENTRIES = text("SELECT post_id FROM home_entries WHERE person_id = :p")
 
 
 @asynccontextmanager
-async def two_people(engine):
-    """(me, friend), committed; everything of theirs deleted afterwards."""
+async def committed_people(engine, n=2):
+    """`n` people, committed; everything of theirs deleted afterwards."""
     made = []
     async with async_sessionmaker(engine, expire_on_commit=False, info={"service": "posts"})() as s:
-        for _ in range(2):
+        for _ in range(n):
             n = uuid4().hex[:12]
             made.append(await people.create(s, data=PersonCreate(
                 email=f"race-{n}@corp.local", display_name=f"Race {n}", password="correct-horse"), actor=None))
@@ -68,7 +68,7 @@ async def entries(engine, person) -> set:
 
 async def test_a_post_and_a_follow_of_its_author_at_the_same_time(engine):
     """Either order: the followed person's post ends up in my (complete) timeline."""
-    async with two_people(engine) as (me, friend):
+    async with committed_people(engine) as (me, friend):
         posted = [uuid4(), uuid4()]
         follow = text("INSERT INTO follows (follower_id, followee_id, created_at) VALUES (:me, :friend, now())")
         unfollow = text("DELETE FROM follows WHERE follower_id = :me AND followee_id = :friend")
@@ -87,7 +87,7 @@ async def test_a_post_and_a_follow_of_its_author_at_the_same_time(engine):
 
 async def test_an_unfollow_and_a_post_of_the_followee_at_the_same_time(engine):
     """The post's fan-out, still uncommitted when I unfollow, does not leave it in my timeline."""
-    async with two_people(engine) as (me, friend):
+    async with committed_people(engine) as (me, friend):
         async with engine.begin() as c:
             await c.execute(text("INSERT INTO follows (follower_id, followee_id, created_at) "
                                  "VALUES (:me, :friend, now())"), {"me": me.id, "friend": friend.id})
@@ -96,3 +96,36 @@ async def test_an_unfollow_and_a_post_of_the_followee_at_the_same_time(engine):
                    lambda c: c.execute(text("DELETE FROM follows WHERE follower_id = :me AND followee_id = :friend"),
                                        {"me": me.id, "friend": friend.id}))
         assert post not in await entries(engine, me)
+
+
+BULK = text("""
+    INSERT INTO posts (id, author_id, kind, body, body_html, audience, mentions, group_mentions, hashtags,
+                       recipients, poll_multiple, must_read, ack_version, version, comment_count,
+                       reaction_count, seen_by_count, created_at, updated_at)
+    SELECT gen_random_uuid(), :author, 'update', 'bulk', '<p>bulk</p>', 'company', '{}', '{}', '{}', '{}', false,
+           false, 1, 1, 0, 0, 0, clock_timestamp(), now()
+    FROM generate_series(1, 20)""")
+
+
+async def test_two_bulk_inserts_fanning_out_to_the_same_people_at_once(engine):
+    """Two statements of 20 posts each (both trim every recipient) by two people that the same two follow, run
+    at the same time three times over: no deadlock, and every post is in both timelines."""
+    async with committed_people(engine, 4) as (me, you, a, b):
+        async with engine.begin() as c:
+            for follower in (me, you):
+                for followee in (a, b):
+                    await c.execute(text("INSERT INTO follows (follower_id, followee_id, created_at) "
+                                         "VALUES (:f, :e, now())"), {"f": follower.id, "e": followee.id})
+
+        async def insert(author):
+            async with engine.begin() as c:
+                await c.execute(BULK, {"author": author.id})
+
+        for _ in range(3):
+            await asyncio.gather(insert(a), insert(b))
+        async with engine.connect() as c:
+            posts = {r[0] for r in await c.execute(text("SELECT id FROM posts WHERE author_id IN (:a, :b)"),
+                                                   {"a": a.id, "b": b.id})}
+        assert len(posts) == 120
+        for person in (me, you):
+            assert await entries(engine, person) == posts
