@@ -96,6 +96,13 @@ async def test_group_membership_through_every_path(client, session, make_person,
     await publish(client, auth(owner), body="in private turned secret", group_id=private)
     assert await home_both_ways(client, session, auth, me) == ["in private turned secret", "mine in secret",
                                                                "in private before"]
+    # Going public lets pending requesters in (one INSERT ... SELECT into group_members): merged like a join.
+    opening = await make_group(client, auth(owner), "private")
+    await publish(client, auth(owner), body="in the group going public", group_id=opening)
+    assert (await client.post(f"/api/v1/groups/{opening}/join", headers=auth(me))).json()["state"] == "requested"
+    assert (await client.patch(f"/api/v1/groups/{opening}", headers=auth(owner),
+                               json={"visibility": "public"})).status_code == 200
+    assert (await home_both_ways(client, session, auth, me))[0] == "in the group going public"
     assert await horizon(session, me) is None
 
 
@@ -238,3 +245,17 @@ async def test_order_top_does_not_read_the_timeline(client, session, make_person
     await session.commit()  # an emptied timeline changes nothing for top
     assert sorted(await home_both_ways(client, session, auth, me, limit=2, order="top")) == [
         f"top {i}" for i in range(5)]
+
+
+async def test_a_post_deleted_by_a_moderator_and_an_edited_one(client, session, make_person, auth):
+    """Edits change neither a post's group nor its audience (nothing does; no path restores a deleted post):
+    an edited post stays where it was, one a moderator deleted leaves home both ways."""
+    me, friend = await make_person(), await make_person()
+    moderator = await make_person(roles=["moderator"])
+    await follow(client, auth, me, friend)
+    kept, removed = (await publish(client, auth(friend), body="kept"), await publish(client, auth(friend), body="bad"))
+    edited = await client.patch(f"/api/v1/posts/{kept['id']}", headers=auth(friend), json={"body": "kept, edited"})
+    assert edited.status_code == 200, edited.text
+    assert (await client.delete(f"/api/v1/posts/{removed['id']}", headers=auth(moderator))).status_code == 204
+    assert await home_both_ways(client, session, auth, me) == ["kept, edited"]
+    assert await entries(session, me) == [kept["id"]]
