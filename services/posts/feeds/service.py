@@ -13,7 +13,8 @@ time of the first page come first on that page, and stay out of the rest of the 
 The per-person sources (followed people, joined groups, one's own posts) are materialized, fan-out on
 write, in `home_entries` (migrations 0018 and 0021: triggers on posts, follows, group_members, group_mutes
 and people keep them in the same transaction as the change; about the newest 400 per person, with a
-horizon above which they are complete). Recent pages read that timeline when it holds the whole page, the
+horizon above which they are complete; 0022: a post's fan-out and a follow, join or mute of its source in
+concurrent transactions serialize on an advisory lock, so neither misses the other). Recent pages read that timeline when it holds the whole page, the
 sources otherwise (beyond the cap, or no timeline): the choice is made inside the one statement. An entry
 is a candidate, never a permission: every entry read goes through `readable_by`. All company, company
 announcements and followed tags are read from their sources as before, and so is `order=top`.
