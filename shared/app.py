@@ -187,8 +187,8 @@ def create_service_app(*, settings: HearthSettings, title: str, description: str
         engine = make_engine(settings.service_database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine, service=settings.service_name)
-        # Transaction-free work: rate-limit counts (shared.ratelimit) and read_only routes (shared.db).
-        app.state.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Transaction-free reads for read_only routes (shared.db); rate-limit counts run on the pool's
+        # connections through asyncpg, outside any transaction (shared.ratelimit).
         app.state.read_sessionmaker = read_sessionmaker(engine, service=settings.service_name)
         for hook in on_startup:
             await hook(app)
