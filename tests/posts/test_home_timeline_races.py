@@ -11,6 +11,7 @@ from uuid import uuid4
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from services.posts.groups.models import Group, GroupMember
 from services.posts.people import service as people
 from services.posts.people.schemas import PersonCreate
 
@@ -129,3 +130,45 @@ async def test_two_bulk_inserts_fanning_out_to_the_same_people_at_once(engine):
         assert len(posts) == 120
         for person in (me, you):
             assert await entries(engine, person) == posts
+
+
+GROUP_POST = text("""
+    INSERT INTO posts (id, author_id, group_id, kind, body, body_html, audience, mentions, group_mentions,
+                       hashtags, recipients, poll_multiple, must_read, ack_version, version, comment_count,
+                       reaction_count, seen_by_count, created_at, updated_at)
+    VALUES (:id, :author, :g, 'update', 'raced', '<p>raced</p>', 'group', '{}', '{}', '{}', '{}', false, false,
+            1, 1, 0, 0, 0, now(), now())""")
+
+
+async def test_a_group_post_and_a_join_or_an_unmute_at_the_same_time(engine):
+    """The group's source lock: a post racing my join, then one racing my unmute, end up in my timeline; one
+    racing my mute does not stay there."""
+    async with committed_people(engine) as (me, owner):
+        async with async_sessionmaker(engine, expire_on_commit=False)() as s:
+            group = Group(name="raced group", visibility="public", created_by=owner.id)
+            s.add(group)
+            await s.flush()
+            s.add(GroupMember(group_id=group.id, person_id=owner.id, role="owner"))
+            await s.commit()
+        ids = {"me": me.id, "g": group.id}
+        posts = [uuid4(), uuid4(), uuid4()]
+
+        def post(n):
+            return lambda c: c.execute(GROUP_POST, {"id": posts[n], "author": owner.id, "g": group.id})
+
+        def run(sql):
+            return lambda c: c.execute(text(sql), ids)
+
+        try:
+            await race(engine, post(0), run("INSERT INTO group_members VALUES (:g, :me, 'member', now())"))
+            assert posts[0] in await entries(engine, me)
+            await race(engine, post(1), run("INSERT INTO group_mutes VALUES (:me, :g, now())"))
+            assert posts[1] not in await entries(engine, me)
+            await race(engine, run("DELETE FROM group_mutes WHERE person_id = :me AND group_id = :g"), post(2))
+            assert set(posts) <= await entries(engine, me)
+        finally:
+            async with engine.begin() as c:
+                for sql in ("DELETE FROM home_entries WHERE post_id IN (SELECT id FROM posts WHERE group_id = :g)",
+                            "DELETE FROM posts WHERE group_id = :g", "DELETE FROM group_mutes WHERE group_id = :g",
+                            "DELETE FROM group_members WHERE group_id = :g", "DELETE FROM groups WHERE id = :g"):
+                    await c.execute(text(sql), ids)
