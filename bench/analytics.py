@@ -283,7 +283,8 @@ async def naive(sessionmaker, sql: str, params: dict, runs: int) -> tuple[list[f
 async def run(args) -> None:
     from services.analytics.config import Settings
     from services.analytics.ingest.classify import CONTRIBUTIONS, kind_of
-    from services.analytics.main import create_app, freeze_startup_objects
+    from services.analytics.main import create_app
+    from shared.app import collect_less_often
     from services.analytics.metrics.window import Window
     from shared.db import make_engine, make_sessionmaker
     from shared.devstack.stack import create_databases, drop_databases
@@ -343,7 +344,7 @@ async def run(args) -> None:
             f"on {args.consumer_sample:,} events")
 
         app = create_app(settings)
-        await freeze_startup_objects(app)  # the service's last start-up step (ASGITransport runs no lifespan)
+        collect_less_often()  # every service's last start-up step (ASGITransport runs no lifespan)
         headers = keys.headers(uuid.uuid4(), roles=["communications"])
         window = Window.last(28)
         q = f"from={window.start}&to={window.end}"

@@ -1,7 +1,5 @@
 """The analytics service: the event log, rollups, adoption metrics, reports and the live dashboard."""
 
-import gc
-
 from fastapi import FastAPI
 
 from services.analytics.config import Settings
@@ -20,19 +18,12 @@ async def create_partitions_ahead(app: FastAPI) -> None:
         await PARTITIONS.create_ahead(session)
 
 
-async def freeze_startup_objects(app: FastAPI) -> None:
-    """What is alive once started (modules, the app, settings) lives as long as the process: frozen out of
-    the collector's generations, a full collection no longer walks it. A cold segments answer allocates
-    enough (10,000 members) to set one off every other request, which cost more than the answer itself."""
-    gc.freeze()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings=settings, title="Hearth analytics", description="Adoption and engagement metrics.",
         routers=[metrics_router, scoped_metrics_router, reports_router, live_router, dashboard_pages],
-        on_startup=[create_partitions_ahead, freeze_startup_objects],
+        on_startup=[create_partitions_ahead],
         consumers=[directory_consumer(settings), event_log_consumer(settings)])
 
 
