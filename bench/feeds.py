@@ -130,7 +130,8 @@ async def seed_people_and_groups(conn, people: int, groups: int) -> None:
 
 
 async def seed_posts(conn, *, first: int, count: int, people: int, groups: int) -> None:
-    """Posts `first`..`first+count-1`: 70% outside groups, 5% followers-only, 1 in 2,000 a company announcement."""
+    """Posts `first`..`first+count-1`: 70% outside groups, 5% followers-only, 1 in 2,000 a company announcement
+    (1 in 20,000 pinned for 7 days; `keep_few_pinned` unpins all but the newest few)."""
     say(f"seeding posts {first:,}..{first + count - 1:,} (bulk SQL)")
     # Row by row, the home timelines' fan-out trigger would cost more than the posts themselves: off while the
     # posts go in, then every timeline is rebuilt from its sources (as migration 0018 fills them).
@@ -167,6 +168,18 @@ async def seed_posts(conn, *, first: int, count: int, people: int, groups: int) 
     await conn.execute("SELECT hearth_home_rebuild(id) FROM people")
     say("ANALYZE")
     await conn.execute("ANALYZE")
+
+
+PINNED = 3
+
+
+async def keep_few_pinned(conn) -> None:
+    """Only the newest PINNED announcements stay pinned, as a network pins a few at a time: seeded 1 in 20,000,
+    a million posts pinned 50, and every first page then showed only pinned announcements, never the stream."""
+    await conn.execute(f"""
+        UPDATE posts SET pinned_until = NULL
+        WHERE pinned_until IS NOT NULL AND id NOT IN (
+            SELECT id FROM posts WHERE pinned_until IS NOT NULL ORDER BY created_at DESC LIMIT {PINNED})""")
 
 
 # ---------------------------------------------------------------------------------------------- SQL
@@ -416,6 +429,7 @@ async def main() -> None:
             if size > posts:
                 await seed_posts(conn, first=posts + 1, count=size - posts, people=args.people, groups=args.groups)
                 posts = size
+            await keep_few_pinned(conn)
             if service is None:
                 service = start_service(server, pem, port, work / "posts.log", args.workers)
             say(f"{size:,} posts: HTTP home feed ({client}), {args.concurrency} concurrent, {args.seconds} s")
