@@ -125,9 +125,10 @@ def relay_lock_key(service: str) -> int:
 
 
 _MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+# $3: the ids not to read again - those marked here ($1) and those sent but not yet acked.
 _MARK_AND_SELECT = (
     f"WITH marked AS ({_MARK}) "
-    "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL AND NOT id = ANY($1::bigint[]) "
+    "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL AND NOT id = ANY($3::bigint[]) "
     "ORDER BY id LIMIT $2")
 
 
@@ -154,6 +155,7 @@ class OutboxRelay:
         self.processed_retention, self.lease_seconds, self.flush_seconds = processed_retention, lease_seconds, flush_seconds
         self._wake = asyncio.Event()
         self._acked: list[int] = []  # ids published (acked by the broker) but not yet marked so
+        self._next: list | None = None  # rows read while the previous batch was being acked, sent next
         self.published = 0
         self.pending = 0
         self.oldest_pending_seconds = 0.0
@@ -229,14 +231,13 @@ class OutboxRelay:
                 try:
                     if producer is None:
                         producer = await self._start_producer()
-                    # Clear before reading: a NOTIFY for a row committed after the SELECT must wake us again.
-                    self._wake.clear()
                     sent = await self._publish_batch(conn, producer, guard)
                     backoff = 0.2
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, LeaseLost):
                     raise
                 except Exception as exc:  # broker down or refusing: keep the rows, retry later
                     log.warning("outbox relay cannot publish; will retry", error=repr(exc), backoff=backoff)
+                    self._next = None  # read again after the failed batch, in id order
                     producer = await self._drop_producer(producer)
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -245,7 +246,7 @@ class OutboxRelay:
                 if now - last_measure > 1.0:
                     await self._measure(conn)
                     last_measure = now
-                if sent < self.batch_size:
+                if sent < self.batch_size and self._next is None:
                     if now - last_purge > 3600:
                         await self._purge(conn)
                         last_purge = now
@@ -287,21 +288,50 @@ class OutboxRelay:
             await _stop_quietly(producer)
         return None
 
-    async def _publish_batch(self, conn: asyncpg.Connection, producer, guard: "_LeaseGuard") -> int:
-        # Marks the previous batch published (acked, not yet marked) and reads the next one in ONE round
-        # trip: the statement's SELECT sees the rows as they were before its UPDATE, hence the exclusion.
-        rows = await conn.fetch(_MARK_AND_SELECT, self._acked, self.batch_size)
+    async def _read(self, conn: asyncpg.Connection, in_flight: list[int] = ()) -> list:
+        """Marks the acked batch published and reads the next rows in ONE round trip: the statement's SELECT
+        sees the rows as they were before its UPDATE, hence the exclusion (of those sent, too)."""
+        marking = self._acked
+        rows = await conn.fetch(_MARK_AND_SELECT, marking, self.batch_size, marking + list(in_flight))
         self._acked = []
+        return rows
+
+    async def _publish_batch(self, conn: asyncpg.Connection, producer, guard: "_LeaseGuard") -> int:
+        rows, self._next = self._next, None
+        if rows is None:
+            # Clear before reading: a NOTIFY for a row committed after the SELECT must wake us again.
+            self._wake.clear()
+            rows = await self._read(conn)
         if not rows:
             return 0
         await guard.check()  # a holder that was frozen finds out here, before sending anything
         # Sends are queued in order and awaited together: per-key order holds, round trips overlap.
         futures = [await producer.send(self.topic_map[r["topic"]], value=r["payload"], key=r["key"].encode())
                    for r in rows]
-        await asyncio.gather(*futures)
-        self._acked = [r["id"] for r in rows]
+        ids = [r["id"] for r in rows]
+        acks = asyncio.gather(*futures)
+        try:
+            # Rows committed while the broker acks are read meanwhile, so they go out as soon as this batch
+            # is acked instead of a database round trip later. They are only read, not sent: a batch is
+            # handed to the producer after the one before it is acked, so a failed batch is published
+            # again (with whatever was read after it) before anything that came after it - per-key order.
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait([acks, woken], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+            following = None
+            if not acks.done():
+                self._wake.clear()  # (before the read, as above)
+                following = await self._read(conn, in_flight=ids)
+            await acks
+        except BaseException:
+            acks.add_done_callback(_retrieve)  # a read that failed leaves the acks unawaited
+            raise
+        self._acked += ids  # (a prefetched batch went out unread: the marks of the one before it still wait)
+        self._next = following or None
         self.published += len(rows)
-        if not self._wake.is_set():
+        if self._next is None and not self._wake.is_set():
             # Nothing new is waiting: mark now (metrics and the launcher's re-publishing read the marks).
             # When rows are waiting, the next batch's read marks these in the same round trip.
             await self._mark_acked(conn)
@@ -368,6 +398,11 @@ async def _close_quietly(conn: asyncpg.Connection) -> None:
         await asyncio.wait_for(conn.close(), timeout=2)
     except Exception:
         conn.terminate()
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _stop_quietly(producer) -> None:

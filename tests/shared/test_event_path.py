@@ -5,6 +5,7 @@ import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 from sqlalchemy import func, select, text
 from uuid6 import uuid7
 
@@ -149,6 +150,63 @@ async def test_relay_marks_a_batch_in_its_next_read_and_never_publishes_it_again
     await run_until(relay.run, lambda: _async(relay.published >= 5), "relay to publish both batches")
     records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
     # Each row once (the batch marked in the read that followed was not read again), in commit order.
+    assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in first + later]
+    async with scratch() as session:
+        pending = await session.scalar(select(func.count()).select_from(outbox_table)
+                                       .where(outbox_table.c.published_at.is_(None)))
+    assert pending == 0 and relay.published == 5
+
+
+class FailFirstBatchAfterCommit:
+    """The first batch's sends are never published and fail only after a row committed meanwhile has woken
+    the relay (so it reads that row ahead while the batch is 'being acked'); later producers publish."""
+
+    def __init__(self, producer, relay: OutboxRelay, commit, state: dict):
+        self.producer, self.relay, self.commit, self.state = producer, relay, commit, state
+
+    def __getattr__(self, name):
+        return getattr(self.producer, name)
+
+    async def send(self, *args, **kwargs):
+        if self.state["failing"] is None:
+            self.state["failing"] = asyncio.get_running_loop().create_future()
+            await self.commit()
+            await until(lambda: _async(self.relay._wake.is_set()), message="the NOTIFY of the row committed mid-batch")
+            asyncio.get_running_loop().call_later(0.5, self.state["failing"].set_exception,
+                                                  KafkaTimeoutError("the batch was never acked"))
+        if not self.state["failing"].done():
+            return self.state["failing"]
+        return await self.producer.send(*args, **kwargs)
+
+
+async def test_relay_reads_ahead_while_a_batch_is_acked_and_a_failed_batch_goes_out_again_before_it(
+        scratch, scratch_engine, settings_for):
+    settings = settings_for("relay-ahead")
+    await create_topics(settings)
+    first = await queue_posts(scratch, 3, subject="aggregate-a")
+    later: list = []
+
+    async def commit_more():
+        later.extend(await queue_posts(scratch, 2, subject="aggregate-a"))
+
+    relay = relay_for(settings, scratch_engine)
+    state = {"failing": None}
+    relay.producer_factory = lambda: FailFirstBatchAfterCommit(make_producer(settings), relay, commit_more, state)
+    reads_ahead = []
+    read = relay._read
+
+    async def observed(conn, in_flight=()):
+        rows = await read(conn, in_flight)
+        if in_flight:
+            reads_ahead.append(([r["id"] for r in rows], state["failing"].done()))
+        return rows
+
+    relay._read = observed
+    await run_until(relay.run, lambda: _async(relay.published >= 5), "relay to publish after the failed batch")
+    # The later rows were read while the first batch was still unacknowledged ...
+    assert reads_ahead and reads_ahead[0][1] is False and len(reads_ahead[0][0]) == 2
+    # ... but never sent before it: the failed batch went out again first, each row once, in commit order.
+    records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
     assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in first + later]
     async with scratch() as session:
         pending = await session.scalar(select(func.count()).select_from(outbox_table)
