@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
@@ -68,6 +69,24 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = Non
             raise DisconnectionError(f"pooled connection failed its ping: {exc!r}") from exc
 
     return engine
+
+
+@lru_cache(maxsize=64)
+def compiled_sql(statement, dialect) -> tuple[str, tuple[str, ...], dict]:
+    """A statement built once, compiled once for `dialect`: its SQL, the names of its parameters in the order
+    the SQL numbers them, and the values of the literals it binds. For the hottest statements, run as driver
+    SQL: SQLAlchemy's compiled cache hashes the statement's whole cache key (a tuple as large as the
+    statement) on every execution. Only for statements whose values the dialect binds as they are."""
+    compiled = statement.compile(dialect=dialect)
+    if compiled._bind_processors or compiled.literal_execute_params:
+        raise TypeError("this statement binds values the dialect processes: execute it compiled")
+    return compiled.string, tuple(compiled.positiontup), compiled.params
+
+
+def driver_args(compiled: tuple[str, tuple[str, ...], dict], params: dict) -> tuple:
+    """The positional values of a `compiled_sql` statement: `params` by name, else the statement's literals."""
+    _, names, constants = compiled
+    return tuple(params[name] if name in params else constants[name] for name in names)
 
 
 def make_sessionmaker(engine: AsyncEngine, *, service: str) -> async_sessionmaker[AsyncSession]:

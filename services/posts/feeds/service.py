@@ -71,7 +71,7 @@ from services.posts.groups.models import Group, GroupMember
 from services.posts.people import api as people
 from services.posts.people.api import Person
 from shared.auth import CurrentUser
-from shared.db import utcnow
+from shared.db import compiled_sql, driver_args, utcnow
 from shared.errors import InvalidInput
 from shared.events import GroupMuted, TagFollowed
 from shared.outbox import add_event
@@ -268,7 +268,9 @@ async def home(session: AsyncSession, *, user: CurrentUser, page: PageParams, or
     # On the session's connection: plain rows without the ORM's result machinery (nothing here is pending
     # to flush: a GET has not written), which costs more than the rest of the page's presentation.
     connection = await session.connection()
-    rows = (await connection.execute(_statement(order, after is not None), params)).all()
+    # As driver SQL, compiled once (shared.db.compiled_sql): no compiled-cache lookup per request.
+    compiled = compiled_sql(_statement(order, after is not None), connection.dialect)
+    rows = (await connection.exec_driver_sql(compiled[0], driver_args(compiled, params))).all()
     cursor = None
     if len(rows) > page.limit:  # pinned announcements come first, so the page's last row is the stream's if any
         last = rows[page.limit - 1]
