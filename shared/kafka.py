@@ -38,8 +38,12 @@ def topic_map(settings: HearthSettings) -> dict[str, str]:
 
 
 def make_producer(settings: HearthSettings, **overrides) -> AIOKafkaProducer:
+    # No linger: the relay hands a whole batch over in one go (aiokafka's send does not suspend while the
+    # topic's metadata is known and the partition's batch has room), so waiting for more only delayed
+    # every batch by the linger; and aiokafka sends one request per broker at a time, so rows that come
+    # while one is in flight are batched behind it anyway.
     options = dict(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                   enable_idempotence=settings.kafka_idempotence, request_timeout_ms=5000, linger_ms=1)
+                   enable_idempotence=settings.kafka_idempotence, request_timeout_ms=5000, linger_ms=0)
     return AIOKafkaProducer(**(options | overrides))
 
 
