@@ -3,6 +3,7 @@
 import asyncio
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -50,3 +51,21 @@ async def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(p
             assert await conn.scalar(text("SELECT pg_backend_pid()")) != pid
     finally:
         await engine.dispose()
+
+
+async def test_a_statement_compiled_once_runs_as_driver_sql_with_its_literals_and_refuses_processed_values(
+        scratch_engine):
+    from sqlalchemy import Integer, String, bindparam, literal, select
+    from sqlalchemy.types import PickleType
+
+    from shared.db import compiled_sql, driver_args
+
+    statement = select(literal("kept").label("word"), (bindparam("n", type_=Integer) + 1).label("next"))
+    compiled = compiled_sql(statement, scratch_engine.dialect)
+    assert compiled is compiled_sql(statement, scratch_engine.dialect)  # compiled once
+    async with scratch_engine.connect() as conn:
+        row = (await conn.exec_driver_sql(compiled[0], driver_args(compiled, {"n": 41}))).one()
+    assert tuple(row) == ("kept", 42)
+    processed = select(bindparam("blob", type_=PickleType), bindparam("s", type_=String))
+    with pytest.raises(TypeError):
+        compiled_sql(processed, scratch_engine.dialect)
