@@ -8,7 +8,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal, get_args
@@ -24,6 +24,7 @@ from jwt.algorithms import ECAlgorithm
 from sqlalchemy import Column, DateTime, Table, func
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from shared.db import SessionDep
 from shared.errors import AppError, Forbidden, InvalidInput, Unauthorized
@@ -286,6 +287,42 @@ class TokenVerifier:
 # own tables, the others from their people read model (shared.directory, via shared.guards).
 TokenGuard = Callable[[AsyncSession, CurrentUser], Awaitable[CurrentUser]]
 
+# Where the rate limiter leaves a StatementGuard's verdict for the request's token (request.state).
+GUARDED = "hearth_guarded"
+
+
+@dataclass(frozen=True)
+class StatementGuard:
+    """A token guard that is one statement, its facts about the caller (binding `:person_id` and `:sid`),
+    and a decision on them (`decide` gets the facts' row as a mapping: None, or all NULL, when there is none).
+
+    Being one statement, the rate limiter runs it in the round trip of its count (shared.ratelimit) and
+    leaves the verdict for `current_user`, which then does not ask again: still checked on every request.
+    Called as a TokenGuard (no rate limits, or from elsewhere) it reads the facts on the caller's session."""
+    facts: Executable
+    decide: Callable[[Mapping | None, CurrentUser], CurrentUser]
+
+    def params(self, user: CurrentUser) -> dict:
+        return {"person_id": user.id, "sid": user.session_id}
+
+    def verdict(self, facts: Mapping | None, user: CurrentUser) -> CurrentUser | AppError:
+        """The caller as they may act, or the error that refuses them (raised by current_user)."""
+        try:
+            return self.decide(facts, user)
+        except AppError as refused:
+            return refused
+
+    async def __call__(self, session: AsyncSession, user: CurrentUser) -> CurrentUser:
+        # On the session's connection: a plain row, without the ORM's result layer (nothing is pending to flush).
+        connection = await session.connection()
+        row = (await connection.execute(self.facts, self.params(user))).first()
+        return self.decide(None if row is None else row._mapping, user)
+
+
+def guard_for(state, user: CurrentUser) -> TokenGuard | None:
+    """The service's guard for this kind of token (app.state.api_token_guard or session_guard)."""
+    return getattr(state, "api_token_guard" if user.is_api_token else "session_guard", None)
+
 
 def required_scope(method: str, path: str) -> str | None:
     """The scope a scoped token needs for a request; None when scoped tokens may not call it at all."""
@@ -321,10 +358,15 @@ async def current_user(request: Request, session: SessionDep,
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A bearer access token is required.", error="invalid_request")
-    user = await request.app.state.verifier.verify(token.strip())
-    guard: TokenGuard | None = getattr(request.app.state, "api_token_guard" if user.is_api_token else "session_guard",
-                                       None)
-    if guard is not None:
+    token = token.strip()
+    user = await request.app.state.verifier.verify(token)
+    guard = guard_for(request.app.state, user)
+    guarded = getattr(request.state, GUARDED, None)
+    if guarded is not None and guarded[0] == token:  # the rate limiter's round trip ran this token's guard
+        if isinstance(guarded[1], AppError):
+            raise guarded[1]
+        user = guarded[1]
+    elif guard is not None:
         user = await guard(session, user)
     elif user.is_api_token:
         raise TokenRevoked("This service cannot check API tokens.")

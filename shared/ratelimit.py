@@ -11,11 +11,18 @@ Counting is one `INSERT … ON CONFLICT DO UPDATE … RETURNING` for all of a re
 transaction on a pooled connection (no session, no transaction round trips, asyncpg's prepared statement
 without SQLAlchemy's execution layer), so every replica sees the same counts. Code that needs a counter of its own (failed SCIM sign-ins)
 uses `hit` / `peek` directly.
+
+A caller whose service guards its kind of token with a `shared.auth.StatementGuard` (posts' session guard)
+has the guard's facts read in that same statement (`count_and_guard`): the verdict waits in the request's
+state for `current_user`, so the request spends one round trip on both, and the guard still runs on every
+request.
 """
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 
 from fastapi import Request
@@ -28,16 +35,17 @@ from sqlalchemy import (
     Table,
     delete,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 from sqlalchemy.util import greenlet_spawn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.auth import GUARDED, CurrentUser, StatementGuard, guard_for
 from shared.context import request_client_address
 from shared.errors import AppError, TooManyRequests, problem
-from shared.db import get_session
+from shared.db import compiled_sql, driver_args, get_session
 from shared.idempotency import app_session
 from shared.outbox import infra_metadata
 
@@ -120,26 +128,55 @@ _COUNT_SQL = (
     "SELECT bucket, window_start, 1 FROM unnest(CAST({buckets} AS varchar[]), CAST({starts} AS timestamptz[])) "
     "AS counted(bucket, window_start) "
     "ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING bucket, hits")
-_COUNT = text(_COUNT_SQL.format(buckets=":buckets", starts=":starts"))
 _COUNT_DRIVER = _COUNT_SQL.format(buckets="$1", starts="$2")  # asyncpg's own placeholders
+# The count and a StatementGuard's facts about the caller in one round trip: every counted row carries them
+# (NULLs when the facts have no row). The facts' own parameters come first ($1..$n), the count's after.
+_WITH_FACTS_SQL = ("WITH counted AS ({count}) SELECT counted.bucket, counted.hits, facts.* "
+                   "FROM counted LEFT JOIN ({facts}) AS facts ON true")
+
+
+@lru_cache(maxsize=16)
+def _with_facts(facts: Executable, dialect) -> tuple[str, tuple[str, ...], dict]:
+    sql, names, constants = compiled_sql(facts, dialect)
+    n = len(set(names))
+    count_sql = _COUNT_SQL.format(buckets=f"${n + 1}", starts=f"${n + 2}")
+    return _WITH_FACTS_SQL.format(count=count_sql, facts=sql), names, constants
 
 
 async def count(request: Request, counted: list[tuple[Rule, str]]) -> list[Decision]:
     """Count one request under each (rule, subject); the decisions say whether it is allowed."""
+    return (await count_and_guard(request, counted))[0]
+
+
+async def count_and_guard(request: Request, counted: list[tuple[Rule, str]],
+                          guard: tuple[StatementGuard, CurrentUser] | None = None
+                          ) -> tuple[list[Decision], Mapping | None]:
+    """`count`, and with a guard its facts about the caller read in the same statement (the row's mapping)."""
     now = datetime.now(UTC)
     windows = [(rule, _bucket(rule, subject), *_window(rule, now)) for rule, subject in counted]
     buckets, starts = [bucket for _, bucket, _, _ in windows], [start for _, _, start, _ in windows]
+
+    def statement(dialect) -> tuple[str, tuple]:
+        if guard is None:
+            return _COUNT_DRIVER, (buckets, starts)
+        compiled = _with_facts(guard[0].facts, dialect)
+        return compiled[0], (*driver_args(compiled, guard[0].params(guard[1])), buckets, starts)
+
     if get_session in request.app.dependency_overrides:  # tests: their own (savepoint) sessions
         async with app_session(request) as session:
-            rows = (await session.execute(_COUNT, {"buckets": buckets, "starts": starts})).all()
+            connection = await session.connection()
+            rows = [row._mapping for row in (await connection.exec_driver_sql(*statement(connection.dialect))).all()]
             await session.commit()
     else:
-        rows = await _count_on_pooled_connection(request.app.state.engine, buckets, starts, now)
-    hits = dict(rows)
-    return [Decision(rule, hits[bucket], reset_after) for rule, bucket, _, reset_after in windows]
+        engine = request.app.state.engine
+        sql, args = statement(engine.dialect)
+        rows = await _count_on_pooled_connection(engine, buckets, starts, now, sql=sql, args=args)
+    hits = {row["bucket"]: row["hits"] for row in rows}
+    return [Decision(rule, hits[bucket], reset_after) for rule, bucket, _, reset_after in windows], rows[0]
 
 
-async def _count_on_pooled_connection(engine, buckets: list[str], starts: list[datetime], now: datetime) -> list:
+async def _count_on_pooled_connection(engine, buckets: list[str], starts: list[datetime], now: datetime, *,
+                                      sql: str = _COUNT_DRIVER, args: tuple | None = None) -> list:
     """The count as one statement on a pooled connection, through asyncpg itself (a prepared statement from
     its cache), outside any transaction: SQLAlchemy's Connection and execution context around it cost more
     service CPU than the statement's round trip. The pool still checks the connection out (pinging one that
@@ -147,7 +184,7 @@ async def _count_on_pooled_connection(engine, buckets: list[str], starts: list[d
     pooled = await engine.raw_connection()
     try:
         driver = pooled.driver_connection
-        rows = await driver.fetch(_COUNT_DRIVER, buckets, starts)
+        rows = await driver.fetch(sql, *(args if args is not None else (buckets, starts)))
         if random.random() < 0.001:  # purge now and then instead of a job; old windows are never read
             await driver.execute("DELETE FROM rate_limits WHERE window_start < $1", now - PURGE_AFTER)
     except BaseException as exc:
@@ -155,7 +192,7 @@ async def _count_on_pooled_connection(engine, buckets: list[str], starts: list[d
         raise
     finally:
         await greenlet_spawn(pooled.close)  # back to the pool (or closed, past its size): may await the driver
-    return [(row[0], row[1]) for row in rows]
+    return rows
 
 
 def refuse(decision: Decision, detail: str = "Too many requests; slow down.") -> RateLimited:
@@ -201,11 +238,16 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not self.enabled or scope["path"] in UNLIMITED_PATHS:
             return await self.app(scope, receive, send)
         request = Request(scope, receive)
-        caller = await _caller(request)
+        token, user = await _caller(request)
+        caller = None if user is None else f"token:{user.token_id}" if user.is_api_token else f"person:{user.id}"
         # Only an anonymous caller is counted by address (working the address out is not free).
         subject = caller or f"ip:{request_client_address(request) or 'unknown'}"
-        decisions = await count(request, [(rule, subject)
-                                          for rule in self.rules_for(scope["method"], scope["path"], caller)])
+        guard = guard_for(request.app.state, user) if user is not None else None
+        guard = (guard, user) if isinstance(guard, StatementGuard) else None
+        decisions, facts = await count_and_guard(
+            request, [(rule, subject) for rule in self.rules_for(scope["method"], scope["path"], caller)], guard)
+        if guard is not None:  # current_user takes this verdict instead of asking the guard again
+            setattr(request.state, GUARDED, (token, guard[0].verdict(facts, user)))
         tightest = min(decisions, key=lambda d: (d.allowed, d.remaining))
         headers = [(b"ratelimit-limit", b"%d" % tightest.rule.limit),
                    (b"ratelimit-remaining", b"%d" % tightest.remaining),
@@ -225,13 +267,13 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _caller(request: Request) -> str | None:
-    """`person:<id>` or `token:<jti>` for a verified bearer token; None otherwise (counted by address)."""
+async def _caller(request: Request) -> tuple[str | None, CurrentUser | None]:
+    """The bearer token and its caller, verified; (None, None) otherwise (counted by address)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None, None
     try:
-        user = await request.app.state.verifier.verify(token.strip())
+        return token, await request.app.state.verifier.verify(token)
     except AppError:
-        return None
-    return f"token:{user.token_id}" if user.is_api_token else f"person:{user.id}"
+        return None, None

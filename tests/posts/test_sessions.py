@@ -1,11 +1,25 @@
 """Session tokens are only as good as the facts behind them: logout, theft, deactivation and demotion."""
 
 import jwt
+import pytest
 from sqlalchemy import update
 
+from services.posts.main import create_app
 from services.posts.people import service as people
 from services.posts.people.models import Person
 from shared.testing import outbox_events
+
+
+GUARD_IN_COUNT = "guard read in the rate limiter's count"
+
+
+@pytest.fixture(params=["guard asked by the route", GUARD_IN_COUNT])
+def app(request, settings):
+    """Every test twice: rate limits off (current_user asks the guard) and on (the guard's facts ride in the
+    round trip of the rate limiter's count, and current_user takes that verdict): the same refusals either way."""
+    on = request.param == GUARD_IN_COUNT
+    return create_app(settings.model_copy(update={"rate_limits_enabled": on, "rate_limit_person": "1000/60",
+                                                  "rate_limit_address": "1000/60", "rate_limit_login": "1000/60"}))
 
 
 async def sign_in(client, email, password="correct-horse") -> dict:
@@ -96,3 +110,13 @@ async def test_a_token_remembered_as_verified_is_still_refused_on_the_next_reque
         await s.commit()
     refused = await client.get("/api/v1/people/me", headers=bearer(tokens))
     assert refused.status_code == 401 and refused.json()["code"] == "token-revoked"
+
+
+async def test_the_guard_is_read_once_per_request_in_the_counts_statement_when_rate_limits_are_on(
+        client, app, make_person, auth, statements):
+    person = await make_person()
+    with statements() as seen:
+        assert (await client.get("/api/v1/people/me", headers=auth(person))).status_code == 200
+    guard = [sql for sql in seen if "revoked_sessions" in sql]
+    assert len(guard) == 1
+    assert ("INSERT INTO rate_limits" in guard[0]) == app.state.settings.rate_limits_on
