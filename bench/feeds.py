@@ -19,8 +19,8 @@ a temporary folder is removed at the end. For each size:
   statement (`-M prepared`, as the service runs it), `--concurrency` clients, for the same time:
   transactions/s. ratio = HTTP req/s / pgbench tps (the issue's floor and the headline; the target is >= 0.5);
 - pgbench again with every statement one home request runs, in its order and each on its own as the service
-  runs them (the rate limiter's count, the session guard, the page): "ratio, whole request" = HTTP req/s / those
-  tps, the floor for the whole request's database work;
+  runs them (the rate limiter's count with the session guard's facts, then the page): "ratio, whole request" =
+  HTTP req/s / those tps, the floor for the whole request's database work;
 - CPU per request, from /proc: the service's processes, PostgreSQL's and the client's (wrk's or this
   process's) during the HTTP measure, and PostgreSQL's per pgbench transaction. These depend far less than the throughput on what
   else runs on the machine, so they are the figures to compare between small runs on a busy machine.
@@ -63,6 +63,7 @@ from shared.devstack.postgres import EmbeddedPostgres
 from shared.devstack.stack import create_databases, database_url
 from shared.migrations import upgrade
 from shared.ratelimit import _COUNT_SQL as COUNT_SQL
+from shared.ratelimit import _WITH_FACTS_SQL as WITH_FACTS_SQL
 from shared.ratelimit import parse_rule
 
 PREFIX = "hearth_bench_"
@@ -204,8 +205,9 @@ def pgbench_script(people: int) -> str:
 
 def request_pgbench_script(people: int) -> str:
     """Every statement one home request runs, in its order and as it runs them (each on its own, no
-    transaction): the rate limiter's count of the person's bucket, the session guard (bench tokens carry no
-    `sid` of a sign-in that was never ended), then the page. The same viewer for all three."""
+    transaction): the rate limiter's count of the person's bucket with the session guard's facts in the same
+    statement (bench tokens carry the `sid` of a sign-in that was never ended), then the page. The same viewer
+    for both."""
     me = PERSON_SQL.format(n="(:n)::int")
     rule = parse_rule("rate_limit_person", Settings().rate_limit_person)
     window = f"to_timestamp(floor(extract(epoch FROM now()) / {rule.period}) * {rule.period})"
@@ -215,7 +217,8 @@ def request_pgbench_script(people: int) -> str:
     guard = literal_sql(SESSION_FACTS.params(sid=SID, person_id=ME)).replace(f"'{ME}'", me).replace(
         f"'{SID}'", SIGN_IN_SQL.format(n="(:n)::int"))
     page = pgbench_script(people).split("\n", 1)[1]
-    return f"\\set n random(1, {people})\n{' '.join(counted.split())};\n{' '.join(guard.split())};\n{page}"
+    request = WITH_FACTS_SQL.format(count=counted, facts=guard)
+    return f"\\set n random(1, {people})\n{' '.join(request.split())};\n{page}"
 
 
 def run_pgbench(pg_bin: Path, port: int, script: str, seconds: int, clients: int) -> float:
@@ -457,8 +460,8 @@ async def main() -> None:
             before = cpu_seconds(postmaster)
             tps = run_pgbench(pg_bin, pg.port, script, args.seconds, args.concurrency)
             pgbench_cpu = (cpu_seconds(postmaster) - before) / (tps * args.seconds) * 1000
-            say(f"{size:,} posts: pgbench with every statement of a home request (rate-limit count, session guard, "
-                f"page), {args.concurrency} clients, {args.seconds} s")
+            say(f"{size:,} posts: pgbench with every statement of a home request (rate-limit count with the session "
+                f"guard, page), {args.concurrency} clients, {args.seconds} s")
             before = cpu_seconds(postmaster)
             request_tps = run_pgbench(pg_bin, pg.port, request_script, args.seconds, args.concurrency)
             request_cpu = (cpu_seconds(postmaster) - before) / (request_tps * args.seconds) * 1000
@@ -482,7 +485,7 @@ async def main() -> None:
           f"{os.getloadavg()[0]:.1f})")
     print("ratio = HTTP req/s / pgbench tps of the page statement (the issue's floor, the headline); "
           "ratio, whole request = HTTP req/s / pgbench tps of every statement a request runs (rate-limit count, "
-          "session guard, page)")
+          "session guard in one statement, page)")
     print(f"{'posts':>10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7} "
           f"{'pgbench tps':>12} {'ratio':>6} {'CPU ms/req: service':>20} {'PG':>6} {'client':>7} "
           f"{'PG CPU ms/pgbench tx':>21} {'whole-request tps':>18} {'ratio, whole request':>21} "
