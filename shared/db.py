@@ -2,9 +2,9 @@
 
 import time
 from collections.abc import AsyncIterator
-from functools import lru_cache
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
