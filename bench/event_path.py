@@ -346,7 +346,7 @@ async def run_raw_kafka(target: Target, args, *, fetch_max_wait_ms: int | None =
         await admin.close()
 
     settings = HearthSettings(kafka_bootstrap=target.bootstrap)
-    producer = make_producer(settings)  # the relay's producer settings: acks=all, linger_ms=1
+    producer = make_producer(settings)  # the relay's producer settings: acks=all, no linger
     # The services' consumer fetch settings (fetch_max_wait_ms as given), but assigned, no group.
     extra = {} if fetch_max_wait_ms is None else {"fetch_max_wait_ms": fetch_max_wait_ms}
     consumer = AIOKafkaConsumer(bootstrap_servers=target.bootstrap, group_id=None, enable_auto_commit=False,
