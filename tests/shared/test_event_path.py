@@ -136,6 +136,16 @@ class CommitDuringFirstSend:
         return await self.producer.send(*args, **kwargs)
 
 
+async def assert_published_once_in_order(scratch, settings, relay: OutboxRelay, events: list) -> None:
+    """The topic holds exactly these events, once each, in this order, and every outbox row is marked."""
+    records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
+    assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in events]
+    async with scratch() as session:
+        pending = await session.scalar(select(func.count()).select_from(outbox_table)
+                                       .where(outbox_table.c.published_at.is_(None)))
+    assert pending == 0 and relay.published == len(events)
+
+
 async def test_relay_marks_a_batch_in_its_next_read_and_never_publishes_it_again(scratch, scratch_engine, settings_for):
     settings = settings_for("relay-carry")
     await create_topics(settings)
@@ -148,13 +158,8 @@ async def test_relay_marks_a_batch_in_its_next_read_and_never_publishes_it_again
     relay = relay_for(settings, scratch_engine)
     relay.producer_factory = lambda: CommitDuringFirstSend(make_producer(settings), relay, commit_more)
     await run_until(relay.run, lambda: _async(relay.published >= 5), "relay to publish both batches")
-    records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
     # Each row once (the batch marked in the read that followed was not read again), in commit order.
-    assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in first + later]
-    async with scratch() as session:
-        pending = await session.scalar(select(func.count()).select_from(outbox_table)
-                                       .where(outbox_table.c.published_at.is_(None)))
-    assert pending == 0 and relay.published == 5
+    await assert_published_once_in_order(scratch, settings, relay, first + later)
 
 
 class FailFirstBatchAfterCommit:
@@ -206,12 +211,7 @@ async def test_relay_reads_ahead_while_a_batch_is_acked_and_a_failed_batch_goes_
     # The later rows were read while the first batch was still unacknowledged ...
     assert reads_ahead and reads_ahead[0][1] is False and len(reads_ahead[0][0]) == 2
     # ... but never sent before it: the failed batch went out again first, each row once, in commit order.
-    records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
-    assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in first + later]
-    async with scratch() as session:
-        pending = await session.scalar(select(func.count()).select_from(outbox_table)
-                                       .where(outbox_table.c.published_at.is_(None)))
-    assert pending == 0 and relay.published == 5
+    await assert_published_once_in_order(scratch, settings, relay, first + later)
 
 
 class CountingConnection:
