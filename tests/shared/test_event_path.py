@@ -136,6 +136,19 @@ class CommitDuringFirstSend:
         return await self.producer.send(*args, **kwargs)
 
 
+async def batch_then_more(scratch, scratch_engine, settings_for, name: str):
+    """A relay over three queued rows of one aggregate, and `commit_more` to queue two more into `later`."""
+    settings = settings_for(name)
+    await create_topics(settings)
+    first = await queue_posts(scratch, 3, subject="aggregate-a")
+    later: list = []
+
+    async def commit_more():
+        later.extend(await queue_posts(scratch, 2, subject="aggregate-a"))
+
+    return settings, relay_for(settings, scratch_engine), first, later, commit_more
+
+
 async def assert_published_once_in_order(scratch, settings, relay: OutboxRelay, events: list) -> None:
     """The topic holds exactly these events, once each, in this order, and every outbox row is marked."""
     records = await read_to_end(settings.kafka_bootstrap, settings.topic_social)
@@ -147,15 +160,7 @@ async def assert_published_once_in_order(scratch, settings, relay: OutboxRelay, 
 
 
 async def test_relay_marks_a_batch_in_its_next_read_and_never_publishes_it_again(scratch, scratch_engine, settings_for):
-    settings = settings_for("relay-carry")
-    await create_topics(settings)
-    first = await queue_posts(scratch, 3, subject="aggregate-a")
-    later: list = []
-
-    async def commit_more():
-        later.extend(await queue_posts(scratch, 2, subject="aggregate-a"))
-
-    relay = relay_for(settings, scratch_engine)
+    settings, relay, first, later, commit_more = await batch_then_more(scratch, scratch_engine, settings_for, "relay-carry")
     relay.producer_factory = lambda: CommitDuringFirstSend(make_producer(settings), relay, commit_more)
     await run_until(relay.run, lambda: _async(relay.published >= 5), "relay to publish both batches")
     # Each row once (the batch marked in the read that followed was not read again), in commit order.
@@ -186,15 +191,7 @@ class FailFirstBatchAfterCommit:
 
 async def test_relay_reads_ahead_while_a_batch_is_acked_and_a_failed_batch_goes_out_again_before_it(
         scratch, scratch_engine, settings_for):
-    settings = settings_for("relay-ahead")
-    await create_topics(settings)
-    first = await queue_posts(scratch, 3, subject="aggregate-a")
-    later: list = []
-
-    async def commit_more():
-        later.extend(await queue_posts(scratch, 2, subject="aggregate-a"))
-
-    relay = relay_for(settings, scratch_engine)
+    settings, relay, first, later, commit_more = await batch_then_more(scratch, scratch_engine, settings_for, "relay-ahead")
     state = {"failing": None}
     relay.producer_factory = lambda: FailFirstBatchAfterCommit(make_producer(settings), relay, commit_more, state)
     reads_ahead = []
